@@ -1,0 +1,163 @@
+"""The ``datadrill`` command line.
+
+Exit codes: 0 success, 1 the thing asked about is not so (stack unhealthy, not running,
+already running), 2 bad input (unknown option, malformed config, unreachable DSN).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datadrill.config import DEFAULT_STATE_DIR, load_config
+from datadrill.errors import ConfigError, DrillError, StackNotRunning
+from datadrill.paths import StatePaths
+
+app = typer.Typer(
+    name="datadrill",
+    help="Game days for data platforms: inject faults, measure detection and recovery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stack_app = typer.Typer(help="Start, inspect and stop the embedded stack.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+# Tables are read in CI logs and pasted into tickets: never squeeze them to 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="DATADRILL_STATE_DIR",
+        help="Where the stack keeps its state, logs and data.",
+        show_default=True,
+    ),
+]
+
+
+@stack_app.command("up")
+def stack_up_cmd(
+    state_dir: StateDir = Path(DEFAULT_STATE_DIR),
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML config (default: ./datadrill.toml if present).")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Workload orders per second.")] = None,
+    catalog_uri: Annotated[
+        str | None, typer.Option("--catalog-uri", help="PostgreSQL DSN for the catalog (default SQLite).")
+    ] = None,
+    contract_format: Annotated[
+        str | None, typer.Option("--contract-format", help="avro or json.")
+    ] = None,
+    election_delay: Annotated[
+        float | None, typer.Option("--election-delay", help="Seconds before a dead leader is replaced.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a healthy stack.")] = 60.0,
+) -> None:
+    """Start a background stack with a steady workload; returns once data flows."""
+    from datadrill.stacks.embedded.manager import stack_up
+
+    overrides: dict[str, object] = {}
+    for key, value in (
+        ("workload.rate", rate),
+        ("catalog.uri", catalog_uri),
+        ("contract.format", contract_format),
+        ("kafka.election_delay_s", election_delay),
+    ):
+        if value is not None:
+            overrides[key] = value
+    config = load_config(config_file, overrides=overrides)
+    paths = StatePaths(state_dir)
+    with err.status("starting the embedded stack…") as spinner:
+        state = stack_up(paths, config, timeout_s=timeout,
+                         on_progress=lambda m: spinner.update(f"starting the embedded stack: {m}"))
+    out.print(f"[green]stack up[/green] in {state['state_dir']} (pid {state['pid']})")
+    out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
+    out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")
+    out.print(f"  control  {state['control_url']}")
+    out.print("  next: datadrill stack status | datadrill stack down")
+
+
+@stack_app.command("status")
+def stack_status_cmd(
+    state_dir: StateDir = Path(DEFAULT_STATE_DIR),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every component with its endpoint and health; exit 0 only if all are healthy."""
+    from datadrill.stacks.embedded.manager import stack_status
+
+    try:
+        status = stack_status(StatePaths(state_dir))
+    except StackNotRunning as exc:
+        if as_json:
+            out.print_json(json.dumps({"healthy": False, "running": False, "error": str(exc)}))
+        else:
+            err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    status["running"] = True
+    if as_json:
+        sys.stdout.write(json.dumps(status, indent=2) + "\n")
+    else:
+        _print_status(status)
+    raise typer.Exit(0 if status["healthy"] else 1)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    table = Table(title=f"datadrill stack — {status['state_dir']} (up {status['uptime_s']:.0f}s)")
+    table.add_column("component")
+    table.add_column("endpoint")
+    table.add_column("health")
+    table.add_column("detail")
+    for c in status["components"]:
+        health = "[green]healthy[/green]" if c["healthy"] else "[red]UNHEALTHY[/red]"
+        table.add_row(c["name"], c["endpoint"], health, c["detail"])
+    out.print(table)
+    verdict = "[green]all components healthy[/green]" if status["healthy"] else "[red]stack unhealthy[/red]"
+    out.print(verdict)
+
+
+@stack_app.command("down")
+def stack_down_cmd(state_dir: StateDir = Path(DEFAULT_STATE_DIR)) -> None:
+    """Stop the stack and every process it started."""
+    from datadrill.stacks.embedded.manager import read_state, stack_down
+
+    paths = StatePaths(state_dir)
+    running = read_state(paths) is not None
+    killed = stack_down(paths)
+    if running:
+        out.print(f"stack in {paths.root} stopped")
+    else:
+        out.print(f"no stack was running in {paths.root}")
+    if killed:
+        out.print(f"killed {len(killed)} leftover processes: {', '.join(map(str, killed))}")
+
+
+def main() -> None:
+    """Entry point: turn datadrill's own errors into one line and an exit code."""
+    try:
+        app(standalone_mode=True)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except DrillError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        for note in getattr(exc, "__notes__", []):
+            err.print(note, highlight=False, markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("COLUMNS", "120")
+    main()

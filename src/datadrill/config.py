@@ -1,0 +1,177 @@
+"""Stack configuration: one validated, frozen object built from a TOML file and flags.
+
+User input is parsed here, once, and nowhere else. A wrong field raises
+:class:`~datadrill.errors.ConfigError` naming the file, the field, the value and what is
+allowed.
+
+Example::
+
+    config = load_config(Path("datadrill.toml"), overrides={"workload.rate": 2000})
+    config.workload.rate   # 2000.0
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from datadrill.errors import ConfigError
+from datadrill.paths import StatePaths
+
+DEFAULT_CONFIG_FILE = "datadrill.toml"
+DEFAULT_STATE_DIR = ".datadrill"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(_Section):
+    brokers: int = Field(3, ge=1, le=9, description="mock brokers in the cluster")
+    topic: str = Field("orders.v1", min_length=1)
+    partitions: int = Field(6, ge=1, le=256)
+    replication_factor: int = Field(3, ge=1, le=9)
+    election_delay_s: float = Field(
+        2.0, ge=0, le=600, description="how long a dead leader's partitions stay leaderless"
+    )
+    group_initial_rebalance_delay_ms: int = Field(0, ge=0, le=300_000)
+
+    @model_validator(mode="after")
+    def _rf_fits(self) -> KafkaConfig:
+        if self.replication_factor > self.brokers:
+            raise ValueError(
+                f"replication_factor {self.replication_factor} exceeds brokers {self.brokers}"
+            )
+        return self
+
+
+class CatalogConfig(_Section):
+    uri: str = Field(
+        "",
+        description="empty for SQLite under the state directory, or a PostgreSQL DSN",
+    )
+    table: str = Field("dwh.orders", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        if uri and not uri.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+            raise ValueError(
+                "expected '' (SQLite in the state directory), 'sqlite:///PATH' or "
+                "'postgresql://USER:PASSWORD@HOST:PORT/DB'"
+            )
+        return uri
+
+    @property
+    def namespace(self) -> str:
+        return self.table.split(".", 1)[0]
+
+
+class ContractConfig(_Section):
+    format: Literal["avro", "json"] = "avro"
+
+
+class WorkloadConfig(_Section):
+    rate: float = Field(200.0, ge=0, le=1_000_000, description="orders per second")
+    canary_interval_s: float = Field(1.0, gt=0, le=3600)
+
+
+class RelayConfig(_Section):
+    batch_max_records: int = Field(20_000, ge=1, le=1_000_000)
+    poll_interval_ms: int = Field(20, ge=1, le=10_000)
+
+
+class SinkConfig(_Section):
+    group_id: str = Field("datadrill-sink", min_length=1)
+    batch_max_records: int = Field(100_000, ge=1, le=5_000_000)
+    batch_max_wait_ms: int = Field(200, ge=1, le=600_000)
+    snapshots_to_keep: int = Field(20, ge=1, le=100_000)
+
+
+class SupervisorConfig(_Section):
+    backoff_initial_s: float = Field(0.2, gt=0, le=60)
+    backoff_max_s: float = Field(5.0, gt=0, le=600)
+
+
+class StackConfig(_Section):
+    kafka: KafkaConfig = KafkaConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    contract: ContractConfig = ContractConfig()
+    workload: WorkloadConfig = WorkloadConfig()
+    relay: RelayConfig = RelayConfig()
+    sink: SinkConfig = SinkConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
+    section, _, key = dotted.partition(".")
+    target = data.setdefault(section, {})
+    if not isinstance(target, dict):
+        raise ConfigError("flags", section, target, "expected a table of settings")
+    target[key] = value
+
+
+def _first_error(source: str, error: ValidationError, data: Mapping[str, Any]) -> ConfigError:
+    detail = error.errors()[0]
+    field = ".".join(str(part) for part in detail["loc"])
+    value = detail.get("input")
+    if detail["type"] == "extra_forbidden":
+        section_path = [str(p) for p in detail["loc"][:-1]]
+        model: type[BaseModel] = StackConfig
+        for part in section_path:
+            annotation = model.model_fields[part].annotation
+            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            model = annotation
+        allowed = "unknown field; allowed: " + ", ".join(sorted(model.model_fields))
+    else:
+        allowed = detail["msg"]
+    return ConfigError(source, field, value, allowed)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str, overrides: Mapping[str, object] | None = None
+) -> StackConfig:
+    """Validate plain data (as read from TOML) plus dotted ``overrides`` from flags."""
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(merged, dotted, value)
+    try:
+        return StackConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise _first_error(source, exc, merged) from None
+
+
+def load_config(
+    path: Path | None, *, overrides: Mapping[str, object] | None = None
+) -> StackConfig:
+    """Read ``path`` (or ``datadrill.toml`` if it exists, else defaults) and validate it."""
+    if path is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        path = default if default.is_file() else None
+    if path is None:
+        return parse_config({}, source="defaults", overrides=overrides)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "(file)", str(path), f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python 3.11's TOMLDecodeError carries only its message, which names line and column.
+        raise ConfigError(str(path), "(syntax)", path.name, f"not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path), overrides=overrides)
+
+
+def read_running_config(paths: StatePaths) -> StackConfig:
+    """The configuration a running stack wrote into its state directory."""
+    data = json.loads(paths.config_file.read_text(encoding="utf-8"))
+    return StackConfig.model_validate(data)
+
+
+def write_running_config(paths: StatePaths, config: StackConfig) -> None:
+    paths.config_file.write_text(config.model_dump_json(indent=2), encoding="utf-8")

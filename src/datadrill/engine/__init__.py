@@ -1,0 +1,1 @@
+"""The machinery that runs drills: clocks and waiting (the runner lands here next)."""

@@ -1,0 +1,70 @@
+"""The exceptions datadrill raises, all under one root.
+
+    DrillError                      anything datadrill raises on purpose
+    ├── ConfigError                 bad user input: a config file, a flag, a DSN (exit code 2)
+    ├── StackError                  the stack cannot do what was asked
+    │   ├── StackAlreadyRunning     a second ``stack up`` in the same state directory
+    │   ├── StackNotRunning         ``status``/``down``/a client found no live stack
+    │   ├── StackStartFailed        the stack process died or stalled while starting
+    │   └── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
+    ├── ControlError                the stack's control interface refused a request
+    ├── QueryFailed                 the query engine could not answer (e.g. table missing)
+    └── WaitTimeout                 a condition did not hold in time (says what was seen)
+
+Example::
+
+    try:
+        stack = EmbeddedStack.attach(state_dir)
+    except StackNotRunning as exc:
+        print(exc)   # names the state directory and how to start a stack
+"""
+
+from __future__ import annotations
+
+
+class DrillError(Exception):
+    """Root of every error datadrill raises on purpose."""
+
+
+class ConfigError(DrillError):
+    """User input is wrong. The message names the source, the field, the value and what is
+    allowed; the CLI prints it on one line and exits 2."""
+
+    def __init__(self, source: str, field: str, value: object, allowed: str) -> None:
+        self.source = source
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{source}: {field} = {value!r} is invalid: {allowed}")
+
+
+class StackError(DrillError):
+    """The stack cannot do what was asked."""
+
+
+class StackAlreadyRunning(StackError):
+    """A stack already runs in this state directory."""
+
+
+class StackNotRunning(StackError):
+    """No live stack in this state directory."""
+
+
+class StackStartFailed(StackError):
+    """The stack process died or did not become ready while starting."""
+
+
+class KafkaMockUnavailable(StackError):
+    """No librdkafka with the mock cluster API could be loaded."""
+
+
+class ControlError(DrillError):
+    """The stack's control interface refused or failed a request."""
+
+
+class QueryFailed(DrillError):
+    """The query engine could not answer a query."""
+
+
+class WaitTimeout(DrillError):
+    """A condition did not become true within its timeout."""

@@ -1,0 +1,81 @@
+"""Where a stack keeps its state. One directory per stack; two directories, two stacks.
+
+Example::
+
+    paths = StatePaths(Path(".datadrill"))
+    paths.state_file      # .datadrill/stack.json
+    paths.log("sink")     # .datadrill/logs/sink.log
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        """Endpoints and pids of the running stack, written once it is ready."""
+        return self.root / "stack.json"
+
+    @property
+    def config_file(self) -> Path:
+        """The validated configuration the stack runs with."""
+        return self.root / "config.json"
+
+    @property
+    def lock_file(self) -> Path:
+        """Held (flock) by the stack process for its whole life."""
+        return self.root / "stack.lock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "stack.pid"
+
+    @property
+    def workload_file(self) -> Path:
+        """Live workload settings; the generator re-reads it when it changes."""
+        return self.root / "workload.json"
+
+    @property
+    def events_file(self) -> Path:
+        """Supervisor events (starts, exits, restarts with causes), JSON lines."""
+        return self.root / "events.jsonl"
+
+    @property
+    def source_db(self) -> Path:
+        return self.root / "source.db"
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.root / "catalog.db"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        """Heartbeats and one-shot crash points of the platform's processes."""
+        return self.root / "run"
+
+    def log(self, component: str) -> Path:
+        return self.logs / f"{component}.log"
+
+    def heartbeat(self, component: str) -> Path:
+        return self.run / f"{component}.heartbeat.json"
+
+    def crash_point(self, component: str) -> Path:
+        return self.run / f"{component}.crash-point"
+
+    def make(self) -> None:
+        for directory in (self.root, self.logs, self.run, self.warehouse):
+            directory.mkdir(parents=True, exist_ok=True)

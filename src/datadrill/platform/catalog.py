@@ -1,0 +1,165 @@
+"""The metastore: an Iceberg SQL catalog (pyiceberg) on SQLite or PostgreSQL.
+
+The catalog row of a table points at its current ``*.metadata.json``; lose the row and
+every reader fails, which is the incident datadrill rehearses. Both backends keep the
+same ``iceberg_tables`` schema that Trino's JDBC catalog reads.
+
+Example::
+
+    catalog = open_catalog(catalog_uri(config, paths), paths.warehouse)
+    table = ensure_orders_table(catalog, "dwh.orders")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import BooleanType, IntegerType, LongType, NestedField, StringType, TimestamptzType
+
+from datadrill.config import StackConfig
+from datadrill.errors import ConfigError
+from datadrill.paths import StatePaths
+
+CATALOG_NAME = "datadrill"
+# Snapshot summary keys where the sink keeps its exactly-once state.
+OFFSETS_PROPERTY = "datadrill.sink.offsets"
+MAX_EVENT_IDS_PROPERTY = "datadrill.sink.max-event-ids"
+
+ORDERS_SCHEMA = Schema(
+    NestedField(1, "order_id", LongType(), required=False),
+    NestedField(2, "customer_id", LongType(), required=False),
+    NestedField(3, "amount_cents", LongType(), required=False),
+    NestedField(4, "currency", StringType(), required=False),
+    NestedField(5, "status", StringType(), required=False),
+    NestedField(6, "created_at", TimestamptzType(), required=False),
+    NestedField(7, "is_canary", BooleanType(), required=False),
+    NestedField(8, "event_id", LongType(), required=False),
+    NestedField(9, "kafka_partition", IntegerType(), required=False),
+    NestedField(10, "kafka_offset", LongType(), required=False),
+    NestedField(11, "ingested_at", TimestamptzType(), required=False),
+)
+
+ORDERS_ARROW_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.int64()),
+        ("customer_id", pa.int64()),
+        ("amount_cents", pa.int64()),
+        ("currency", pa.string()),
+        ("status", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("is_canary", pa.bool_()),
+        ("event_id", pa.int64()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+TABLE_PROPERTIES = {
+    # Every commit writes a metadata file; keep the directory from growing without bound.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
+    # Merge small manifests so planning a scan stays cheap on long runs.
+    "commit.manifest-merge.enabled": "true",
+}
+
+
+def catalog_uri(config: StackConfig, paths: StatePaths) -> str:
+    """The SQLAlchemy URI of the catalog database."""
+    uri = config.catalog.uri
+    if not uri:
+        return f"sqlite:///{paths.catalog_db.resolve()}"
+    if uri.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + uri.removeprefix("postgresql://")
+    return uri
+
+
+def describe_uri(uri: str) -> str:
+    """The URI with any password hidden, for status output and errors."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).render_as_string(hide_password=True)
+
+
+def check_catalog_reachable(uri: str, *, source: str, timeout_s: int = 3) -> None:
+    """Fail with a :class:`ConfigError` when a PostgreSQL catalog cannot be reached."""
+    if not uri.startswith("postgresql"):
+        return
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": timeout_s})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise ConfigError(
+            source,
+            "catalog.uri",
+            describe_uri(uri),
+            f"cannot connect to PostgreSQL ({reason}); check the DSN and that the server runs",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def open_catalog(uri: str, warehouse: Path, *, init_tables: bool = True) -> SqlCatalog:
+    """Open the SQL catalog; ``init_tables`` creates its tables on first use (only the
+    stack process does, so two processes never race to create them)."""
+    return SqlCatalog(
+        CATALOG_NAME,
+        uri=uri,
+        warehouse=f"file://{warehouse.resolve()}",
+        init_catalog_tables="true" if init_tables else "false",
+    )
+
+
+def ensure_orders_table(catalog: SqlCatalog, identifier: str) -> Table:
+    namespace = identifier.split(".", 1)[0]
+    try:
+        catalog.create_namespace(namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    try:
+        return catalog.create_table(identifier, ORDERS_SCHEMA, properties=TABLE_PROPERTIES)
+    except TableAlreadyExistsError:
+        return catalog.load_table(identifier)
+
+
+def sink_state(table: Table) -> tuple[dict[int, int], dict[int, int]]:
+    """The sink's (next offsets, max event ids) per partition, from the newest snapshot
+    in the current lineage that carries them. Empty when the sink never committed."""
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        summary = snapshot.summary
+        raw = summary.additional_properties.get(OFFSETS_PROPERTY) if summary else None
+        if raw is not None:
+            assert summary is not None
+            offsets = {int(k): int(v) for k, v in json.loads(raw).items()}
+            raw_ids = summary.additional_properties.get(MAX_EVENT_IDS_PROPERTY, "{}")
+            max_ids = {int(k): int(v) for k, v in json.loads(raw_ids).items()}
+            return offsets, max_ids
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return {}, {}
+
+
+__all__ = [
+    "MAX_EVENT_IDS_PROPERTY",
+    "OFFSETS_PROPERTY",
+    "ORDERS_ARROW_SCHEMA",
+    "ORDERS_SCHEMA",
+    "NoSuchTableError",
+    "catalog_uri",
+    "check_catalog_reachable",
+    "ensure_orders_table",
+    "open_catalog",
+    "sink_state",
+]

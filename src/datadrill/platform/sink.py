@@ -1,0 +1,261 @@
+"""The sink connector: Kafka ``orders.v1`` → Iceberg ``dwh.orders``, exactly once.
+
+Exactly-once across crashes comes from one atomic step: each Iceberg commit carries, in
+its snapshot summary, the next Kafka offset of every partition and the highest outbox
+event id written per partition. On start the sink reads both from the table and resumes
+there; Kafka's committed offsets are written too, after each Iceberg commit, but only so
+lag can be measured — they are never trusted for resuming.
+
+The relay republishes a batch when it crashes between publishing and marking. Events of
+one order always land in one partition (keyed by order id) in event-id order, so any
+event whose id is not above the partition's high-water event id is a duplicate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from datadrill.config import StackConfig, read_running_config
+from datadrill.paths import StatePaths
+from datadrill.platform.catalog import (
+    MAX_EVENT_IDS_PROPERTY,
+    OFFSETS_PROPERTY,
+    ORDERS_ARROW_SCHEMA,
+    catalog_uri,
+    open_catalog,
+    sink_state,
+)
+from datadrill.platform.component import Component
+from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers
+from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
+
+log = logging.getLogger("datadrill.sink")
+
+CRASH_BEFORE_COMMIT = "after-write-before-commit"
+_COLUMNS = [f.name for f in ORDERS_ARROW_SCHEMA]
+
+
+@dataclass
+class _Batch:
+    columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
+    offsets: dict[int, int] = field(default_factory=dict)
+    max_ids: dict[int, int] = field(default_factory=dict)
+    rows: int = 0
+    messages: int = 0
+    started: float = 0.0
+
+
+@dataclass
+class _Stats:
+    rows_committed: int = 0
+    commits: int = 0
+    duplicates_dropped: int = 0
+    rejected: int = 0
+    commit_errors: int = 0
+    last_error: str = ""
+    last_commit_mono: float = 0.0
+    snapshot_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Sink:
+    def __init__(self, config: StackConfig, paths: StatePaths, bootstrap: str) -> None:
+        self.config = config
+        self.paths = paths
+        self.component = Component("sink", paths)
+        self.catalog: SqlCatalog = open_catalog(
+            catalog_uri(config, paths), paths.warehouse, init_tables=False
+        )
+        self.topic = config.kafka.topic
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": config.sink.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 50,
+                "queued.max.messages.kbytes": 262_144,
+                "client.id": "datadrill-sink",
+            }
+        )
+        self.stats = _Stats()
+        self.offsets: dict[int, int] = {}
+        self.max_ids: dict[int, int] = {}
+        self._contracts: dict[bytes, Contract] = {}
+        self.table: Table | None = None
+
+    # -- state -------------------------------------------------------------------------
+    def _load_table(self) -> Table:
+        """Wait for the table (it may be missing during a metadata-loss fault)."""
+        delay = 0.2
+        while self.component.should_run():
+            try:
+                return self.catalog.load_table(self.config.catalog.table)
+            except (NoSuchTableError, OSError, SQLAlchemyError) as exc:
+                self._error(f"cannot load {self.config.catalog.table}: {exc}")
+                self.component.heartbeat(self._heartbeat())
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise SystemExit(0)
+
+    def _resume(self) -> None:
+        """(Re)load the table and seek every partition to the offsets it recorded."""
+        self.table = self._load_table()
+        self.offsets, self.max_ids = sink_state(self.table)
+        metadata = self.consumer.list_topics(self.topic, timeout=10)
+        partitions = sorted(metadata.topics[self.topic].partitions)
+        self.consumer.assign(
+            [TopicPartition(self.topic, p, self.offsets.get(p, OFFSET_BEGINNING)) for p in partitions]
+        )
+        log.info("resuming %s from offsets %s", self.topic, self.offsets or "(beginning)")
+
+    def _error(self, message: str) -> None:
+        self.stats.last_error = message
+        log.warning(message)
+
+    # -- decoding ------------------------------------------------------------------------
+    def _contract(self, msg: Message) -> Contract:
+        headers = msg.headers() or []
+        schema_id = next((v for k, v in headers if k == _SCHEMA_HEADER), b"")
+        contract = self._contracts.get(schema_id)
+        if contract is None:
+            contract = contract_for_headers(headers)
+            self._contracts[schema_id] = contract
+        return contract
+
+    def _add(self, batch: _Batch, msg: Message, ingested_us: int) -> None:
+        partition = msg.partition()
+        offset = msg.offset()
+        batch.messages += 1
+        batch.offsets[partition] = offset + 1
+        try:
+            record = self._contract(msg).decode(msg.value())
+        except ContractViolation as exc:
+            self.stats.rejected += 1
+            self._error(f"{self.topic}[{partition}]@{offset}: {exc}")
+            return
+        event_id = int(record["event_id"])
+        high = batch.max_ids.get(partition, self.max_ids.get(partition, -1))
+        if event_id <= high:
+            self.stats.duplicates_dropped += 1
+            return
+        batch.max_ids[partition] = event_id
+        cols = batch.columns
+        for name in ("order_id", "customer_id", "amount_cents", "currency", "status",
+                     "created_at", "is_canary", "event_id"):
+            cols[name].append(record[name])
+        cols["kafka_partition"].append(partition)
+        cols["kafka_offset"].append(offset)
+        cols["ingested_at"].append(ingested_us)
+        batch.rows += 1
+
+    # -- committing ----------------------------------------------------------------------
+    def _commit(self, batch: _Batch) -> None:
+        offsets = {**self.offsets, **batch.offsets}
+        max_ids = {**self.max_ids, **batch.max_ids}
+        if batch.rows:
+            assert self.table is not None
+            arrow = pa.Table.from_pydict(batch.columns, schema=ORDERS_ARROW_SCHEMA)
+            properties = {
+                OFFSETS_PROPERTY: json.dumps({str(k): v for k, v in sorted(offsets.items())}),
+                MAX_EVENT_IDS_PROPERTY: json.dumps({str(k): v for k, v in sorted(max_ids.items())}),
+            }
+            try:
+                tx = self.table.transaction()
+                tx.append(arrow, snapshot_properties=properties)
+                # Data files are written; the catalog does not point at them yet.
+                self.component.crash_point(CRASH_BEFORE_COMMIT)
+                tx.commit_transaction()
+            except (CommitFailedException, NoSuchTableError, OSError) as exc:
+                # Someone else changed the table (a repair, a restore) or it is gone:
+                # drop the batch and resume from whatever the table now records.
+                self.stats.commit_errors += 1
+                self._error(f"commit failed, resuming from the table's offsets: {exc!r}")
+                time.sleep(0.2)
+                self._resume()
+                return
+            self.stats.rows_committed += batch.rows
+            self.stats.commits += 1
+            self.stats.last_commit_mono = time.monotonic()
+            snapshot = self.table.current_snapshot()
+            self.stats.snapshot_id = snapshot.snapshot_id if snapshot else None
+            if self.stats.commits % 50 == 0:
+                self._expire_snapshots()
+        self.offsets, self.max_ids = offsets, max_ids
+        if batch.offsets:
+            # For lag measurement only (see the module docstring).
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in batch.offsets.items()],
+                asynchronous=True,
+            )
+
+    def _expire_snapshots(self) -> None:
+        assert self.table is not None
+        keep = self.config.sink.snapshots_to_keep
+        snapshots = sorted(self.table.snapshots(), key=lambda s: s.timestamp_ms)
+        old = [s.snapshot_id for s in snapshots[:-keep]]
+        if not old:
+            return
+        try:
+            self.table.maintenance.expire_snapshots().by_ids(old).commit()
+        except (CommitFailedException, ValueError, OSError) as exc:
+            self._error(f"snapshot expiry skipped: {exc!r}")
+
+    def _heartbeat(self) -> dict[str, Any]:
+        data = self.stats.as_dict()
+        data["offsets"] = {str(k): v for k, v in self.offsets.items()}
+        return data
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        self._resume()
+        wait_s = self.config.sink.batch_max_wait_ms / 1000
+        max_records = self.config.sink.batch_max_records
+        batch = _Batch(started=time.monotonic())
+        while self.component.should_run():
+            want = min(10_000, max_records - batch.messages)
+            messages = self.consumer.consume(num_messages=want, timeout=0.05)
+            ingested_us = time.time_ns() // 1000
+            for msg in messages:
+                if msg.error():
+                    self._error(f"consumer error: {msg.error()}")
+                    continue
+                if batch.messages == 0:
+                    batch.started = time.monotonic()
+                self._add(batch, msg, ingested_us)
+            full = batch.messages >= max_records
+            due = batch.messages and time.monotonic() - batch.started >= wait_s
+            if full or due:
+                self._commit(batch)
+                batch = _Batch(started=time.monotonic())
+            self.component.heartbeat(self._heartbeat())
+        self.consumer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="datadrill-sink")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--bootstrap", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    paths = StatePaths(Path(args.state_dir))
+    Sink(read_running_config(paths), paths, args.bootstrap).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Supervises the platform's processes: restart on exit, with backoff, and say why.
+
+Each exit is recorded in ``events.jsonl`` (flushed and fsync'd) with its cause ("killed
+by SIGKILL", "exit code 1") and the delay before the restart, so restart-rate SLIs and
+reports can count them.
+
+Example::
+
+    supervisor = Supervisor(paths, events=EventLog(paths.events_file), clock=MonotonicClock())
+    supervisor.add("relay", [sys.executable, "-m", "datadrill.platform.relay", ...])
+    supervisor.start_all()
+    supervisor.poll()        # call periodically: restarts what exited
+    supervisor.stop_all()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from datadrill.engine.clock import Clock
+from datadrill.errors import ControlError
+from datadrill.paths import StatePaths
+
+# A process that stayed up this long has recovered: its next crash starts backoff afresh.
+_HEALTHY_AFTER_S = 10.0
+
+
+class EventLog:
+    """Append-only JSON lines, one fsync per event, safe across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, sort_keys=True) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exit code {returncode}"
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    pid: int | None
+    running: bool
+    restarts: int
+    last_exit: str | None
+    uptime_s: float | None
+
+
+class _Supervised:
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self.last_exit: str | None = None
+        self.restart_at: float | None = None
+        self.backoff = 0.0
+        self._log: IO[bytes] | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        paths: StatePaths,
+        *,
+        events: EventLog,
+        clock: Clock,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.paths = paths
+        self.events = events
+        self.clock = clock
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self._procs: dict[str, _Supervised] = {}
+        self._lock = threading.RLock()
+        self._stopping = False
+
+    def add(self, name: str, argv: list[str]) -> None:
+        self._procs[name] = _Supervised(name, argv, self.paths.log(name))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._procs)
+
+    def _spawn(self, proc: _Supervised) -> None:
+        log = proc.log_path.open("ab")
+        proc.process = subprocess.Popen(
+            proc.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True
+        )
+        log.close()  # the child holds its own descriptor
+        proc.started_at = self.clock.monotonic()
+        proc.restart_at = None
+        self.events.append(
+            {"event": "process_started", "component": proc.name, "pid": proc.process.pid,
+             "restarts": proc.restarts, "mono": proc.started_at, "wall": self.clock.wall()}
+        )
+
+    def start_all(self) -> None:
+        with self._lock:
+            for proc in self._procs.values():
+                self._spawn(proc)
+
+    def poll(self) -> None:
+        """Notice exits and restart processes whose backoff has passed."""
+        with self._lock:
+            if self._stopping:
+                return
+            now = self.clock.monotonic()
+            for proc in self._procs.values():
+                if proc.process is not None and proc.process.poll() is not None:
+                    code = proc.process.returncode
+                    cause = describe_exit(code)
+                    uptime = now - proc.started_at
+                    if uptime >= _HEALTHY_AFTER_S or proc.backoff == 0:
+                        proc.backoff = self.backoff_initial_s
+                    else:
+                        proc.backoff = min(proc.backoff * 2, self.backoff_max_s)
+                    proc.last_exit = cause
+                    proc.restart_at = now + proc.backoff
+                    self.events.append(
+                        {"event": "process_exited", "component": proc.name,
+                         "pid": proc.process.pid, "cause": cause, "returncode": code,
+                         "uptime_s": round(uptime, 3), "restart_in_s": proc.backoff,
+                         "mono": now, "wall": self.clock.wall()}
+                    )
+                    proc.process = None
+                if proc.process is None and proc.restart_at is not None and now >= proc.restart_at:
+                    proc.restarts += 1
+                    self._spawn(proc)
+
+    def signal(self, name: str, signum: int) -> int:
+        """Send ``signum`` to a component; returns the pid signalled."""
+        with self._lock:
+            proc = self._procs.get(name)
+            if proc is None:
+                raise ControlError(f"unknown component {name!r}; components are {self.names}")
+            if proc.process is None or proc.process.poll() is not None:
+                raise ControlError(f"component {name!r} is not running (restarting)")
+            pid = proc.process.pid
+            os.kill(pid, signum)
+            return pid
+
+    def status(self) -> list[ProcessStatus]:
+        with self._lock:
+            now = self.clock.monotonic()
+            out = []
+            for proc in self._procs.values():
+                running = proc.process is not None and proc.process.poll() is None
+                out.append(
+                    ProcessStatus(
+                        proc.name,
+                        proc.process.pid if proc.process is not None else None,
+                        running,
+                        proc.restarts,
+                        proc.last_exit,
+                        now - proc.started_at if running else None,
+                    )
+                )
+            return out
+
+    def stop_all(self, *, timeout_s: float = 10.0) -> None:
+        """SIGTERM everything, then SIGKILL what is left after ``timeout_s``."""
+        with self._lock:
+            self._stopping = True
+            live = [p for p in self._procs.values() if p.process is not None]
+            for proc in live:
+                assert proc.process is not None
+                if proc.process.poll() is None:
+                    proc.process.terminate()
+            deadline = time.monotonic() + timeout_s
+            for proc in live:
+                assert proc.process is not None
+                try:
+                    proc.process.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.process.kill()
+                    proc.process.wait()
+                self.events.append(
+                    {"event": "process_stopped", "component": proc.name,
+                     "pid": proc.process.pid, "cause": describe_exit(proc.process.returncode),
+                     "mono": self.clock.monotonic(), "wall": self.clock.wall()}
+                )
+                proc.process = None

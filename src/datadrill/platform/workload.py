@@ -1,0 +1,119 @@
+"""The workload generator: orders and their outbox events at a steady rate, plus canaries.
+
+Runs as its own process under the supervisor. It re-reads ``workload.json`` in the state
+directory whenever that file changes, so a fault (a producer burst) or an operator can
+change the rate of a running stack.
+
+Canaries are ordinary orders with ``is_canary`` set and ``customer_id`` 0; the
+``canaries`` table records the CLOCK_MONOTONIC instant each was written, so any process
+on the machine can measure its end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datadrill.config import WorkloadConfig, read_running_config
+from datadrill.paths import StatePaths
+from datadrill.platform.component import Component
+from datadrill.platform.source_db import OrderRow, connect, insert_orders, next_order_id
+
+TICK_S = 0.01
+CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK")
+CANARY_CUSTOMER = 0
+
+
+@dataclass
+class _Settings:
+    rate: float
+    canary_interval_s: float
+
+
+def _read_settings(paths: StatePaths, defaults: WorkloadConfig) -> _Settings:
+    try:
+        data = json.loads(paths.workload_file.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = {}
+    merged = WorkloadConfig.model_validate({**defaults.model_dump(), **data})
+    return _Settings(merged.rate, merged.canary_interval_s)
+
+
+def run(paths: StatePaths, *, seed: int = 0) -> None:
+    config = read_running_config(paths)
+    component = Component("workload", paths)
+    db = connect(paths.source_db)
+    rng = random.Random(seed)
+    settings = _read_settings(paths, config.workload)
+    settings_mtime = 0.0
+    order_id = next_order_id(db)
+    written = canaries_written = 0
+    owed = 0.0
+    last = time.monotonic()
+    next_canary = last
+    while component.should_run():
+        now = time.monotonic()
+        try:
+            mtime = paths.workload_file.stat().st_mtime
+        except FileNotFoundError:
+            mtime = 0.0
+        if mtime != settings_mtime:
+            settings_mtime = mtime
+            settings = _read_settings(paths, config.workload)
+        # Owe orders for the time that passed; cap the debt so a stall is not a burst.
+        owed = min(owed + (now - last) * settings.rate, max(settings.rate, 1.0))
+        last = now
+        count = int(owed)
+        owed -= count
+        created_us = time.time_ns() // 1000
+        rows = []
+        for _ in range(count):
+            rows.append(
+                OrderRow(
+                    order_id,
+                    rng.randint(1, 100_000),
+                    rng.randint(100, 500_000),
+                    CURRENCIES[rng.randrange(len(CURRENCIES))],
+                    "created",
+                    created_us,
+                    False,
+                )
+            )
+            order_id += 1
+        canaries: list[tuple[int, int, int]] = []
+        if now >= next_canary:
+            rows.append(OrderRow(order_id, CANARY_CUSTOMER, 0, "XXX", "canary", created_us, True))
+            canaries.append((order_id, created_us, time.monotonic_ns()))
+            order_id += 1
+            canaries_written += 1
+            next_canary = max(next_canary + settings.canary_interval_s, now)
+        if rows:
+            insert_orders(db, rows, canaries)
+            written += len(rows)
+        component.heartbeat(
+            {
+                "orders_written": written,
+                "canaries_written": canaries_written,
+                "rate": settings.rate,
+                "last_order_id": order_id - 1,
+            }
+        )
+        time.sleep(max(0.0, TICK_S - (time.monotonic() - now)))
+    component.heartbeat({"orders_written": written, "stopped": True}, force=True)
+    db.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="datadrill-workload")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    run(StatePaths(Path(args.state_dir)), seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Stack backends: the running components and their endpoints."""

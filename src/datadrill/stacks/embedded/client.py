@@ -1,0 +1,80 @@
+"""A handle on a running embedded stack: endpoints, catalog, query engine, control.
+
+Example::
+
+    stack = EmbeddedStack.attach(Path(".datadrill"))
+    stack.control.post("/kafka/brokers/1/down")
+    stack.query_engine().rows("SELECT count(*) FROM dwh.orders")
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog.sql import SqlCatalog
+
+from datadrill.config import StackConfig, read_running_config
+from datadrill.paths import StatePaths
+from datadrill.platform import source_db
+from datadrill.platform.catalog import catalog_uri, open_catalog
+from datadrill.platform.query import QueryEngine
+from datadrill.stacks.embedded.control import ControlClient
+from datadrill.stacks.embedded.manager import require_state
+
+
+@dataclass(frozen=True)
+class EmbeddedStack:
+    paths: StatePaths
+    config: StackConfig
+    state: dict[str, Any]
+
+    @classmethod
+    def attach(cls, state_dir: Path) -> EmbeddedStack:
+        """Attach to the stack running in ``state_dir`` (raises StackNotRunning)."""
+        paths = StatePaths(state_dir)
+        state = require_state(paths)
+        return cls(paths, read_running_config(paths), state)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return str(self.state["bootstrap_servers"])
+
+    @property
+    def topic(self) -> str:
+        return self.config.kafka.topic
+
+    @property
+    def table(self) -> str:
+        return self.config.catalog.table
+
+    @property
+    def control(self) -> ControlClient:
+        return ControlClient(str(self.state["control_url"]))
+
+    @property
+    def catalog_uri(self) -> str:
+        return catalog_uri(self.config, self.paths)
+
+    def catalog(self) -> SqlCatalog:
+        return open_catalog(self.catalog_uri, self.paths.warehouse, init_tables=False)
+
+    def query_engine(self) -> QueryEngine:
+        return QueryEngine(self.catalog(), default_tables=(self.table,))
+
+    def source(self) -> sqlite3.Connection:
+        """A connection to the source database (orders, outbox, canaries)."""
+        return source_db.connect(self.paths.source_db)
+
+    def status(self) -> dict[str, Any]:
+        return self.control.get("/status")
+
+    def set_workload(self, **settings: float) -> dict[str, Any]:
+        """Change the running workload, e.g. ``set_workload(rate=0)`` to pause it."""
+        return self.control.post("/workload", dict(settings))
+
+    def kill(self, component: str, signal: str = "SIGKILL") -> int:
+        """Signal a supervised component; returns the pid signalled."""
+        return int(self.control.post(f"/components/{component}/signal", {"signal": signal})["pid"])

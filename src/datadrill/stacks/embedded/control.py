@@ -1,0 +1,141 @@
+"""The stack process's control interface: small JSON over HTTP on 127.0.0.1.
+
+The mock Kafka cluster lives inside the stack process, so everything that changes it (and
+the supervised processes) goes through here: topic creation, broker down/up, RTT, pushed
+request errors, leader moves, signals to components, workload rate, shutdown.
+
+Example::
+
+    control = ControlClient("http://127.0.0.1:41234")
+    control.post("/kafka/brokers/2/down")
+    control.get("/status")["components"]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from datadrill.errors import ControlError, DrillError, StackNotRunning
+
+Handler = Callable[[dict[str, str], dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+class ControlServer:
+    """Routes ``METHOD /path`` to handlers taking (path params, JSON body)."""
+
+    def __init__(self, routes: list[tuple[str, str, Handler]]) -> None:
+        self.routes = [Route(m, re.compile(f"^{p}$"), h) for m, p, h in routes]
+        server = self
+
+        class _RequestHandler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # requests are not worth a log line each
+
+            def _dispatch(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else {}
+                    if not isinstance(body, dict):
+                        raise ValueError("body must be a JSON object")
+                except ValueError as exc:
+                    self._reply(400, {"error": f"bad JSON body: {exc}"})
+                    return
+                path = self.path.split("?", 1)[0]
+                for route in server.routes:
+                    match = route.pattern.match(path)
+                    if match and route.method == method:
+                        try:
+                            result = route.handler(match.groupdict(), body)
+                        except (DrillError, ValueError, KeyError, TypeError) as exc:
+                            self._reply(400, {"error": str(exc)})
+                        else:
+                            self._reply(200, result)
+                        return
+                self._reply(404, {"error": f"no route for {method} {path}"})
+
+            def _reply(self, code: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._dispatch("GET")
+
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+            def do_DELETE(self) -> None:
+                self._dispatch("DELETE")
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="control", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class ControlClient:
+    """Talks to a stack process's control interface."""
+
+    def __init__(self, url: str, *, timeout_s: float = 15.0) -> None:
+        if not url.startswith("http://127.0.0.1:"):
+            raise ControlError(f"refusing control URL {url!r}: the embedded stack is loopback only")
+        self.url = url
+        self.timeout_s = timeout_s
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body or {}).encode() if method != "GET" else None
+        req = urllib.request.Request(  # noqa: S310 - the URL is checked to be loopback http
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", str(exc))
+            except ValueError:
+                message = str(exc)
+            raise ControlError(f"{method} {path}: {message}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise StackNotRunning(f"stack control interface at {self.url} is unreachable: {exc}") from exc
+        assert isinstance(payload, dict)
+        return payload
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", path, body)
+
+    def delete(self, path: str) -> dict[str, Any]:
+        return self.request("DELETE", path)

@@ -1,0 +1,432 @@
+"""The stack process: owns the mock Kafka cluster, supervises the platform, serves control.
+
+Started in the background by ``datadrill stack up`` (see :mod:`manager`), one per state
+directory, holding ``stack.lock`` for its whole life. It writes ``stack.json`` (endpoints,
+pid, control URL) once every component is started, and removes it on a clean stop.
+
+Run by hand for debugging::
+
+    python -m datadrill.stacks.embedded.daemon --state-dir .datadrill
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from datadrill.config import StackConfig, read_running_config
+from datadrill.engine.clock import MonotonicClock
+from datadrill.errors import ControlError
+from datadrill.paths import StatePaths
+from datadrill.platform import source_db
+from datadrill.platform.component import read_heartbeat, write_json_atomic
+from datadrill.platform.supervisor import EventLog, Supervisor
+from datadrill.stacks.embedded.control import ControlServer
+from datadrill.stacks.embedded.election import LeaderElector
+from datadrill.stacks.embedded.kafka_mock import MockCluster
+
+log = logging.getLogger("datadrill.stack")
+
+COMPONENTS = ("workload", "relay", "sink")
+HEARTBEAT_STALE_S = 5.0
+# Exit code when another stack process already holds this state directory.
+EXIT_ALREADY_RUNNING = 3
+
+
+class StackProcess:
+    def __init__(self, paths: StatePaths, config: StackConfig) -> None:
+        self.paths = paths
+        self.config = config
+        self.clock = MonotonicClock()
+        self.events = EventLog(paths.events_file)
+        self.stop_requested = threading.Event()
+        self.started_mono = self.clock.monotonic()
+        self.started_wall = self.clock.wall()
+        self._lock = threading.Lock()
+        self.cluster: MockCluster | None = None
+        self.elector: LeaderElector | None = None
+        self.supervisor: Supervisor | None = None
+        self.control: ControlServer | None = None
+        self.catalog_uri = ""
+
+    # -- start-up ------------------------------------------------------------------------
+    def start(self) -> None:
+        kafka = self.config.kafka
+        self.cluster = MockCluster.start(brokers=kafka.brokers)
+        self.cluster.set_group_initial_rebalance_delay(kafka.group_initial_rebalance_delay_ms)
+        self.elector = LeaderElector(
+            brokers=self.cluster.broker_ids, delay_s=kafka.election_delay_s, clock=self.clock
+        )
+        self._create_topic(kafka.topic, kafka.partitions, kafka.replication_factor)
+        self._event("kafka_started", bootstrap=self.cluster.bootstrap_servers,
+                    library=self.cluster.library.path)
+
+        source_db.connect(self.paths.source_db).close()
+        if not self.paths.workload_file.exists():
+            write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
+
+        # Start the platform before the catalog is ready: the processes spend their first
+        # second importing, and the sink waits for the table anyway.
+        state_dir = str(self.paths.root.resolve())
+        bootstrap = self.cluster.bootstrap_servers
+        python = sys.executable
+        self.supervisor = Supervisor(
+            self.paths, events=self.events, clock=self.clock,
+            backoff_initial_s=self.config.supervisor.backoff_initial_s,
+            backoff_max_s=self.config.supervisor.backoff_max_s,
+        )
+        self.supervisor.add("workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir])
+        self.supervisor.add("relay", [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir,
+                                      "--bootstrap", bootstrap])
+        self.supervisor.add("sink", [python, "-m", "datadrill.platform.sink", "--state-dir", state_dir,
+                                     "--bootstrap", bootstrap])
+        self.supervisor.start_all()
+
+        from datadrill.platform.catalog import catalog_uri, ensure_orders_table, open_catalog
+
+        self.catalog_uri = catalog_uri(self.config, self.paths)
+        ensure_orders_table(open_catalog(self.catalog_uri, self.paths.warehouse), self.config.catalog.table)
+
+        self.control = ControlServer(self._routes())
+        self.control.start()
+        self._write_state()
+        self._event("stack_started", control=self.control.url)
+
+    def _create_topic(self, topic: str, partitions: int, replication_factor: int) -> None:
+        assert self.cluster is not None and self.elector is not None
+        self.cluster.create_topic(topic, partitions=partitions, replication_factor=replication_factor)
+        # Spread leaders ourselves so we always know who leads what.
+        for move in self.elector.add_topic(topic, partitions=partitions,
+                                           replication_factor=replication_factor):
+            self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
+
+    def _write_state(self) -> None:
+        assert self.cluster is not None and self.control is not None
+        from datadrill.platform.catalog import describe_uri
+
+        write_json_atomic(
+            self.paths.state_file,
+            {
+                "pid": os.getpid(),
+                "pgid": os.getpgid(0),
+                "state_dir": str(self.paths.root.resolve()),
+                "control_url": self.control.url,
+                "bootstrap_servers": self.cluster.bootstrap_servers,
+                "brokers": {str(k): v for k, v in self.cluster.broker_addresses.items()},
+                "topic": self.config.kafka.topic,
+                "catalog_uri": describe_uri(self.catalog_uri),
+                "table": self.config.catalog.table,
+                "warehouse": str(self.paths.warehouse.resolve()),
+                "source_db": str(self.paths.source_db.resolve()),
+                "started_wall": self.started_wall,
+                "librdkafka": self.cluster.library.path,
+            },
+        )
+
+    # -- running -------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        assert self.supervisor is not None and self.elector is not None and self.cluster is not None
+        while not self.stop_requested.wait(0.05):
+            with self._lock:
+                for move in self.elector.due_moves():
+                    self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
+                    self._event("leader_elected", topic=move.topic, partition=move.partition,
+                                leader=move.leader)
+            self.supervisor.poll()
+
+    def shutdown(self) -> None:
+        self._event("stack_stopping")
+        if self.supervisor is not None:
+            self.supervisor.stop_all()
+        if self.control is not None:
+            self.control.stop()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.paths.state_file.unlink(missing_ok=True)
+        self._event("stack_stopped")
+
+    def _event(self, name: str, **fields: Any) -> None:
+        self.events.append({"event": name, "mono": self.clock.monotonic(),
+                            "wall": self.clock.wall(), **fields})
+
+    # -- control routes ------------------------------------------------------------------
+    def _routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("GET", "/health", lambda p, b: {"ok": True, "pid": os.getpid()}),
+            ("GET", "/status", lambda p, b: self.status()),
+            ("POST", "/kafka/topics", self._h_topic),
+            ("POST", r"/kafka/brokers/(?P<broker>\d+)/down", self._h_broker_down),
+            ("POST", r"/kafka/brokers/(?P<broker>\d+)/up", self._h_broker_up),
+            ("POST", r"/kafka/brokers/(?P<broker>-?\d+)/rtt", self._h_rtt),
+            ("POST", "/kafka/request-errors", self._h_push_errors),
+            ("DELETE", r"/kafka/request-errors/(?P<api_key>\d+)", self._h_clear_errors),
+            ("POST", "/kafka/partitions/leader", self._h_leader),
+            ("GET", "/kafka/leaders", lambda p, b: self._leaders()),
+            ("POST", r"/components/(?P<name>[a-z]+)/signal", self._h_signal),
+            ("POST", "/workload", self._h_workload),
+            ("POST", "/shutdown", self._h_shutdown),
+        ]
+
+    def _leaders(self) -> dict[str, Any]:
+        assert self.elector is not None
+        return {
+            "leaders": [
+                {"topic": t, "partition": p, "leader": leader}
+                for (t, p), leader in sorted(self.elector.leaders().items())
+            ],
+            "down": list(self.elector.down_brokers()),
+        }
+
+    def _h_topic(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        name = str(body["name"])
+        partitions = int(body.get("partitions", 1))
+        rf = int(body.get("replication_factor", min(3, self.config.kafka.brokers)))
+        with self._lock:
+            self._create_topic(name, partitions, rf)
+        self._event("topic_created", topic=name, partitions=partitions, replication_factor=rf)
+        return {"topic": name, "partitions": partitions, "replication_factor": rf}
+
+    def _h_broker_down(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None and self.elector is not None
+        broker = int(params["broker"])
+        with self._lock:
+            self.cluster.broker_down(broker)
+            self.elector.broker_down(broker)
+        self._event("broker_down", broker=broker, election_delay_s=self.elector.delay_s)
+        return {"broker": broker, "up": False, "election_delay_s": self.elector.delay_s}
+
+    def _h_broker_up(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None and self.elector is not None
+        broker = int(params["broker"])
+        with self._lock:
+            self.cluster.broker_up(broker)
+            for move in self.elector.broker_up(broker):
+                self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
+        self._event("broker_up", broker=broker)
+        return {"broker": broker, "up": True}
+
+    def _h_rtt(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None
+        broker, rtt = int(params["broker"]), int(body["rtt_ms"])
+        if rtt < 0:
+            raise ControlError(f"rtt_ms must be >= 0, got {rtt}")
+        self.cluster.set_broker_rtt(broker, rtt)
+        self._event("broker_rtt", broker=broker, rtt_ms=rtt)
+        return {"broker": broker, "rtt_ms": rtt}
+
+    def _h_push_errors(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None
+        api_key = int(body["api_key"])
+        errors = [int(e) for e in body["errors"]]
+        broker = body.get("broker_id")
+        if broker is None:
+            self.cluster.push_request_errors(api_key, errors)
+        else:
+            rtts = [int(r) for r in body.get("rtts_ms", [0] * len(errors))]
+            if len(rtts) != len(errors):
+                raise ControlError("rtts_ms must have one entry per error")
+            self.cluster.push_broker_request_errors(int(broker), api_key, list(zip(errors, rtts, strict=True)))
+        self._event("request_errors_pushed", api_key=api_key, errors=errors, broker=broker)
+        return {"api_key": api_key, "count": len(errors)}
+
+    def _h_clear_errors(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None
+        api_key = int(params["api_key"])
+        self.cluster.clear_request_errors(api_key)
+        self._event("request_errors_cleared", api_key=api_key)
+        return {"api_key": api_key, "cleared": True}
+
+    def _h_leader(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.cluster is not None and self.elector is not None
+        topic, partition, broker = str(body["topic"]), int(body["partition"]), int(body["broker_id"])
+        with self._lock:
+            self.cluster.set_partition_leader(topic, partition, broker)
+            self.elector.record_leader(topic, partition, broker)
+        self._event("leader_moved", topic=topic, partition=partition, leader=broker)
+        return {"topic": topic, "partition": partition, "leader": broker}
+
+    def _h_signal(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        name = params["name"]
+        sig_name = str(body.get("signal", "SIGKILL"))
+        try:
+            signum = signal.Signals[sig_name]
+        except KeyError:
+            raise ControlError(f"unknown signal {sig_name!r}; use e.g. SIGKILL or SIGTERM") from None
+        pid = self.supervisor.signal(name, signum)
+        self._event("component_signalled", component=name, signal=sig_name, pid=pid)
+        return {"component": name, "signal": sig_name, "pid": pid}
+
+    def _h_workload(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        from datadrill.config import WorkloadConfig
+
+        current = WorkloadConfig.model_validate_json(self.paths.workload_file.read_text(encoding="utf-8"))
+        updated = WorkloadConfig.model_validate({**current.model_dump(), **body})
+        write_json_atomic(self.paths.workload_file, updated.model_dump())
+        self._event("workload_changed", **updated.model_dump())
+        return updated.model_dump()
+
+    def _h_shutdown(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        self.stop_requested.set()
+        return {"stopping": True}
+
+    # -- status --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        assert self.cluster is not None and self.elector is not None and self.supervisor is not None
+        components: list[dict[str, Any]] = []
+        components.extend(self._kafka_status())
+        components.extend(self._catalog_status())
+        components.append(self._source_status())
+        components.extend(self._process_status())
+        assert self.control is not None
+        components.append({"name": "control", "endpoint": self.control.url, "healthy": True,
+                           "detail": f"stack pid {os.getpid()}"})
+        return {
+            "healthy": all(c["healthy"] for c in components),
+            "state_dir": str(self.paths.root.resolve()),
+            "uptime_s": round(self.clock.monotonic() - self.started_mono, 3),
+            "components": components,
+        }
+
+    def _kafka_status(self) -> list[dict[str, Any]]:
+        assert self.cluster is not None and self.elector is not None
+        from confluent_kafka.admin import AdminClient
+
+        leaders = self.elector.leaders()
+        topic = self.config.kafka.topic
+        out = []
+        try:
+            metadata = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers}).list_topics(
+                timeout=3
+            )
+            seen = len(metadata.brokers)
+            partitions = len(metadata.topics[topic].partitions) if topic in metadata.topics else 0
+            ok = partitions == self.config.kafka.partitions
+            detail = f"{seen} brokers in metadata, {topic}: {partitions} partitions"
+        except Exception as exc:  # noqa: BLE001 - any failure is reported as unhealthy
+            ok, detail = False, f"metadata request failed: {exc}"
+        out.append({"name": "kafka", "endpoint": self.cluster.bootstrap_servers, "healthy": ok,
+                    "detail": detail})
+        for broker, address in self.cluster.broker_addresses.items():
+            up = self.elector.is_up(broker)
+            led = sum(1 for leader in leaders.values() if leader == broker)
+            out.append({"name": f"kafka-broker-{broker}", "endpoint": address, "healthy": up,
+                        "detail": f"{'up' if up else 'DOWN'}, leads {led} partitions"})
+        return out
+
+    def _catalog_status(self) -> list[dict[str, Any]]:
+        from datadrill.platform.catalog import describe_uri, open_catalog
+        from datadrill.platform.query import QueryEngine
+
+        table = self.config.catalog.table
+        catalog_entry: dict[str, Any] = {"name": "catalog", "endpoint": describe_uri(self.catalog_uri)}
+        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": "duckdb (in-process)"}
+        try:
+            catalog = open_catalog(self.catalog_uri, self.paths.warehouse)
+            loaded = catalog.load_table(table)
+            snapshot = loaded.current_snapshot()
+            catalog_entry.update(healthy=True, detail=f"{table} snapshot "
+                                 f"{snapshot.snapshot_id if snapshot else 'none'}")
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            catalog_entry.update(healthy=False, detail=f"cannot load {table}: {exc}")
+            query_entry.update(healthy=False, detail="catalog unavailable")
+            return [catalog_entry, query_entry]
+        try:
+            engine = QueryEngine(catalog, default_tables=(table,))
+            (count,) = engine.rows(f"SELECT count(*) FROM {table}")[0]
+            engine.close()
+            query_entry.update(healthy=True, detail=f"{table}: {count} rows")
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            query_entry.update(healthy=False, detail=str(exc))
+        return [catalog_entry, query_entry]
+
+    def _source_status(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": "source-db", "endpoint": str(self.paths.source_db.resolve())}
+        try:
+            db = source_db.connect(self.paths.source_db)
+            try:
+                orders, depth = source_db.count_orders(db), source_db.outbox_depth(db)
+            finally:
+                db.close()
+            entry.update(healthy=True, detail=f"{orders} orders, outbox depth {depth}")
+        except sqlite3.Error as exc:
+            entry.update(healthy=False, detail=str(exc))
+        return entry
+
+    def _process_status(self) -> list[dict[str, Any]]:
+        assert self.supervisor is not None
+        now = self.clock.monotonic()
+        out = []
+        for proc in self.supervisor.status():
+            beat = read_heartbeat(self.paths, proc.name)
+            fresh = beat is not None and beat.get("pid") == proc.pid and now - float(beat["mono"]) < HEARTBEAT_STALE_S
+            healthy = proc.running and fresh
+            if not proc.running:
+                detail = f"restarting (last exit: {proc.last_exit})"
+            elif not fresh:
+                detail = "starting (no heartbeat yet)"
+            else:
+                detail = _describe_progress(proc.name, beat or {})
+            if proc.restarts:
+                detail += f"; {proc.restarts} restarts, last: {proc.last_exit}"
+            out.append({"name": proc.name, "endpoint": f"pid {proc.pid}" if proc.pid else "-",
+                        "healthy": healthy, "detail": detail, "pid": proc.pid,
+                        "restarts": proc.restarts, "last_exit": proc.last_exit,
+                        "stats": beat or {}})
+        return out
+
+
+def _describe_progress(name: str, beat: dict[str, Any]) -> str:
+    if name == "workload":
+        return f"{beat.get('rate', 0):g} orders/s, {beat.get('orders_written', 0)} written"
+    if name == "relay":
+        return f"{beat.get('marked', 0)} published and marked"
+    if name == "sink":
+        return f"{beat.get('rows_committed', 0)} rows in {beat.get('commits', 0)} commits"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="datadrill-stack")
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+    paths = StatePaths(Path(args.state_dir))
+    paths.make()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lock = paths.lock_file.open("a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.error("another stack process holds %s", paths.lock_file)
+        return EXIT_ALREADY_RUNNING
+    paths.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    stack = StackProcess(paths, read_running_config(paths))
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stack.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        stack.start()
+        log.info("stack ready: %s", paths.state_file)
+        stack.run_forever()
+    finally:
+        stack.shutdown()
+        paths.pid_file.unlink(missing_ok=True)
+        lock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
