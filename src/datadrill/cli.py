@@ -55,9 +55,7 @@ def stack_up_cmd(
     catalog_uri: Annotated[
         str | None, typer.Option("--catalog-uri", help="PostgreSQL DSN for the catalog (default SQLite).")
     ] = None,
-    contract_format: Annotated[
-        str | None, typer.Option("--contract-format", help="avro or json.")
-    ] = None,
+    contract_format: Annotated[str | None, typer.Option("--contract-format", help="avro or json.")] = None,
     election_delay: Annotated[
         float | None, typer.Option("--election-delay", help="Seconds before a dead leader is replaced.")
     ] = None,
@@ -78,8 +76,12 @@ def stack_up_cmd(
     config = load_config(config_file, overrides=overrides)
     paths = StatePaths(state_dir)
     with err.status("starting the embedded stack…") as spinner:
-        state = stack_up(paths, config, timeout_s=timeout,
-                         on_progress=lambda m: spinner.update(f"starting the embedded stack: {m}"))
+        state = stack_up(
+            paths,
+            config,
+            timeout_s=timeout,
+            on_progress=lambda m: spinner.update(f"starting the embedded stack: {m}"),
+        )
     out.print(f"[green]stack up[/green] in {state['state_dir']} (pid {state['pid']})")
     out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
     out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")

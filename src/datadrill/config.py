@@ -44,9 +44,7 @@ class KafkaConfig(_Section):
     @model_validator(mode="after")
     def _rf_fits(self) -> KafkaConfig:
         if self.replication_factor > self.brokers:
-            raise ValueError(
-                f"replication_factor {self.replication_factor} exceeds brokers {self.brokers}"
-            )
+            raise ValueError(f"replication_factor {self.replication_factor} exceeds brokers {self.brokers}")
         return self
 
 
@@ -146,9 +144,7 @@ def parse_config(
         raise _first_error(source, exc, merged) from None
 
 
-def load_config(
-    path: Path | None, *, overrides: Mapping[str, object] | None = None
-) -> StackConfig:
+def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = None) -> StackConfig:
     """Read ``path`` (or ``datadrill.toml`` if it exists, else defaults) and validate it."""
     if path is None:
         default = Path(DEFAULT_CONFIG_FILE)

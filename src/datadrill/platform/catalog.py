@@ -12,15 +12,27 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.exceptions import (
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
-from pyiceberg.types import BooleanType, IntegerType, LongType, NestedField, StringType, TimestamptzType
+from pyiceberg.types import (
+    BooleanType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestamptzType,
+)
 
 from datadrill.config import StackConfig
 from datadrill.errors import ConfigError
@@ -123,10 +135,8 @@ def open_catalog(uri: str, warehouse: Path, *, init_tables: bool = True) -> SqlC
 
 def ensure_orders_table(catalog: SqlCatalog, identifier: str) -> Table:
     namespace = identifier.split(".", 1)[0]
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(namespace)
-    except NamespaceAlreadyExistsError:
-        pass
     try:
         return catalog.create_table(identifier, ORDERS_SCHEMA, properties=TABLE_PROPERTIES)
     except TableAlreadyExistsError:

@@ -57,7 +57,7 @@ class Contract:
     schema: dict[str, Any] = field(repr=False, compare=False)
 
     @property
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, str | bytes | None]]:
         return [
             (HEADER_CONTRACT, self.name.encode()),
             (HEADER_VERSION, str(self.version).encode()),
@@ -115,7 +115,7 @@ class _JsonCodec:
         validator_cls.check_schema(schema)
         self._validator = validator_cls(schema)
 
-    def _check(self, record: object) -> None:
+    def _check(self, record: Any) -> None:
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(record))
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path) or "(record)"

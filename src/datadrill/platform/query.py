@@ -77,6 +77,10 @@ class QueryEngine:
         self._con.register(name, arrow)
         self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {name}")
 
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        """Make an Arrow table queryable as ``name`` (e.g. source rows to compare with)."""
+        self._con.register(name, table)
+
     def _run(self, sql: str, tables: Sequence[str] | None, params: Sequence[Any]) -> Any:
         for identifier in tables if tables is not None else self._default_tables:
             self._resolve(identifier)
@@ -92,9 +96,7 @@ class QueryEngine:
         result: list[tuple[Any, ...]] = self._run(sql, tables, params).fetchall()
         return result
 
-    def arrow(
-        self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
-    ) -> pa.Table:
+    def arrow(self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None) -> pa.Table:
         result: pa.Table = self._run(sql, tables, params).fetch_arrow_table()
         return result
 

@@ -92,8 +92,11 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
             while True:
                 try:
                     producer.produce(
-                        topic, value=value, key=str(event.order_id).encode(),
-                        headers=headers, on_delivery=delivery,
+                        topic,
+                        value=value,
+                        key=str(event.order_id).encode(),
+                        headers=headers,
+                        on_delivery=delivery,
                     )
                     break
                 except BufferError:
@@ -119,7 +122,9 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
     db.close()
 
 
-def _stats(published: int, marked: int, rejected: int, failed: int, batches: int, error: str) -> dict[str, Any]:
+def _stats(
+    published: int, marked: int, rejected: int, failed: int, batches: int, error: str
+) -> dict[str, Any]:
     return {
         "published": published,
         "marked": marked,

@@ -39,8 +39,8 @@ from datadrill.platform.catalog import (
     sink_state,
 )
 from datadrill.platform.component import Component
-from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
+from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers
 
 log = logging.getLogger("datadrill.sink")
 
@@ -130,7 +130,9 @@ class Sink:
 
     # -- decoding ------------------------------------------------------------------------
     def _contract(self, msg: Message) -> Contract:
-        headers = msg.headers() or []
+        raw = msg.headers() or []
+        pairs = list(raw.items()) if isinstance(raw, dict) else raw
+        headers = [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs]
         schema_id = next((v for k, v in headers if k == _SCHEMA_HEADER), b"")
         contract = self._contracts.get(schema_id)
         if contract is None:
@@ -141,10 +143,11 @@ class Sink:
     def _add(self, batch: _Batch, msg: Message, ingested_us: int) -> None:
         partition = msg.partition()
         offset = msg.offset()
+        assert partition is not None and offset is not None  # set on every consumed message
         batch.messages += 1
         batch.offsets[partition] = offset + 1
         try:
-            record = self._contract(msg).decode(msg.value())
+            record = self._contract(msg).decode(msg.value() or b"")
         except ContractViolation as exc:
             self.stats.rejected += 1
             self._error(f"{self.topic}[{partition}]@{offset}: {exc}")
@@ -156,8 +159,16 @@ class Sink:
             return
         batch.max_ids[partition] = event_id
         cols = batch.columns
-        for name in ("order_id", "customer_id", "amount_cents", "currency", "status",
-                     "created_at", "is_canary", "event_id"):
+        for name in (
+            "order_id",
+            "customer_id",
+            "amount_cents",
+            "currency",
+            "status",
+            "created_at",
+            "is_canary",
+            "event_id",
+        ):
             cols[name].append(record[name])
         cols["kafka_partition"].append(partition)
         cols["kafka_offset"].append(offset)

@@ -124,8 +124,14 @@ class Supervisor:
         proc.started_at = self.clock.monotonic()
         proc.restart_at = None
         self.events.append(
-            {"event": "process_started", "component": proc.name, "pid": proc.process.pid,
-             "restarts": proc.restarts, "mono": proc.started_at, "wall": self.clock.wall()}
+            {
+                "event": "process_started",
+                "component": proc.name,
+                "pid": proc.process.pid,
+                "restarts": proc.restarts,
+                "mono": proc.started_at,
+                "wall": self.clock.wall(),
+            }
         )
 
     def start_all(self) -> None:
@@ -151,10 +157,17 @@ class Supervisor:
                     proc.last_exit = cause
                     proc.restart_at = now + proc.backoff
                     self.events.append(
-                        {"event": "process_exited", "component": proc.name,
-                         "pid": proc.process.pid, "cause": cause, "returncode": code,
-                         "uptime_s": round(uptime, 3), "restart_in_s": proc.backoff,
-                         "mono": now, "wall": self.clock.wall()}
+                        {
+                            "event": "process_exited",
+                            "component": proc.name,
+                            "pid": proc.process.pid,
+                            "cause": cause,
+                            "returncode": code,
+                            "uptime_s": round(uptime, 3),
+                            "restart_in_s": proc.backoff,
+                            "mono": now,
+                            "wall": self.clock.wall(),
+                        }
                     )
                     proc.process = None
                 if proc.process is None and proc.restart_at is not None and now >= proc.restart_at:
@@ -209,8 +222,13 @@ class Supervisor:
                     proc.process.kill()
                     proc.process.wait()
                 self.events.append(
-                    {"event": "process_stopped", "component": proc.name,
-                     "pid": proc.process.pid, "cause": describe_exit(proc.process.returncode),
-                     "mono": self.clock.monotonic(), "wall": self.clock.wall()}
+                    {
+                        "event": "process_stopped",
+                        "component": proc.name,
+                        "pid": proc.process.pid,
+                        "cause": describe_exit(proc.process.returncode),
+                        "mono": self.clock.monotonic(),
+                        "wall": self.clock.wall(),
+                    }
                 )
                 proc.process = None

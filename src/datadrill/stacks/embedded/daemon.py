@@ -19,7 +19,6 @@ import signal
 import sqlite3
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -68,8 +67,9 @@ class StackProcess:
             brokers=self.cluster.broker_ids, delay_s=kafka.election_delay_s, clock=self.clock
         )
         self._create_topic(kafka.topic, kafka.partitions, kafka.replication_factor)
-        self._event("kafka_started", bootstrap=self.cluster.bootstrap_servers,
-                    library=self.cluster.library.path)
+        self._event(
+            "kafka_started", bootstrap=self.cluster.bootstrap_servers, library=self.cluster.library.path
+        )
 
         source_db.connect(self.paths.source_db).close()
         if not self.paths.workload_file.exists():
@@ -81,15 +81,23 @@ class StackProcess:
         bootstrap = self.cluster.bootstrap_servers
         python = sys.executable
         self.supervisor = Supervisor(
-            self.paths, events=self.events, clock=self.clock,
+            self.paths,
+            events=self.events,
+            clock=self.clock,
             backoff_initial_s=self.config.supervisor.backoff_initial_s,
             backoff_max_s=self.config.supervisor.backoff_max_s,
         )
-        self.supervisor.add("workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir])
-        self.supervisor.add("relay", [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir,
-                                      "--bootstrap", bootstrap])
-        self.supervisor.add("sink", [python, "-m", "datadrill.platform.sink", "--state-dir", state_dir,
-                                     "--bootstrap", bootstrap])
+        self.supervisor.add(
+            "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir]
+        )
+        self.supervisor.add(
+            "relay",
+            [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir, "--bootstrap", bootstrap],
+        )
+        self.supervisor.add(
+            "sink",
+            [python, "-m", "datadrill.platform.sink", "--state-dir", state_dir, "--bootstrap", bootstrap],
+        )
         self.supervisor.start_all()
 
         from datadrill.platform.catalog import catalog_uri, ensure_orders_table, open_catalog
@@ -106,8 +114,9 @@ class StackProcess:
         assert self.cluster is not None and self.elector is not None
         self.cluster.create_topic(topic, partitions=partitions, replication_factor=replication_factor)
         # Spread leaders ourselves so we always know who leads what.
-        for move in self.elector.add_topic(topic, partitions=partitions,
-                                           replication_factor=replication_factor):
+        for move in self.elector.add_topic(
+            topic, partitions=partitions, replication_factor=replication_factor
+        ):
             self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
 
     def _write_state(self) -> None:
@@ -140,8 +149,9 @@ class StackProcess:
             with self._lock:
                 for move in self.elector.due_moves():
                     self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
-                    self._event("leader_elected", topic=move.topic, partition=move.partition,
-                                leader=move.leader)
+                    self._event(
+                        "leader_elected", topic=move.topic, partition=move.partition, leader=move.leader
+                    )
             self.supervisor.poll()
 
     def shutdown(self) -> None:
@@ -156,8 +166,9 @@ class StackProcess:
         self._event("stack_stopped")
 
     def _event(self, name: str, **fields: Any) -> None:
-        self.events.append({"event": name, "mono": self.clock.monotonic(),
-                            "wall": self.clock.wall(), **fields})
+        self.events.append(
+            {"event": name, "mono": self.clock.monotonic(), "wall": self.clock.wall(), **fields}
+        )
 
     # -- control routes ------------------------------------------------------------------
     def _routes(self) -> list[tuple[str, str, Any]]:
@@ -235,7 +246,9 @@ class StackProcess:
             rtts = [int(r) for r in body.get("rtts_ms", [0] * len(errors))]
             if len(rtts) != len(errors):
                 raise ControlError("rtts_ms must have one entry per error")
-            self.cluster.push_broker_request_errors(int(broker), api_key, list(zip(errors, rtts, strict=True)))
+            self.cluster.push_broker_request_errors(
+                int(broker), api_key, list(zip(errors, rtts, strict=True))
+            )
         self._event("request_errors_pushed", api_key=api_key, errors=errors, broker=broker)
         return {"api_key": api_key, "count": len(errors)}
 
@@ -289,8 +302,14 @@ class StackProcess:
         components.append(self._source_status())
         components.extend(self._process_status())
         assert self.control is not None
-        components.append({"name": "control", "endpoint": self.control.url, "healthy": True,
-                           "detail": f"stack pid {os.getpid()}"})
+        components.append(
+            {
+                "name": "control",
+                "endpoint": self.control.url,
+                "healthy": True,
+                "detail": f"stack pid {os.getpid()}",
+            }
+        )
         return {
             "healthy": all(c["healthy"] for c in components),
             "state_dir": str(self.paths.root.resolve()),
@@ -315,13 +334,20 @@ class StackProcess:
             detail = f"{seen} brokers in metadata, {topic}: {partitions} partitions"
         except Exception as exc:  # noqa: BLE001 - any failure is reported as unhealthy
             ok, detail = False, f"metadata request failed: {exc}"
-        out.append({"name": "kafka", "endpoint": self.cluster.bootstrap_servers, "healthy": ok,
-                    "detail": detail})
+        out.append(
+            {"name": "kafka", "endpoint": self.cluster.bootstrap_servers, "healthy": ok, "detail": detail}
+        )
         for broker, address in self.cluster.broker_addresses.items():
             up = self.elector.is_up(broker)
             led = sum(1 for leader in leaders.values() if leader == broker)
-            out.append({"name": f"kafka-broker-{broker}", "endpoint": address, "healthy": up,
-                        "detail": f"{'up' if up else 'DOWN'}, leads {led} partitions"})
+            out.append(
+                {
+                    "name": f"kafka-broker-{broker}",
+                    "endpoint": address,
+                    "healthy": up,
+                    "detail": f"{'up' if up else 'DOWN'}, leads {led} partitions",
+                }
+            )
         return out
 
     def _catalog_status(self) -> list[dict[str, Any]]:
@@ -335,8 +361,9 @@ class StackProcess:
             catalog = open_catalog(self.catalog_uri, self.paths.warehouse)
             loaded = catalog.load_table(table)
             snapshot = loaded.current_snapshot()
-            catalog_entry.update(healthy=True, detail=f"{table} snapshot "
-                                 f"{snapshot.snapshot_id if snapshot else 'none'}")
+            catalog_entry.update(
+                healthy=True, detail=f"{table} snapshot {snapshot.snapshot_id if snapshot else 'none'}"
+            )
         except Exception as exc:  # noqa: BLE001 - reported as unhealthy
             catalog_entry.update(healthy=False, detail=f"cannot load {table}: {exc}")
             query_entry.update(healthy=False, detail="catalog unavailable")
@@ -369,7 +396,11 @@ class StackProcess:
         out = []
         for proc in self.supervisor.status():
             beat = read_heartbeat(self.paths, proc.name)
-            fresh = beat is not None and beat.get("pid") == proc.pid and now - float(beat["mono"]) < HEARTBEAT_STALE_S
+            fresh = (
+                beat is not None
+                and beat.get("pid") == proc.pid
+                and now - float(beat["mono"]) < HEARTBEAT_STALE_S
+            )
             healthy = proc.running and fresh
             if not proc.running:
                 detail = f"restarting (last exit: {proc.last_exit})"
@@ -379,10 +410,18 @@ class StackProcess:
                 detail = _describe_progress(proc.name, beat or {})
             if proc.restarts:
                 detail += f"; {proc.restarts} restarts, last: {proc.last_exit}"
-            out.append({"name": proc.name, "endpoint": f"pid {proc.pid}" if proc.pid else "-",
-                        "healthy": healthy, "detail": detail, "pid": proc.pid,
-                        "restarts": proc.restarts, "last_exit": proc.last_exit,
-                        "stats": beat or {}})
+            out.append(
+                {
+                    "name": proc.name,
+                    "endpoint": f"pid {proc.pid}" if proc.pid else "-",
+                    "healthy": healthy,
+                    "detail": detail,
+                    "pid": proc.pid,
+                    "restarts": proc.restarts,
+                    "last_exit": proc.last_exit,
+                    "stats": beat or {},
+                }
+            )
         return out
 
 

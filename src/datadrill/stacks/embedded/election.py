@@ -52,14 +52,10 @@ class LeaderElector:
         """Register a topic; returns the initial leaders to apply (spread round-robin)."""
         count = len(self.brokers)
         if not 1 <= replication_factor <= count:
-            raise ValueError(
-                f"replication factor {replication_factor} needs 1..{count} brokers"
-            )
+            raise ValueError(f"replication factor {replication_factor} needs 1..{count} brokers")
         moves = []
         for partition in range(partitions):
-            replicas = tuple(
-                self.brokers[(partition + i) % count] for i in range(replication_factor)
-            )
+            replicas = tuple(self.brokers[(partition + i) % count] for i in range(replication_factor))
             leader = next((b for b in replicas if b not in self._down_since), replicas[0])
             self._partitions[(topic, partition)] = PartitionState(replicas, leader)
             moves.append(LeaderMove(topic, partition, leader))

@@ -84,13 +84,13 @@ def load_librdkafka() -> tuple[ctypes.CDLL, LibraryCandidate]:
             continue
         missing = [name for name in _REQUIRED_SYMBOLS if not hasattr(lib, name)]
         if missing:
-            problems.append(
-                f"{candidate.path} ({candidate.origin}): missing {', '.join(missing)}"
-            )
+            problems.append(f"{candidate.path} ({candidate.origin}): missing {', '.join(missing)}")
             continue
         return lib, candidate
-    looked = "; ".join(problems) if problems else (
-        "no librdkafka*.so* in confluent_kafka.libs and no system 'rdkafka' library"
+    looked = (
+        "; ".join(problems)
+        if problems
+        else ("no librdkafka*.so* in confluent_kafka.libs and no system 'rdkafka' library")
     )
     raise KafkaMockUnavailable(
         "no librdkafka exporting the rd_kafka_mock_* API was found. Looked for "
@@ -126,7 +126,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rd_kafka_mock_broker_set_rtt.argtypes = [vp, i32, ctypes.c_int]
     lib.rd_kafka_mock_push_request_errors_array.restype = None
     lib.rd_kafka_mock_push_request_errors_array.argtypes = [
-        vp, i16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)
+        vp,
+        i16,
+        ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_int),
     ]
     # Variadic: argtypes stay unset and every argument is passed as an explicit ctypes type.
     lib.rd_kafka_mock_broker_push_request_error_rtts.restype = ctypes.c_int
@@ -218,9 +221,7 @@ class MockCluster:
         """The next ``len(errors)`` requests of ``api_key`` to any broker fail with these."""
         array = (ctypes.c_int * len(errors))(*errors)
         with self._lock:
-            self._lib.rd_kafka_mock_push_request_errors_array(
-                self._handle(), api_key, len(errors), array
-            )
+            self._lib.rd_kafka_mock_push_request_errors_array(self._handle(), api_key, len(errors), array)
 
     def push_broker_request_errors(
         self, broker_id: int, api_key: int, errors_and_rtts: list[tuple[int, int]]

@@ -141,10 +141,18 @@ def stack_up(
     log_path = paths.log("stack")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "datadrill.stacks.embedded.daemon", "--state-dir",
-             str(paths.root.resolve())],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
+            [
+                sys.executable,
+                "-m",
+                "datadrill.stacks.embedded.daemon",
+                "--state-dir",
+                str(paths.root.resolve()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
         )
     _children[process.pid] = process
     progress(f"stack process {process.pid} starting")
@@ -161,21 +169,22 @@ def stack_up(
             )
             error.add_note("last log lines:\n" + _last_lines(log_path))
             raise error
-        state = read_state(paths)
-        if state is not None and state.get("pid") == process.pid:
+        started = read_state(paths)
+        if started is not None and started.get("pid") == process.pid:
             try:
-                last_status = ControlClient(state["control_url"]).get("/status")
+                last_status = ControlClient(started["control_url"]).get("/status")
             except StackNotRunning:
                 last_status = None
             if last_status and last_status["healthy"]:
-                return state
+                return started
             if last_status:
                 waiting = [c["name"] for c in last_status["components"] if not c["healthy"]]
                 progress("waiting for " + ", ".join(waiting))
         time.sleep(0.1)
     unhealthy = (
         "; ".join(f"{c['name']}: {c['detail']}" for c in last_status["components"] if not c["healthy"])
-        if last_status else "the stack never wrote its state file"
+        if last_status
+        else "the stack never wrote its state file"
     )
     stack_down(paths)
     error = StackStartFailed(f"the stack was not healthy after {timeout_s:g}s: {unhealthy}")
@@ -186,9 +195,7 @@ def stack_up(
 def require_state(paths: StatePaths) -> dict[str, Any]:
     state = read_state(paths)
     if state is None or not _alive(int(state["pid"])):
-        raise StackNotRunning(
-            f"no stack is running in {paths.root}; start one with 'datadrill stack up'"
-        )
+        raise StackNotRunning(f"no stack is running in {paths.root}; start one with 'datadrill stack up'")
     return state
 
 

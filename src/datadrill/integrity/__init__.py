@@ -1,0 +1,1 @@
+"""Integrity checks: does the sink hold exactly what the source holds?"""

@@ -1,0 +1,205 @@
+"""Fixtures for tests against a real embedded stack (processes, sockets, files)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datadrill.config import parse_config
+from datadrill.engine.wait import wait_until
+from datadrill.errors import WaitTimeout
+from datadrill.integrity.exactly_once import ExactlyOnceResult, check_exactly_once
+from datadrill.paths import StatePaths
+from datadrill.platform.supervisor import EventLog
+from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stacks.embedded.manager import group_members, stack_down, stack_up
+
+pytestmark = pytest.mark.integration
+
+TEST_CONFIG = {
+    "workload": {"rate": 400, "canary_interval_s": 0.5},
+    "kafka": {"election_delay_s": 1.0},
+    "sink": {"batch_max_wait_ms": 100},
+    "supervisor": {"backoff_initial_s": 0.1, "backoff_max_s": 1.0},
+}
+
+
+def start_stack(state_dir: Path, **overrides: Any) -> EmbeddedStack:
+    config = parse_config(TEST_CONFIG, source="test", overrides=overrides)
+    stack_up(StatePaths(state_dir), config, timeout_s=90)
+    return EmbeddedStack.attach(state_dir)
+
+
+def stop_stack(stack: EmbeddedStack) -> None:
+    pgid = int(stack.state["pgid"])
+    stack_down(stack.paths)
+    leftover = group_members(pgid)
+    assert leftover == [], f"processes left behind by stack down: {leftover}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack") / ".datadrill")
+    yield running
+    stop_stack(running)
+
+
+def drain(stack: EmbeddedStack, *, timeout: float = 90.0) -> ExactlyOnceResult:
+    """Stop the workload, wait for the pipeline to empty and return the integrity check.
+
+    Duplicates never go away by waiting, so waiting for an exact result cannot hide one;
+    the result is returned either way for the caller to assert on.
+    """
+    stack.set_workload(rate=0)
+    last: list[ExactlyOnceResult] = []
+
+    def settled() -> bool:
+        with stack.source() as db:
+            depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            engine = stack.query_engine()
+            try:
+                last.append(check_exactly_once(db, engine, table=stack.table))
+            finally:
+                engine.close()
+        return depth == 0 and last[-1].exact
+
+    try:
+        # On timeout the caller asserts on the last result, which names what is wrong.
+        with contextlib.suppress(WaitTimeout):
+            wait_until(settled, timeout=timeout, interval=0.2, what="the pipeline to drain exactly once")
+    finally:
+        stack.set_workload(rate=TEST_CONFIG["workload"]["rate"])
+    return last[-1]
+
+
+def events(stack: EmbeddedStack) -> list[dict[str, Any]]:
+    return EventLog(stack.paths.events_file).read()
+
+
+def sink_rows(stack: EmbeddedStack) -> int:
+    engine = stack.query_engine()
+    try:
+        return int(engine.rows(f"SELECT count(*) FROM {stack.table}")[0][0])
+    finally:
+        engine.close()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "datadrill.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+# -- a throwaway PostgreSQL server on 127.0.0.1 --------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not candidates:
+        pytest.fail(
+            "PostgreSQL server binaries not found; `make test` installs them (scripts/install-system-deps.sh)"
+        )
+    return candidates[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    bindir = _pg_bin()
+    # Not under pytest's tmp dir: its parents are private to root, and the server runs as
+    # the postgres user when we are root (initdb refuses to run as root).
+    base = Path(tempfile.mkdtemp(prefix="datadrill-pg-"))
+    datadir = base / "data"
+    datadir.mkdir()
+    port = _free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(datadir, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-w",
+            "-l",
+            str(datadir / "server.log"),
+            "-o",
+            f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [
+                *as_user,
+                str(bindir / "psql") if (bindir / "psql").exists() else "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "drill",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE catalog",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://drill@127.0.0.1:{port}/catalog"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_for_event(
+    stack: EmbeddedStack, predicate: Any, *, after: int = 0, timeout: float = 60
+) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next((e for e in events(stack)[after:] if predicate(e)), None)
+
+    found: dict[str, Any] = wait_until(find, timeout=timeout, interval=0.1, what="a stack event")
+    return found
+
+
+def heartbeat(stack: EmbeddedStack, name: str) -> dict[str, Any]:
+    return json.loads(stack.paths.heartbeat(name).read_text())
+
+
+def monotonic() -> float:
+    return time.monotonic()
