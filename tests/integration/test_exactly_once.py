@@ -7,8 +7,8 @@ import random
 import time
 
 import pytest
-
 from conftest import drain, events, heartbeat, wait_for_event
+
 from datadrill.engine.wait import wait_until
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT

@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import drain, sink_rows
+
 from datadrill.engine.wait import wait_until
 from datadrill.stacks.embedded.client import EmbeddedStack
 

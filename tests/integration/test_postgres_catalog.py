@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-
 from conftest import drain, sink_rows, start_stack, stop_stack
+
 from datadrill.engine.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

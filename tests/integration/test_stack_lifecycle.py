@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli, start_stack, stop_stack
+
 from datadrill.stacks.embedded.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
@@ -56,6 +56,7 @@ def test_second_up_in_same_directory_says_where(stack: EmbeddedStack) -> None:
 
 def test_data_flows_into_the_table(stack: EmbeddedStack) -> None:
     from conftest import sink_rows
+
     from datadrill.engine.wait import wait_until
 
     before = sink_rows(stack)
