@@ -95,6 +95,14 @@ class SupervisorConfig(_Section):
     backoff_initial_s: float = Field(0.2, gt=0, le=60)
     backoff_max_s: float = Field(5.0, gt=0, le=600)
 
+    @model_validator(mode="after")
+    def _ordered(self) -> SupervisorConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError(
+                f"backoff_initial_s {self.backoff_initial_s} exceeds backoff_max_s {self.backoff_max_s}"
+            )
+        return self
+
 
 class StackConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
@@ -108,6 +116,8 @@ class StackConfig(_Section):
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:
     section, _, key = dotted.partition(".")
+    if not section or not key or "." in key:
+        raise ConfigError("flags", dotted, value, "expected SECTION.FIELD, e.g. workload.rate")
     target = data.setdefault(section, {})
     if not isinstance(target, dict):
         raise ConfigError("flags", section, target, "expected a table of settings")
@@ -135,13 +145,20 @@ def parse_config(
     data: Mapping[str, Any], *, source: str, overrides: Mapping[str, object] | None = None
 ) -> StackConfig:
     """Validate plain data (as read from TOML) plus dotted ``overrides`` from flags."""
+    try:
+        config = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(source, exc, data) from None
+    if not overrides:
+        return config
+    # Overrides are checked on their own so an error names the flag, not the file.
     merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for dotted, value in (overrides or {}).items():
+    for dotted, value in overrides.items():
         _set_dotted(merged, dotted, value)
     try:
         return StackConfig.model_validate(merged)
     except ValidationError as exc:
-        raise _first_error(source, exc, merged) from None
+        raise _first_error("flags", exc, merged) from None
 
 
 def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = None) -> StackConfig:

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import fastavro
 import jsonschema
+from fastavro.validation import ValidationError as AvroValidationError
+from fastavro.validation import validate
 
 from datadrill.errors import DrillError
 
@@ -95,10 +97,32 @@ class _AvroCodec:
     def encode(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
         try:
+            # fastavro alone would truncate 1.5 to 1 for a long and drop unknown fields:
+            # a contract that loses data silently is no contract.
+            validate(record, self._parsed, raise_errors=True, strict=True)
             fastavro.schemaless_writer(buf, self._parsed, record)
-        except (ValueError, TypeError, KeyError) as exc:
+        except AvroValidationError:
+            raise ContractViolation(
+                f"record does not match the Avro contract: {self._explain(record)}"
+            ) from None
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise ContractViolation(f"record does not match the Avro contract: {exc}") from exc
         return buf.getvalue()
+
+    def _explain(self, record: dict[str, Any]) -> str:
+        """Name the first offending field (fastavro's own message dumps the whole schema)."""
+        if not isinstance(record, dict):
+            return f"expected a record, got {type(record).__name__}"
+        fields = {f["name"]: f["type"] for f in self._parsed["fields"]}
+        for name, kind in fields.items():
+            if name not in record:
+                return f"missing field {name!r}"
+            if not validate(record[name], kind, raise_errors=False):
+                return f"field {name!r} = {record[name]!r} is not a valid {kind}"
+        unknown = sorted(set(record) - set(fields))
+        if unknown:
+            return f"unknown fields {unknown}; the contract has {sorted(fields)}"
+        return "invalid record"
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         try:
@@ -164,7 +188,7 @@ def contract_for_headers(headers: list[tuple[str, bytes]] | None) -> Contract:
     values = {k: v for k, v in headers or []}
     try:
         schema_id = int(values[HEADER_SCHEMA_ID])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise ContractViolation(f"message has no usable {HEADER_SCHEMA_ID} header") from exc
     for (name, version, fmt), known_id in _SCHEMA_IDS.items():
         if known_id == schema_id:

@@ -130,14 +130,19 @@ class Sink:
 
     # -- decoding ------------------------------------------------------------------------
     def _contract(self, msg: Message) -> Contract:
+        # Hot path: find the schema id without normalising every header of every message.
         raw = msg.headers() or []
-        pairs = list(raw.items()) if isinstance(raw, dict) else raw
-        headers = [(k, v.encode() if isinstance(v, str) else v or b"") for k, v in pairs]
-        schema_id = next((v for k, v in headers if k == _SCHEMA_HEADER), b"")
-        contract = self._contracts.get(schema_id)
+        pairs = raw.items() if isinstance(raw, dict) else raw
+        schema_id: str | bytes | None = b""
+        for key, value in pairs:
+            if key == _SCHEMA_HEADER:
+                schema_id = value
+                break
+        key_bytes = schema_id.encode() if isinstance(schema_id, str) else schema_id or b""
+        contract = self._contracts.get(key_bytes)
         if contract is None:
-            contract = contract_for_headers(headers)
-            self._contracts[schema_id] = contract
+            contract = contract_for_headers([(_SCHEMA_HEADER, key_bytes)])
+            self._contracts[key_bytes] = contract
         return contract
 
     def _add(self, batch: _Batch, msg: Message, ingested_us: int) -> None:

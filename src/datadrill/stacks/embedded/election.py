@@ -71,7 +71,8 @@ class LeaderElector:
         self._down_since.pop(broker_id, None)
         moves = []
         for key, state in self._partitions.items():
-            if state.leader in self._down_since and broker_id in state.replicas:
+            others_down = all(b in self._down_since for b in state.replicas if b != broker_id)
+            if state.leader in self._down_since and broker_id in state.replicas and others_down:
                 self._partitions[key] = PartitionState(state.replicas, broker_id)
                 moves.append(LeaderMove(key[0], key[1], broker_id))
         return moves
