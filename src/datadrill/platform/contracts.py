@@ -113,7 +113,8 @@ class _AvroCodec:
         """Name the first offending field (fastavro's own message dumps the whole schema)."""
         if not isinstance(record, dict):
             return f"expected a record, got {type(record).__name__}"
-        fields = {f["name"]: f["type"] for f in self._parsed["fields"]}
+        parsed: dict[str, Any] = self._parsed
+        fields = {f["name"]: f["type"] for f in parsed["fields"]}
         for name, kind in fields.items():
             if name not in record:
                 return f"missing field {name!r}"
