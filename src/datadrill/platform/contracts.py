@@ -92,7 +92,8 @@ def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
 class _AvroCodec:
     def __init__(self, schema: dict[str, Any]) -> None:
         fastavro.parse_schema(schema)  # the contract as written must be valid Avro
-        self._parsed = fastavro.parse_schema(_without_logical_types(schema))
+        self._schema = _without_logical_types(schema)
+        self._parsed = fastavro.parse_schema(self._schema)
 
     def encode(self, record: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
@@ -113,7 +114,7 @@ class _AvroCodec:
         """Name the first offending field (fastavro's own message dumps the whole schema)."""
         if not isinstance(record, dict):
             return f"expected a record, got {type(record).__name__}"
-        parsed: dict[str, Any] = self._parsed
+        parsed = self._schema
         fields = {f["name"]: f["type"] for f in parsed["fields"]}
         for name, kind in fields.items():
             if name not in record:
