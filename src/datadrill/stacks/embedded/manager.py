@@ -136,7 +136,7 @@ def stack_up(
 
     from datadrill.platform.catalog import catalog_uri, check_catalog_reachable
 
-    check_catalog_reachable(catalog_uri(config, paths), source="catalog.uri")
+    check_catalog_reachable(catalog_uri(config, paths), source="stack up")
     write_running_config(paths, config)
     log_path = paths.log("stack")
     with log_path.open("ab") as log:
