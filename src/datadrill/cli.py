@@ -45,6 +45,12 @@ StateDir = Annotated[
 ]
 
 
+def _register_drill_commands() -> None:
+    from datadrill.drill_cli import register
+
+    register(app, out, err)
+
+
 @stack_app.command("up")
 def stack_up_cmd(
     state_dir: StateDir = Path(DEFAULT_STATE_DIR),
@@ -141,6 +147,9 @@ def stack_down_cmd(state_dir: StateDir = Path(DEFAULT_STATE_DIR)) -> None:
         out.print(f"no stack was running in {paths.root}")
     if killed:
         out.print(f"killed {len(killed)} leftover processes: {', '.join(map(str, killed))}")
+
+
+_register_drill_commands()
 
 
 def main() -> None:

@@ -49,13 +49,93 @@ _COLUMNS = [f.name for f in ORDERS_ARROW_SCHEMA]
 
 
 @dataclass
-class _Batch:
+class Batch:
+    """Rows decoded from consumed messages, with the offsets and event ids they advance."""
+
     columns: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in _COLUMNS})
     offsets: dict[int, int] = field(default_factory=dict)
     max_ids: dict[int, int] = field(default_factory=dict)
     rows: int = 0
     messages: int = 0
     started: float = 0.0
+
+    def arrow(self) -> pa.Table:
+        return pa.Table.from_pydict(self.columns, schema=ORDERS_ARROW_SCHEMA)
+
+
+def snapshot_properties(offsets: dict[int, int], max_ids: dict[int, int]) -> dict[str, str]:
+    """The exactly-once state stored in an Iceberg snapshot's summary."""
+    return {
+        OFFSETS_PROPERTY: json.dumps({str(k): v for k, v in sorted(offsets.items())}),
+        MAX_EVENT_IDS_PROPERTY: json.dumps({str(k): v for k, v in sorted(max_ids.items())}),
+    }
+
+
+_RECORD_COLUMNS = (
+    "order_id",
+    "customer_id",
+    "amount_cents",
+    "currency",
+    "status",
+    "created_at",
+    "is_canary",
+    "event_id",
+)
+
+
+class EventDecoder:
+    """Decodes ``orders.v1`` messages into a :class:`Batch`, dropping republished duplicates.
+
+    Shared by the sink and by the Kafka replay recovery step, so both apply the same
+    exactly-once rule: per partition, an event id at or below the high-water id is a
+    duplicate.
+    """
+
+    def __init__(self) -> None:
+        self._contracts: dict[bytes, Contract] = {}
+        self.last_error = ""
+
+    def _contract(self, msg: Message) -> Contract:
+        # Hot path: find the schema id without normalising every header of every message.
+        raw = msg.headers() or []
+        pairs = raw.items() if isinstance(raw, dict) else raw
+        schema_id: str | bytes | None = b""
+        for key, value in pairs:
+            if key == _SCHEMA_HEADER:
+                schema_id = value
+                break
+        key_bytes = schema_id.encode() if isinstance(schema_id, str) else schema_id or b""
+        contract = self._contracts.get(key_bytes)
+        if contract is None:
+            contract = contract_for_headers([(_SCHEMA_HEADER, key_bytes)])
+            self._contracts[key_bytes] = contract
+        return contract
+
+    def add(self, batch: Batch, msg: Message, high_ids: dict[int, int], ingested_us: int) -> str:
+        """Add one message; returns "row", "duplicate" or "rejected"."""
+        partition = msg.partition()
+        offset = msg.offset()
+        assert partition is not None and offset is not None  # set on every consumed message
+        batch.messages += 1
+        batch.offsets[partition] = offset + 1
+        try:
+            record = self._contract(msg).decode(msg.value() or b"")
+        except ContractViolation as exc:
+            self.last_error = f"{msg.topic()}[{partition}]@{offset}: {exc}"
+            return "rejected"
+        event_id = int(record["event_id"])
+        high = batch.max_ids.get(partition, high_ids.get(partition, -1))
+        if event_id <= high:
+            return "duplicate"
+        batch.max_ids[partition] = event_id
+        cols = batch.columns
+        for name in _RECORD_COLUMNS:
+            cols[name].append(record[name])
+        cols["kafka_partition"].append(partition)
+        cols["kafka_offset"].append(offset)
+        cols["ingested_at"].append(ingested_us)
+        batch.rows += 1
+        return "row"
 
 
 @dataclass
@@ -96,7 +176,7 @@ class Sink:
         self.stats = _Stats()
         self.offsets: dict[int, int] = {}
         self.max_ids: dict[int, int] = {}
-        self._contracts: dict[bytes, Contract] = {}
+        self.decoder = EventDecoder()
         self.table: Table | None = None
 
     # -- state -------------------------------------------------------------------------
@@ -129,75 +209,29 @@ class Sink:
         log.warning(message)
 
     # -- decoding ------------------------------------------------------------------------
-    def _contract(self, msg: Message) -> Contract:
-        # Hot path: find the schema id without normalising every header of every message.
-        raw = msg.headers() or []
-        pairs = raw.items() if isinstance(raw, dict) else raw
-        schema_id: str | bytes | None = b""
-        for key, value in pairs:
-            if key == _SCHEMA_HEADER:
-                schema_id = value
-                break
-        key_bytes = schema_id.encode() if isinstance(schema_id, str) else schema_id or b""
-        contract = self._contracts.get(key_bytes)
-        if contract is None:
-            contract = contract_for_headers([(_SCHEMA_HEADER, key_bytes)])
-            self._contracts[key_bytes] = contract
-        return contract
-
-    def _add(self, batch: _Batch, msg: Message, ingested_us: int) -> None:
-        partition = msg.partition()
-        offset = msg.offset()
-        assert partition is not None and offset is not None  # set on every consumed message
-        batch.messages += 1
-        batch.offsets[partition] = offset + 1
-        try:
-            record = self._contract(msg).decode(msg.value() or b"")
-        except ContractViolation as exc:
-            self.stats.rejected += 1
-            self._error(f"{self.topic}[{partition}]@{offset}: {exc}")
-            return
-        event_id = int(record["event_id"])
-        high = batch.max_ids.get(partition, self.max_ids.get(partition, -1))
-        if event_id <= high:
+    def _add(self, batch: Batch, msg: Message, ingested_us: int) -> None:
+        outcome = self.decoder.add(batch, msg, self.max_ids, ingested_us)
+        if outcome == "duplicate":
             self.stats.duplicates_dropped += 1
-            return
-        batch.max_ids[partition] = event_id
-        cols = batch.columns
-        for name in (
-            "order_id",
-            "customer_id",
-            "amount_cents",
-            "currency",
-            "status",
-            "created_at",
-            "is_canary",
-            "event_id",
-        ):
-            cols[name].append(record[name])
-        cols["kafka_partition"].append(partition)
-        cols["kafka_offset"].append(offset)
-        cols["ingested_at"].append(ingested_us)
-        batch.rows += 1
+        elif outcome == "rejected":
+            self.stats.rejected += 1
+            self._error(self.decoder.last_error)
 
     # -- committing ----------------------------------------------------------------------
-    def _commit(self, batch: _Batch) -> None:
+    def _commit(self, batch: Batch) -> None:
         offsets = {**self.offsets, **batch.offsets}
         max_ids = {**self.max_ids, **batch.max_ids}
         if batch.rows:
             assert self.table is not None
-            arrow = pa.Table.from_pydict(batch.columns, schema=ORDERS_ARROW_SCHEMA)
-            properties = {
-                OFFSETS_PROPERTY: json.dumps({str(k): v for k, v in sorted(offsets.items())}),
-                MAX_EVENT_IDS_PROPERTY: json.dumps({str(k): v for k, v in sorted(max_ids.items())}),
-            }
+            arrow = batch.arrow()
+            properties = snapshot_properties(offsets, max_ids)
             try:
                 tx = self.table.transaction()
                 tx.append(arrow, snapshot_properties=properties)
                 # Data files are written; the catalog does not point at them yet.
                 self.component.crash_point(CRASH_BEFORE_COMMIT)
                 tx.commit_transaction()
-            except (CommitFailedException, NoSuchTableError, OSError) as exc:
+            except (CommitFailedException, NoSuchTableError, OSError, SQLAlchemyError) as exc:
                 # Someone else changed the table (a repair, a restore) or it is gone:
                 # drop the batch and resume from whatever the table now records.
                 self.stats.commit_errors += 1
@@ -242,7 +276,7 @@ class Sink:
         self._resume()
         wait_s = self.config.sink.batch_max_wait_ms / 1000
         max_records = self.config.sink.batch_max_records
-        batch = _Batch(started=time.monotonic())
+        batch = Batch(started=time.monotonic())
         while self.component.should_run():
             want = min(10_000, max_records - batch.messages)
             messages = self.consumer.consume(num_messages=want, timeout=0.05)
@@ -258,7 +292,7 @@ class Sink:
             due = batch.messages and time.monotonic() - batch.started >= wait_s
             if full or due:
                 self._commit(batch)
-                batch = _Batch(started=time.monotonic())
+                batch = Batch(started=time.monotonic())
             self.component.heartbeat(self._heartbeat())
         self.consumer.close()
 

@@ -70,6 +70,7 @@ class ProcessStatus:
     name: str
     pid: int | None
     running: bool
+    paused: bool
     restarts: int
     last_exit: str | None
     uptime_s: float | None
@@ -86,6 +87,7 @@ class _Supervised:
         self.last_exit: str | None = None
         self.restart_at: float | None = None
         self.backoff = 0.0
+        self.paused = False
         self._log: IO[bytes] | None = None
 
 
@@ -146,6 +148,8 @@ class Supervisor:
                 return
             now = self.clock.monotonic()
             for proc in self._procs.values():
+                if proc.paused:
+                    continue
                 if proc.process is not None and proc.process.poll() is not None:
                     code = proc.process.returncode
                     cause = describe_exit(code)
@@ -177,14 +181,57 @@ class Supervisor:
     def signal(self, name: str, signum: int) -> int:
         """Send ``signum`` to a component; returns the pid signalled."""
         with self._lock:
-            proc = self._procs.get(name)
-            if proc is None:
-                raise ControlError(f"unknown component {name!r}; components are {self.names}")
+            proc = self._get(name)
             if proc.process is None or proc.process.poll() is not None:
                 raise ControlError(f"component {name!r} is not running (restarting)")
             pid = proc.process.pid
             os.kill(pid, signum)
             return pid
+
+    def pause(self, name: str, *, timeout_s: float = 10.0) -> None:
+        """Stop a component (SIGTERM, then SIGKILL) and keep it stopped until resumed."""
+        with self._lock:
+            proc = self._get(name)
+            proc.paused = True
+            process = proc.process
+            proc.process = None
+            proc.restart_at = None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.events.append(
+            {
+                "event": "process_paused",
+                "component": name,
+                "mono": self.clock.monotonic(),
+                "wall": self.clock.wall(),
+            }
+        )
+
+    def resume(self, name: str) -> int:
+        """Start a paused component again; returns its pid."""
+        with self._lock:
+            proc = self._get(name)
+            if not proc.paused:
+                raise ControlError(f"component {name!r} is not paused")
+            proc.paused = False
+            self._spawn(proc)
+            assert proc.process is not None
+            return proc.process.pid
+
+    def _get(self, name: str) -> _Supervised:
+        proc = self._procs.get(name)
+        if proc is None:
+            raise ControlError(f"unknown component {name!r}; components are {self.names}")
+        return proc
+
+    def is_paused(self, name: str) -> bool:
+        with self._lock:
+            return self._get(name).paused
 
     def status(self) -> list[ProcessStatus]:
         with self._lock:
@@ -197,6 +244,7 @@ class Supervisor:
                         proc.name,
                         proc.process.pid if proc.process is not None else None,
                         running,
+                        proc.paused,
                         proc.restarts,
                         proc.last_exit,
                         now - proc.started_at if running else None,

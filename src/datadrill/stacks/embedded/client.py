@@ -75,6 +75,13 @@ class EmbeddedStack:
         """Change the running workload, e.g. ``set_workload(rate=0)`` to pause it."""
         return self.control.post("/workload", dict(settings))
 
+    def pause(self, component: str) -> None:
+        """Stop a component and keep it stopped (the supervisor does not restart it)."""
+        self.control.post(f"/components/{component}/pause")
+
+    def resume(self, component: str) -> int:
+        return int(self.control.post(f"/components/{component}/resume")["pid"])
+
     def kill(self, component: str, signal: str = "SIGKILL") -> int:
         """Signal a supervised component; returns the pid signalled."""
         return int(self.control.post(f"/components/{component}/signal", {"signal": signal})["pid"])

@@ -184,6 +184,8 @@ class StackProcess:
             ("POST", "/kafka/partitions/leader", self._h_leader),
             ("GET", "/kafka/leaders", lambda p, b: self._leaders()),
             ("POST", r"/components/(?P<name>[a-z]+)/signal", self._h_signal),
+            ("POST", r"/components/(?P<name>[a-z]+)/pause", self._h_pause),
+            ("POST", r"/components/(?P<name>[a-z]+)/resume", self._h_resume),
             ("POST", "/workload", self._h_workload),
             ("POST", "/shutdown", self._h_shutdown),
         ]
@@ -279,6 +281,18 @@ class StackProcess:
         pid = self.supervisor.signal(name, signum)
         self._event("component_signalled", component=name, signal=sig_name, pid=pid)
         return {"component": name, "signal": sig_name, "pid": pid}
+
+    def _h_pause(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        self.supervisor.pause(params["name"])
+        self._event("component_paused", component=params["name"])
+        return {"component": params["name"], "paused": True}
+
+    def _h_resume(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        pid = self.supervisor.resume(params["name"])
+        self._event("component_resumed", component=params["name"], pid=pid)
+        return {"component": params["name"], "paused": False, "pid": pid}
 
     def _h_workload(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         from datadrill.config import WorkloadConfig
@@ -402,7 +416,9 @@ class StackProcess:
                 and now - float(beat["mono"]) < HEARTBEAT_STALE_S
             )
             healthy = proc.running and fresh
-            if not proc.running:
+            if proc.paused:
+                detail = "PAUSED"
+            elif not proc.running:
                 detail = f"restarting (last exit: {proc.last_exit})"
             elif not fresh:
                 detail = "starting (no heartbeat yet)"

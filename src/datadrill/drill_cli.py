@@ -1,0 +1,250 @@
+"""`datadrill list | validate | run | report`: the game-day commands.
+
+Kept apart from the stack commands in :mod:`datadrill.cli`, which registers them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from datadrill.config import DEFAULT_STATE_DIR
+from datadrill.engine.loader import discover, load_scenario
+from datadrill.errors import ConfigError, StackNotRunning
+from datadrill.model.scenario import Scenario
+
+DEFAULT_REPORTS = Path("reports")
+STACKS = ("embedded",)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "ok":
+        return "ok" if value >= 1 else "FAIL"
+    if unit == "messages":
+        return f"{value:,.0f}"
+    return f"{value:,.2f} {unit}"
+
+
+def render_live(state: object, scenario: Scenario) -> Group:
+    from datadrill.engine.runner import LiveState
+
+    assert isinstance(state, LiveState)
+    header = Text.assemble(
+        ("datadrill ", "bold"),
+        (scenario.name, "bold cyan"),
+        f"  phase: {state.phase}  elapsed: {state.elapsed_s:6.1f} s",
+    )
+    table = Table(expand=False, show_edge=False)
+    table.add_column("SLO")
+    table.add_column("value", justify="right")
+    table.add_column("state")
+    table.add_column("alert")
+    for slo in scenario.slos:
+        sample = state.samples.get(slo.name)
+        if sample is None:
+            table.add_row(slo.name, "…", "", "")
+            continue
+        status = "[green]ok[/green]" if sample.good else "[red]BAD[/red]"
+        if sample.error:
+            status += f" [dim]{sample.error[:60]}[/dim]"
+        alert = "[bold red]FIRING[/bold red]" if state.alerts.get(slo.name) else ""
+        table.add_row(slo.name, _fmt(sample.value, slo.sli.unit), status, alert)
+    lines: list[RenderableType] = [header, table]
+    if state.active_faults:
+        lines.append(Text("faults: " + "; ".join(state.active_faults), style="yellow"))
+    if state.fault_start_s is not None and state.detected_s is not None:
+        lines.append(Text(f"detected after {state.detected_s - state.fault_start_s:.1f} s", style="bold"))
+    if state.recovery_step:
+        lines.append(Text(f"recovery: {state.recovery_step}", style="cyan"))
+    return Group(*lines)
+
+
+@contextlib.contextmanager
+def _stack_for_run(state_dir: Path, console: Console) -> Iterator[tuple[object, str]]:
+    """A running stack in ``state_dir`` if there is one, else a throwaway stack."""
+    from datadrill.config import load_config
+    from datadrill.paths import StatePaths
+    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stacks.embedded.manager import stack_down, stack_up
+
+    try:
+        stack = EmbeddedStack.attach(state_dir)
+    except StackNotRunning:
+        pass
+    else:
+        console.print(f"using the stack running in {state_dir}")
+        yield stack, "running"
+        return
+    with tempfile.TemporaryDirectory(prefix="datadrill-stack-") as tmp:
+        paths = StatePaths(Path(tmp) / ".datadrill")
+        with console.status("starting a throwaway embedded stack…"):
+            stack_up(paths, load_config(None))
+        try:
+            yield EmbeddedStack.attach(paths.root), "throwaway"
+        finally:
+            with console.status("stopping the throwaway stack…"):
+                stack_down(paths)
+
+
+def register(app: typer.Typer, out: Console, err: Console) -> None:
+    @app.command("list")
+    def list_cmd(
+        directory: Annotated[Path, typer.Argument(help="Where scenario modules live.")] = Path("scenarios"),
+    ) -> None:
+        """List the scenarios in a directory, with their faults and SLOs."""
+        paths = discover(directory)
+        if not paths:
+            err.print(f"no scenario modules in {directory}")
+            raise typer.Exit(1)
+        table = Table(title=f"scenarios in {directory}")
+        table.add_column("file")
+        table.add_column("name")
+        table.add_column("faults")
+        table.add_column("SLOs")
+        for path in paths:
+            try:
+                scenario = load_scenario(path)
+            except ConfigError as exc:
+                table.add_row(path.name, "[red]invalid[/red]", str(exc), "")
+                continue
+            faults = "; ".join(item.describe() for item in scenario.faults)
+            table.add_row(path.name, scenario.name, faults, ", ".join(s.name for s in scenario.slos))
+        out.print(table)
+
+    @app.command("validate")
+    def validate_cmd(
+        scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules.")],
+    ) -> None:
+        """Load and validate scenario modules; exit 2 on the first invalid one."""
+        for path in scenarios:
+            scenario = load_scenario(path)
+            out.print(
+                f"[green]ok[/green] {path}: {scenario.name} — {len(scenario.slos)} SLOs, "
+                f"{len(scenario.faults)} faults, recovery {scenario.recovery.kind}"
+            )
+
+    @app.command("run")
+    def run_cmd(
+        scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules to run, in order.")],
+        stack: Annotated[str, typer.Option("--stack", help="Stack backend: embedded.")] = "embedded",
+        seed: Annotated[int, typer.Option("--seed", help="Seed recorded with the run.")] = 0,
+        report_dir: Annotated[
+            Path | None,
+            typer.Option("--report-dir", help="Where reports go (default reports/<time>-<scenario>/)."),
+        ] = None,
+        state_dir: Annotated[
+            Path,
+            typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+        ] = Path(DEFAULT_STATE_DIR),
+    ) -> None:
+        """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
+        from datadrill.engine.runner import Runner
+        from datadrill.model.report import Verdict
+        from datadrill.reporting import write_reports
+
+        if stack not in STACKS:
+            raise ConfigError("--stack", "--stack", stack, f"one of {', '.join(STACKS)}")
+        loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
+        failures = 0
+        with _stack_for_run(state_dir, err) as (running, how):
+            for path, scenario in loaded:
+                stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+                if report_dir is None:
+                    run_dir = DEFAULT_REPORTS / f"{stamp}-{scenario.name}"
+                elif len(loaded) > 1:
+                    run_dir = report_dir / scenario.name
+                else:
+                    run_dir = report_dir
+                started = time.monotonic()
+                with Live(
+                    render_live(_initial(scenario), scenario), console=err, refresh_per_second=4
+                ) as live:
+                    runner = Runner(
+                        scenario,
+                        stack=running,  # type: ignore[arg-type]
+                        run_dir=run_dir,
+                        seed=seed,
+                        stack_kind=stack,
+                        on_update=lambda state, s=scenario: live.update(render_live(state, s)),  # type: ignore[misc]
+                    )
+                    report = runner.run()
+                written = write_reports(report, run_dir)
+                _summary(out, report, written, time.monotonic() - started, path)
+                if report.verdict is not Verdict.PASSED:
+                    failures += 1
+                if report.verdict is Verdict.ABORTED and any("interrupted" in r for r in report.reasons):
+                    raise typer.Exit(130)
+        raise typer.Exit(0 if failures == 0 else 1)
+
+    @app.command("report")
+    def report_cmd(
+        journal: Annotated[Path, typer.Argument(help="A run's journal.jsonl (or its directory).")],
+        format: Annotated[str, typer.Option("--format", help="md, html, json or junit.")] = "md",
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        ] = None,
+    ) -> None:
+        """Render a report from a run's journal (also from a run that was killed)."""
+        from datadrill.engine.journal import read_journal
+        from datadrill.engine.measure import measure
+        from datadrill.reporting import FORMATS
+
+        if format not in FORMATS:
+            raise ConfigError("--format", "--format", format, f"one of {', '.join(FORMATS)}")
+        path = journal / "journal.jsonl" if journal.is_dir() else journal
+        events = read_journal(path)
+        try:
+            report = measure(events, journal_path=str(path))
+        except ValueError as exc:
+            raise ConfigError(str(path), "(journal)", path.name, str(exc)) from None
+        text = FORMATS[format][1](report)
+        if output is None:
+            typer.echo(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            out.print(f"wrote {output}")
+
+
+def _initial(scenario: Scenario) -> object:
+    from datadrill.engine.runner import LiveState
+
+    return LiveState(scenario.name)
+
+
+def _summary(out: Console, report: object, written: dict[str, Path], wall_s: float, path: Path) -> None:
+    from datadrill.model.report import RunReport, Verdict
+
+    assert isinstance(report, RunReport)
+    colour = "green" if report.verdict is Verdict.PASSED else "red"
+    out.print(f"[bold {colour}]{report.verdict.value.upper()}[/bold {colour}] {report.scenario} ({path})")
+    ttd = f"{report.ttd_s:.1f} s" if report.ttd_s is not None else "—"
+    ttr = f"{report.ttr_s:.1f} s" if report.ttr_s is not None else "—"
+    out.print(
+        f"  time to detect {ttd}, time to recover {ttr}, severity {report.severity.value}, run {wall_s:.0f} s"
+    )
+    for reason in report.reasons:
+        out.print(f"  - {reason}")
+    for slo in report.slos:
+        mark = "met" if slo.met else "MISSED"
+        out.print(
+            f"  SLO {slo.name}: {slo.good_ratio * 100:.2f}% good (objective {slo.objective * 100:g}%), "
+            f"{slo.budget_burned * 100:.0f}% of the run's budget burned — {mark}"
+        )
+    for kind, file in written.items():
+        out.print(f"  {kind:5} {file}")
+
+
+__all__ = ["register", "render_live"]

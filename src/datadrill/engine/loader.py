@@ -1,0 +1,100 @@
+"""Loading scenario modules: a Python file under ``scenarios/`` that defines ``SCENARIO``.
+
+Any mistake while loading (a wrong field, a bad value, a syntax error, no SCENARIO) becomes
+one :class:`ConfigError` naming the file, the field (with its line), the value and what is
+allowed.
+
+Example::
+
+    scenario = load_scenario(Path("scenarios/metadata_loss.py"))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from pydantic import ValidationError
+
+from datadrill.errors import ConfigError
+from datadrill.model.scenario import Scenario
+
+SCENARIO_VARIABLE = "SCENARIO"
+
+
+def _line_in(path: Path, tb: TracebackType | None) -> int | None:
+    """The last line of ``path`` in a traceback: where the scenario built the bad value."""
+    line = None
+    for frame in traceback.extract_tb(tb):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = frame.lineno
+    return line
+
+
+def _from_validation(path: Path, exc: ValidationError) -> ConfigError:
+    detail = exc.errors()[0]
+    loc = ".".join(str(part) for part in detail["loc"])
+    field = f"{exc.title}.{loc}" if loc else exc.title
+    line = _line_in(path, exc.__traceback__)
+    if line is not None:
+        field += f" (line {line})"
+    value = detail.get("input")
+    if detail["type"] == "unexpected_keyword_argument":
+        allowed = f"unknown field {loc!r} of {exc.title}"
+        value = detail.get("input")
+    elif detail["type"] == "missing_argument" or detail["type"] == "missing":
+        allowed = "required field is missing"
+        value = None
+    else:
+        allowed = detail["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict) or type(value).__name__ == "ArgsKwargs":
+        value = "(the whole object)"
+    return ConfigError(str(path), field, value, allowed)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Import a scenario module and return its validated ``SCENARIO``."""
+    if not path.is_file():
+        raise ConfigError(str(path), "(file)", str(path), "no such scenario file")
+    if path.suffix != ".py":
+        raise ConfigError(str(path), "(file)", path.name, "a scenario is a Python module (.py)")
+    module_name = f"datadrill_scenario_{path.stem}_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(str(path), "(file)", path.name, "cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ValidationError as exc:
+        raise _from_validation(path, exc) from None
+    except SyntaxError as exc:
+        raise ConfigError(
+            str(path), f"line {exc.lineno}", (exc.text or "").strip(), f"not valid Python: {exc.msg}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - anything a user module raises is bad input
+        line = _line_in(path, exc.__traceback__)
+        where = f"line {line}" if line is not None else "(module)"
+        raise ConfigError(
+            str(path), where, type(exc).__name__, f"the module raised when loaded: {exc}"
+        ) from None
+    finally:
+        sys.modules.pop(module_name, None)
+    scenario = getattr(module, SCENARIO_VARIABLE, None)
+    if not isinstance(scenario, Scenario):
+        raise ConfigError(
+            str(path),
+            SCENARIO_VARIABLE,
+            type(scenario).__name__ if scenario is not None else None,
+            "the module must define SCENARIO = datadrill.model.Scenario(...)",
+        )
+    return scenario
+
+
+def discover(directory: Path) -> list[Path]:
+    """Scenario modules in ``directory`` (files starting with '_' are helpers)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))

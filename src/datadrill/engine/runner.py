@@ -1,0 +1,439 @@
+"""The runner: steady state → inject on schedule → observe → detect → recover → verify →
+revert everything → measure.
+
+Every fault handle goes onto an ExitStack the moment it exists, so faults come back out on
+success, failure, exceptions and Ctrl-C. Every event goes to the journal as it happens.
+
+Example::
+
+    runner = Runner(scenario, stack=stack, run_dir=Path("reports/run-1"))
+    report = runner.run()
+    report.verdict, report.ttd_s, report.ttr_s
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datadrill.engine.alerts import AlertEvaluator
+from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.engine.journal import Journal, read_journal
+from datadrill.engine.measure import judge, measure
+from datadrill.faults.base import DrillContext, FaultHandle, inject
+from datadrill.model import slo as slo_model
+from datadrill.model.faults import TakeCatalogBackup
+from datadrill.model.recovery import Automatic, Runbook
+from datadrill.model.report import RunReport
+from datadrill.model.scenario import Scenario
+from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
+from datadrill.stacks.embedded.client import EmbeddedStack
+
+
+def sli_threshold(sli: slo_model.SLI) -> float | None:
+    if isinstance(sli, slo_model.Freshness):
+        return sli.max_age_s
+    elif isinstance(sli, slo_model.CanaryLatency):
+        return sli.max_latency_s
+    elif isinstance(sli, slo_model.ConsumerLag):
+        return float(sli.max_messages)
+    elif isinstance(sli, slo_model.ConnectorErrorRate):
+        return sli.max_per_s
+    elif isinstance(sli, slo_model.RestartRate):
+        return sli.max_per_min
+    elif isinstance(sli, slo_model.QuerySuccess):
+        return None
+    else:
+        raise TypeError(f"unknown SLI {sli!r}")
+
+
+@dataclass
+class LiveState:
+    """What the progress display shows; updated on every probe."""
+
+    scenario: str
+    phase: str = "starting"
+    elapsed_s: float = 0.0
+    samples: dict[str, Sample] = field(default_factory=dict)
+    alerts: dict[str, bool] = field(default_factory=dict)
+    active_faults: list[str] = field(default_factory=list)
+    detected_s: float | None = None
+    fault_start_s: float | None = None
+    recovery_step: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _Aborted(Exception):
+    """The run cannot go on (steady state not reached); not an error of the harness."""
+
+
+class Runner:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        stack: EmbeddedStack,
+        run_dir: Path,
+        clock: Clock | None = None,
+        seed: int = 0,
+        stack_kind: str = "embedded",
+        on_update: Callable[[LiveState], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.stack = stack
+        self.run_dir = run_dir
+        self.clock = clock or MonotonicClock()
+        self.seed = seed
+        self.stack_kind = stack_kind
+        self.on_update = on_update or (lambda state: None)
+        self.live = LiveState(scenario.name)
+        self.journal_path = run_dir / "journal.jsonl"
+        self.context = DrillContext(stack, run_dir, self.clock)
+        self._fault_ids = 0
+        self._reverted: set[int] = set()
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> RunReport:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal.create(self.journal_path, clock=self.clock)
+        self.journal = journal
+        status: str = "ok"
+        reasons: tuple[str, ...] = ()
+        try:
+            with contextlib.ExitStack() as cleanup:
+                self._start(cleanup)
+                try:
+                    with contextlib.ExitStack() as faults:
+                        self._steady_state()
+                        self._fault_phase(faults)
+                        self._phase("revert faults", "revert")  # reverts run as `faults` closes
+                    self._finish_phase("revert faults", "revert")
+                    self._verify()
+                except _Aborted as exc:
+                    status, reasons = "aborted", (str(exc),)
+        except KeyboardInterrupt:
+            status, reasons = "aborted", ("interrupted (Ctrl-C); every fault was reverted",)
+        except Exception as exc:  # noqa: BLE001 - any harness failure becomes the "error" verdict
+            status, reasons = "error", (f"{type(exc).__name__}: {exc}",)
+            journal.record("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        preliminary = measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
+        verdict, why = judge(preliminary, status=status, status_reasons=reasons)
+        journal.record("run_finished", verdict=verdict.value, reasons=list(why))
+        journal.close()
+        self.live.phase = f"finished: {verdict.value}"
+        self.on_update(self.live)
+        return measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
+
+    def _start(self, cleanup: contextlib.ExitStack) -> None:
+        scenario = self.scenario
+        self.journal.record(
+            "run_started",
+            run_id=uuid.uuid4().hex[:12],
+            scenario=scenario.name,
+            description=scenario.description,
+            seed=self.seed,
+            stack=self.stack_kind,
+            probe_interval_s=scenario.probe_interval_s,
+            stabilisation_s=scenario.stabilisation_s,
+            workload_rate=scenario.workload.rate,
+            slos=[
+                {
+                    "name": s.name,
+                    "statement": s.statement(),
+                    "kind": s.sli.kind,
+                    "unit": s.sli.unit,
+                    "threshold": sli_threshold(s.sli),
+                    "objective": s.objective,
+                    "alert": s.alert.describe(),
+                }
+                for s in scenario.slos
+            ],
+            schedule=[
+                {"kind": item.kind, "at_s": item.at_s, "description": item.describe()}
+                for item in scenario.schedule
+            ],
+            expectations={
+                "detect_within_s": scenario.expectations.detect_within_s,
+                "recover_within_s": scenario.expectations.recover_within_s,
+                "max_budget_burn": scenario.expectations.max_budget_burn,
+            },
+            production=(
+                {
+                    "events_per_s": scenario.production.events_per_s,
+                    "table_rows": scenario.production.table_rows,
+                }
+                if scenario.production
+                else None
+            ),
+            policy={
+                "period_days": scenario.error_budget_policy.period_days,
+                "postmortem_at": scenario.error_budget_policy.postmortem_at,
+                "freeze_at": scenario.error_budget_policy.freeze_at,
+            },
+        )
+        previous = self.stack.status()
+        workload = next((c for c in previous["components"] if c["name"] == "workload"), None)
+        previous_rate = float((workload or {}).get("stats", {}).get("rate", 0) or 0)
+        self.stack.set_workload(
+            rate=scenario.workload.rate, canary_interval_s=scenario.workload.canary_interval_s
+        )
+        if previous_rate:
+            cleanup.callback(self._restore_workload, previous_rate)
+        env = ProbeEnv(
+            clock=self.clock,
+            bootstrap_servers=self.stack.bootstrap_servers,
+            query_engine=self.stack.query_engine,
+            source_db=self.stack.source,
+            heartbeat_dir=self.stack.paths.run,
+            events_file=self.stack.paths.events_file,
+        )
+        self.probes: dict[str, Probe] = {}
+        for s in scenario.slos:
+            self.probes[s.name] = build_probe(s.sli, env)
+            cleanup.callback(self.probes[s.name].close)
+        self.alerts = AlertEvaluator(scenario.slos)
+        self.live.alerts = {s.name: False for s in scenario.slos}
+
+    def _restore_workload(self, rate: float) -> None:
+        with contextlib.suppress(Exception):  # the stack may be gone; nothing to restore then
+            self.stack.set_workload(rate=rate)
+
+    # -- phases ----------------------------------------------------------------------------
+    def _phase(self, name: str, kind: str) -> None:
+        self.live.phase = name
+        self.journal.record("phase_started", name=name, kind=kind)
+        self.on_update(self.live)
+
+    def _finish_phase(self, name: str, kind: str, *, ok: bool = True, **fields: Any) -> None:
+        self.journal.record("phase_finished", name=name, kind=kind, ok=ok, **fields)
+
+    def _probe_all(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
+        samples = {}
+        for name, probe in self.probes.items():
+            sample = probe.measure()
+            event = self.journal.record(
+                "sample", slo=name, value=sample.value, good=sample.good, error=sample.error
+            )
+            samples[name] = sample
+            if alerts and self.alerts.observe(name, t=float(event["t"]), good=sample.good):
+                rule = next(s.alert.describe() for s in self.scenario.slos if s.name == name)
+                alert = self.journal.record("alert_fired", slo=name, rule=rule)
+                self.live.alerts[name] = True
+                if self.live.detected_s is None:
+                    self.live.detected_s = float(alert["t"])
+        t = self.journal.now()
+        self.live.samples = samples
+        self.live.elapsed_s = t
+        self.on_update(self.live)
+        return t, samples
+
+    def _sleep_until(self, deadline: float) -> None:
+        remaining = deadline - self.clock.monotonic()
+        if remaining > 0:
+            self.clock.sleep(remaining)
+
+    def _steady_state(self) -> None:
+        spec = self.scenario.steady_state
+        self._phase("steady state", "steady_state")
+        interval = self.scenario.probe_interval_s
+        start = self.clock.monotonic()
+        good_since: float | None = None
+        samples: dict[str, Sample] = {}
+        while True:
+            tick = self.clock.monotonic()
+            t, samples = self._probe_all(alerts=False)
+            if all(s.good for s in samples.values()):
+                good_since = t if good_since is None else good_since
+                if t - good_since >= spec.warmup_s:
+                    self._finish_phase(
+                        "steady state", "steady_state", detail=f"every SLI good for {spec.warmup_s:g} s"
+                    )
+                    return
+            else:
+                good_since = None
+            if tick - start >= spec.timeout_s:
+                bad = "; ".join(f"{name}: {s.error or s.value}" for name, s in samples.items() if not s.good)
+                self._finish_phase("steady state", "steady_state", ok=False, detail=f"not reached: {bad}")
+                raise _Aborted(f"steady state not reached within {spec.timeout_s:g} s ({bad})")
+            self._sleep_until(tick + interval)
+
+    def _inject(self, item: Any, faults: contextlib.ExitStack) -> tuple[int, FaultHandle] | None:
+        """Fire one schedule item; for a fault, returns its id and handle."""
+        if isinstance(item, TakeCatalogBackup):
+            from datadrill.recovery.backup import take_backup
+
+            backup = take_backup(self.context, item.name, item.table)
+            self.journal.record(
+                "backup_taken", name=item.name, snapshot_id=backup.snapshot_id, rows=backup.rows
+            )
+            return None
+        self._fault_ids += 1
+        fault_id = self._fault_ids
+        handle = inject(item, self.context)
+        # Registered before anything else can fail: the revert always runs.
+        faults.callback(self._revert, fault_id, item.kind, handle)
+        event = self.journal.record(
+            "fault_injected", fault_id=fault_id, kind=item.kind, description=handle.description
+        )
+        self.live.active_faults.append(handle.description)
+        if self.live.fault_start_s is None:
+            self.live.fault_start_s = float(event["t"])
+        return fault_id, handle
+
+    def _revert(self, fault_id: int, kind: str, handle: FaultHandle) -> None:
+        if fault_id in self._reverted:
+            return
+        self._reverted.add(fault_id)
+        note = handle.revert()
+        self.journal.record(
+            "fault_reverted", fault_id=fault_id, kind=kind, description=handle.description, note=note
+        )
+        with contextlib.suppress(ValueError):
+            self.live.active_faults.remove(handle.description)
+
+    def _fault_phase(self, faults: contextlib.ExitStack) -> None:
+        scenario = self.scenario
+        phase = "fault injection and recovery"
+        self._phase(phase, "fault")
+        interval = scenario.probe_interval_s
+        t0 = self.clock.monotonic()
+        pending = sorted(scenario.schedule, key=lambda item: item.at_s)
+        timed: list[tuple[float, int, str, FaultHandle]] = []  # (revert at, id, kind, handle)
+        runbook = scenario.recovery if isinstance(scenario.recovery, Runbook) else None
+        recovery: _RecoveryThread | None = None
+        good_since: float | None = None
+        deadline = t0 + scenario.max_duration_s
+        while True:
+            tick = self.clock.monotonic()
+            while pending and tick - t0 >= pending[0].at_s:
+                item = pending.pop(0)
+                injected = self._inject(item, faults)
+                if injected is not None:
+                    good_since = None  # a new fault: earlier good samples say nothing
+                    duration = getattr(item, "duration_s", None)
+                    if duration is not None:
+                        timed.append((tick + duration, injected[0], item.kind, injected[1]))
+            for entry in [e for e in timed if tick >= e[0]]:
+                timed.remove(entry)
+                self._revert(entry[1], entry[2], entry[3])
+            t, samples = self._probe_all(alerts=True)
+            if runbook and recovery is None and self.live.detected_s is not None:
+                if self.journal.now() >= self.live.detected_s + runbook.response_delay_s:
+                    recovery = _RecoveryThread(self, runbook)
+                    recovery.start()
+            if recovery is not None:
+                self.live.recovery_step = recovery.current
+                if recovery.error is not None:
+                    self._finish_phase(phase, "fault", ok=False, detail=f"recovery failed: {recovery.error}")
+                    return
+            recovery_done = isinstance(scenario.recovery, Automatic) or (
+                recovery is not None and recovery.done
+            )
+            if all(s.good for s in samples.values()):
+                good_since = t if good_since is None else good_since
+            else:
+                good_since = None
+            if (
+                not pending
+                and not timed
+                and recovery_done
+                and good_since is not None
+                and t - good_since >= scenario.stabilisation_s
+            ):
+                self.journal.record("recovered", stable_since=good_since, stable_for_s=t - good_since)
+                self._finish_phase(phase, "fault", detail="recovered")
+                return
+            if tick >= deadline:
+                if recovery is not None and not recovery.done:
+                    recovery.abandon()
+                self._finish_phase(
+                    phase,
+                    "fault",
+                    ok=False,
+                    detail=f"not recovered within max_duration_s = {scenario.max_duration_s:g} s",
+                )
+                return
+            self._sleep_until(tick + interval)
+
+    def _verify(self) -> None:
+        if not self.scenario.verify_integrity:
+            return
+        self._phase("integrity verification", "verification")
+        from datadrill.recovery.reconcile_step import live_reconcile
+
+        result = live_reconcile(self.context)
+        self.journal.record(
+            "integrity_verified",
+            compared_rows=result.compared_rows,
+            duplicates=len(result.duplicates),
+            omissions=len(result.omissions),
+            discrepancies=len(result.discrepancies),
+            unexpected=len(result.unexpected),
+            verified=result.exact,
+            detail=result.describe(),
+        )
+        self._finish_phase(
+            "integrity verification",
+            "verification",
+            ok=result.exact,
+            rows=result.compared_rows,
+            rate_per_s=result.rows_per_s,
+            detail=result.describe(),
+        )
+
+
+class _RecoveryThread(threading.Thread):
+    """Runs the runbook's steps in order while the main loop keeps probing."""
+
+    def __init__(self, runner: Runner, runbook: Runbook) -> None:
+        super().__init__(name="recovery", daemon=True)
+        self.runner = runner
+        self.runbook = runbook
+        self.current: str | None = None
+        self.done = False
+        self.error: str | None = None
+        self._abandoned = threading.Event()
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+
+    def run(self) -> None:
+        from datadrill.recovery import run_step
+
+        journal = self.runner.journal
+        for step in self.runbook.steps:
+            if self._abandoned.is_set():
+                return
+            name = step.describe()
+            self.current = name
+            journal.record("phase_started", name=name, kind="recovery_step")
+            try:
+                result = run_step(step, self.runner.context)
+            except Exception as exc:  # noqa: BLE001 - reported as the run's failure below
+                journal.record(
+                    "phase_finished",
+                    name=name,
+                    kind="recovery_step",
+                    ok=False,
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+                self.error = f"{name}: {type(exc).__name__}: {exc}"
+                return
+            journal.record(
+                "phase_finished",
+                name=name,
+                kind="recovery_step",
+                ok=result.ok,
+                rows=result.rows,
+                rate_per_s=result.rate_per_s,
+                detail=result.detail,
+                extra=result.extra,
+            )
+        self.current = None
+        self.done = True

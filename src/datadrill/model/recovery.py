@@ -1,0 +1,114 @@
+"""Recovery: automatic (the platform heals itself) or a runbook of timed steps.
+
+Example::
+
+    Runbook(steps=(PauseComponent(component="sink"), RestoreCatalogBackup(backup="nightly"),
+                   ReplayKafka(workers=4), ResumeComponent(component="sink"),
+                   Reconcile(repair=True)),
+            response_delay_s=2)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from datadrill.model._base import MODEL_CONFIG
+from datadrill.model.faults import TABLE_PATTERN
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RestoreCatalogBackup:
+    """Point the catalog back at the metadata of a backup taken earlier in the run."""
+
+    backup: Annotated[str, Field(min_length=1)] = "nightly"
+    kind: Literal["restore_catalog_backup"] = "restore_catalog_backup"
+
+    def describe(self) -> str:
+        return f"restore the catalog from backup '{self.backup}'"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ReregisterFromMetadata:
+    """Register the table again from its newest surviving ``*.metadata.json``."""
+
+    table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
+    kind: Literal["reregister_from_metadata"] = "reregister_from_metadata"
+
+    def describe(self) -> str:
+        return f"re-register {self.table} from its newest surviving metadata file"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ReplayKafka:
+    """Re-ingest Kafka into the table, from the offsets the table's snapshot records (or
+    from a timestamp), up to the high watermarks seen when the step starts, with
+    ``workers`` partitions in parallel."""
+
+    workers: Annotated[int, Field(ge=1, le=64)] = 4
+    start: Literal["table_offsets", "earliest"] = "table_offsets"
+    batch_rows: Annotated[int, Field(ge=1)] = 200_000
+    kind: Literal["replay_kafka"] = "replay_kafka"
+
+    def describe(self) -> str:
+        return f"replay Kafka from {self.start.replace('_', ' ')} with {self.workers} workers"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Reconcile:
+    """Compare source and sink (counts per key range, then hash bisection to rows) and,
+    with ``repair``, delete duplicates and unexpected rows and insert omissions."""
+
+    repair: bool = True
+    buckets: Annotated[int, Field(ge=2, le=65_536)] = 64
+    kind: Literal["reconcile"] = "reconcile"
+
+    def describe(self) -> str:
+        return "reconcile source against sink" + (" and repair" if self.repair else "")
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class PauseComponent:
+    """Stop a connector (SIGTERM) and keep it stopped until resumed."""
+
+    component: Literal["relay", "sink", "workload"] = "sink"
+    kind: Literal["pause_component"] = "pause_component"
+
+    def describe(self) -> str:
+        return f"pause the {self.component}"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ResumeComponent:
+    component: Literal["relay", "sink", "workload"] = "sink"
+    kind: Literal["resume_component"] = "resume_component"
+
+    def describe(self) -> str:
+        return f"resume the {self.component}"
+
+
+Step = (
+    RestoreCatalogBackup | ReregisterFromMetadata | ReplayKafka | Reconcile | PauseComponent | ResumeComponent
+)
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Automatic:
+    """No runbook: wait for the platform (and the faults' own durations) to heal."""
+
+    kind: Literal["automatic"] = "automatic"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Runbook:
+    """Steps run in order once the first alert fires, after ``response_delay_s`` (the
+    time a person takes to respond), each timed as its own phase."""
+
+    steps: Annotated[tuple[Step, ...], Field(min_length=1)]
+    response_delay_s: Annotated[float, Field(ge=0)] = 0.0
+    kind: Literal["runbook"] = "runbook"
+
+
+Recovery = Automatic | Runbook

@@ -1,0 +1,167 @@
+"""What a run measured, derived from its journal; every reporter renders this.
+
+Times are seconds from the start of the run (monotonic clock); ``*_wall`` fields are
+ISO-8601 labels only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    PASSED = "passed"
+    SLO_VIOLATED = "SLO violated"
+    NOT_DETECTED = "not detected"
+    NOT_RECOVERED = "not recovered"
+    ABORTED = "aborted"
+    ERROR = "error"
+
+
+class Severity(StrEnum):
+    SEV1 = "SEV-1"
+    SEV2 = "SEV-2"
+    SEV3 = "SEV-3"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    t_s: float
+    value: float | None  # None: the SLI could not be measured (counts as bad)
+    good: bool
+
+
+@dataclass(frozen=True)
+class SLOResult:
+    name: str
+    statement: str  # "dwh.orders no older than 30 s, 99.9% of the time"
+    sli_kind: str  # "freshness", "query_success", ...
+    unit: str  # "s", "messages", "ok", ...
+    threshold: float | None  # the SLI's good/bad boundary, for plots (None for query success)
+    objective: float  # 0.999
+    alert: str  # "bad for 5 s"
+    samples: int
+    good_samples: int
+    bad_s: float  # time the SLI was bad during the run
+    observed_s: float  # time observed
+    good_ratio: float  # good time / observed time
+    budget_burned: float  # bad time / (allowed bad fraction × observed time); 1.0 = whole budget
+    period_budget_burned: float  # bad time / (allowed bad fraction × policy period)
+    met: bool  # good_ratio >= objective
+    first_alert_s: float | None
+    worst_value: float | None
+    series: tuple[SeriesPoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    name: str  # "steady state", "restore catalog from backup 'nightly'", ...
+    kind: str  # "steady_state", "fault", "recovery_step", "verification", ...
+    start_s: float
+    duration_s: float
+    rows: int | None = None
+    rate_per_s: float | None = None
+    detail: str = ""
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    kind: str
+    description: str
+    injected_s: float
+    reverted_s: float | None
+    revert_note: str = ""
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    compared_rows: int
+    duplicates: int
+    omissions: int
+    discrepancies: int
+    unexpected: int
+    repaired_rows: int
+    verified: bool
+    detail: str = ""
+
+    @property
+    def affected(self) -> int:
+        return self.duplicates + self.omissions + self.discrepancies + self.unexpected
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    name: str
+    taken_s: float
+    snapshot_id: int | None
+    rows_at_backup: int | None
+    age_at_fault_s: float | None  # the RPO this backup gives
+
+
+@dataclass(frozen=True)
+class ProjectionRow:
+    phase: str
+    measured_s: float
+    measured_rows: int | None
+    rate_per_s: float | None
+    projected_rows: int | None
+    projected_s: float
+
+
+@dataclass(frozen=True)
+class Projection:
+    events_per_s: float
+    table_rows: int
+    rows: tuple[ProjectionRow, ...]
+    total_s: float
+    assumptions: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    t_s: float
+    wall: str
+    kind: str  # "phase", "fault", "revert", "alert", "recovery", "backup", "integrity", "verdict", ...
+    text: str
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    scenario: str
+    description: str
+    verdict: Verdict
+    reasons: tuple[str, ...]  # why the verdict (one line each)
+    complete: bool  # False when the journal ends without run_finished (runner killed)
+    started_wall: str
+    duration_s: float
+    seed: int
+    stack: str  # "embedded"
+    fault_start_s: float | None
+    detected_s: float | None
+    ttd_s: float | None  # time to detect = first alert − fault start
+    recovered_s: float | None
+    ttr_s: float | None  # time to recover = fault start → SLIs stable and integrity verified
+    detect_within_s: float | None
+    recover_within_s: float | None
+    severity: Severity
+    release_freeze: bool
+    postmortem_required: bool
+    probe_interval_s: float
+    stabilisation_s: float
+    slos: tuple[SLOResult, ...]
+    phases: tuple[PhaseResult, ...]
+    faults: tuple[FaultResult, ...]
+    integrity: IntegrityResult | None
+    backups: tuple[BackupResult, ...]
+    rows_replayed: int | None
+    replay_rate_per_s: float | None
+    projection: Projection | None
+    timeline: tuple[TimelineEntry, ...]
+    went_well: tuple[str, ...] = field(default=())
+    went_badly: tuple[str, ...] = field(default=())
+    action_items: tuple[str, ...] = field(default=())
+    journal_path: str = ""

@@ -1,0 +1,122 @@
+"""The scenario: workload, SLOs, a fault schedule, recovery and expectations.
+
+A scenario module under ``scenarios/`` builds one and names it ``SCENARIO``::
+
+    SCENARIO = Scenario(
+        name="metadata-loss",
+        slos=(SLO("mart queries succeed", sli=QuerySuccess(), objective=0.999),),
+        schedule=(DeleteCatalogEntry(at_s=10),),
+        recovery=Runbook(steps=(RestoreCatalogBackup(),)),
+        expectations=Expectations(detect_within_s=15, recover_within_s=120),
+    )
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic.dataclasses import dataclass
+
+from datadrill.model._base import MODEL_CONFIG
+from datadrill.model.faults import ScheduleItem, TakeCatalogBackup
+from datadrill.model.recovery import (
+    Automatic,
+    PauseComponent,
+    Recovery,
+    RestoreCatalogBackup,
+    ResumeComponent,
+    Runbook,
+)
+from datadrill.model.slo import SLO, ErrorBudgetPolicy, Target
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Workload:
+    rate: Annotated[float, Field(ge=0, le=1_000_000, description="orders per second")] = 1000.0
+    canary_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class SteadyState:
+    """Before any fault: every SLI inside its SLO for ``warmup_s``, within ``timeout_s``."""
+
+    warmup_s: Annotated[float, Field(ge=0)] = 5.0
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Expectations:
+    detect_within_s: Annotated[float | None, Field(gt=0)] = None
+    recover_within_s: Annotated[float | None, Field(gt=0)] = None
+    max_budget_burn: Annotated[
+        float | None, Field(gt=0, description="fraction of the policy period's budget")
+    ] = None
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ProductionVolume:
+    """The volume to project recovery times to."""
+
+    events_per_s: Annotated[float, Field(gt=0)]
+    table_rows: Annotated[int, Field(gt=0)]
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Scenario:
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    slos: Annotated[tuple[SLO, ...], Field(min_length=1)]
+    schedule: Annotated[tuple[ScheduleItem, ...], Field(min_length=1)]
+    description: str = ""
+    workload: Workload = Workload()
+    steady_state: SteadyState = SteadyState()
+    recovery: Recovery = Automatic()
+    expectations: Expectations = Expectations()
+    target: Target = Target()
+    probe_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    stabilisation_s: Annotated[float, Field(ge=0)] = 5.0
+    max_duration_s: Annotated[float, Field(gt=0)] = 300.0
+    verify_integrity: bool = True
+    production: ProductionVolume | None = None
+    error_budget_policy: ErrorBudgetPolicy = ErrorBudgetPolicy()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = [slo.name for slo in self.slos]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"SLO names must be unique; repeated: {duplicates}")
+        if not any(not isinstance(item, TakeCatalogBackup) for item in self.schedule):
+            raise ValueError("the schedule needs at least one fault")
+        backups = {item.name for item in self.schedule if isinstance(item, TakeCatalogBackup)}
+        if isinstance(self.recovery, Runbook):
+            kinds = [step.kind for step in self.recovery.steps]
+            for index, kind in enumerate(kinds):
+                if kind != "replay_kafka":
+                    continue
+                paused = [
+                    i
+                    for i, step in enumerate(self.recovery.steps)
+                    if isinstance(step, PauseComponent) and step.component == "sink" and i < index
+                ]
+                resumed = [
+                    i
+                    for i, step in enumerate(self.recovery.steps)
+                    if isinstance(step, ResumeComponent) and step.component == "sink" and i > index
+                ]
+                if not paused or not resumed:
+                    raise ValueError(
+                        "replay_kafka writes the sink's table: pause the sink before it and resume it after "
+                        "(PauseComponent(component='sink'), ..., ReplayKafka(), ResumeComponent(component='sink'))"
+                    )
+            for step in self.recovery.steps:
+                if isinstance(step, RestoreCatalogBackup) and step.backup not in backups:
+                    raise ValueError(
+                        f"recovery restores backup {step.backup!r} but the schedule takes "
+                        f"{sorted(backups) or 'no backups'}"
+                    )
+        return self
+
+    @property
+    def faults(self) -> tuple[ScheduleItem, ...]:
+        return tuple(item for item in self.schedule if not isinstance(item, TakeCatalogBackup))

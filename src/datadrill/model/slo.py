@@ -1,0 +1,184 @@
+"""SLIs, SLOs and alert rules, stated in user terms.
+
+Example::
+
+    SLO("mart freshness", sli=Freshness(max_age_s=30), objective=0.999,
+        alert=ThresholdAlert(for_s=5))
+    # "orders in dwh.orders no older than 30 s, 99.9% of the time"
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+from pydantic.dataclasses import dataclass
+
+from datadrill.model._base import MODEL_CONFIG
+
+DEFAULT_SOURCE_QUERY = (
+    "SELECT order_id, customer_id, amount_cents, currency, status, created_at_us FROM orders"
+)
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Target:
+    """What an SLI measures. The reference platform is only the default: point these at
+    your own topic, consumer group, table and source to measure your pipeline."""
+
+    topic: str = "orders.v1"
+    group: str = "datadrill-sink"
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")] = "dwh.orders"
+    event_time_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "created_at"
+    key_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "order_id"
+    source_query: str = DEFAULT_SOURCE_QUERY
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Freshness:
+    """Age of the newest row a mart query sees (now − max(event time)). Good while
+    the age is at most ``max_age_s``; a failing query is bad."""
+
+    max_age_s: Annotated[float, Field(gt=0)]
+    target: Target = Target()
+    kind: Literal["freshness"] = "freshness"
+
+    def statement(self) -> str:
+        return f"{self.target.table} no older than {self.max_age_s:g} s"
+
+    unit: ClassVar[str] = "s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class CanaryLatency:
+    """End-to-end latency of canary rows, source write → visible to a query. Good while
+    the newest canaries arrive within ``max_latency_s`` and none is overdue."""
+
+    max_latency_s: Annotated[float, Field(gt=0)]
+    target: Target = Target()
+    kind: Literal["canary_latency"] = "canary_latency"
+
+    def statement(self) -> str:
+        return f"canaries visible in {self.target.table} within {self.max_latency_s:g} s"
+
+    unit: ClassVar[str] = "s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ConsumerLag:
+    """Messages between the group's committed offsets and the high watermarks."""
+
+    max_messages: Annotated[int, Field(ge=0)]
+    target: Target = Target()
+    kind: Literal["consumer_lag"] = "consumer_lag"
+
+    def statement(self) -> str:
+        return f"consumer group {self.target.group} at most {self.max_messages:,} messages behind"
+
+    unit: ClassVar[str] = "messages"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class QuerySuccess:
+    """Does the mart query succeed? Each probe is one query: 1 on success, 0 on failure."""
+
+    query: str = "SELECT count(*), max({event_time_column}) FROM {table}"
+    target: Target = Target()
+    kind: Literal["query_success"] = "query_success"
+
+    def statement(self) -> str:
+        return f"mart queries on {self.target.table} succeed"
+
+    unit: ClassVar[str] = "ok"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ConnectorErrorRate:
+    """Errors per second reported by the relay and the sink (failed commits, rejected
+    records, failed deliveries)."""
+
+    max_per_s: Annotated[float, Field(ge=0)]
+    target: Target = Target()
+    kind: Literal["connector_error_rate"] = "connector_error_rate"
+
+    def statement(self) -> str:
+        return f"connector errors at most {self.max_per_s:g}/s"
+
+    unit: ClassVar[str] = "errors/s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RestartRate:
+    """Connector restarts per minute (sliding 60 s window)."""
+
+    max_per_min: Annotated[float, Field(ge=0)]
+    target: Target = Target()
+    kind: Literal["restart_rate"] = "restart_rate"
+
+    def statement(self) -> str:
+        return f"connector restarts at most {self.max_per_min:g}/min"
+
+    unit: ClassVar[str] = "restarts/min"
+
+
+SLI = Freshness | CanaryLatency | ConsumerLag | QuerySuccess | ConnectorErrorRate | RestartRate
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ThresholdAlert:
+    """Fire when the SLI has been bad continuously for ``for_s`` seconds."""
+
+    for_s: Annotated[float, Field(ge=0)]
+    kind: Literal["threshold"] = "threshold"
+
+    def describe(self) -> str:
+        return f"bad for {self.for_s:g} s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class BurnRateAlert:
+    """Multi-window burn rate (Google SRE workbook): fire when the error-budget burn rate
+    over both the long and the short window exceeds ``factor``."""
+
+    long_window_s: Annotated[float, Field(gt=0)]
+    short_window_s: Annotated[float, Field(gt=0)]
+    factor: Annotated[float, Field(gt=0)]
+    kind: Literal["burn_rate"] = "burn_rate"
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnRateAlert:
+        if self.short_window_s > self.long_window_s:
+            raise ValueError(
+                f"short_window_s {self.short_window_s:g} must not exceed long_window_s {self.long_window_s:g}"
+            )
+        return self
+
+    def describe(self) -> str:
+        return f"burn rate > {self.factor:g}× over {self.long_window_s:g} s and {self.short_window_s:g} s"
+
+
+Alert = ThresholdAlert | BurnRateAlert
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class SLO:
+    """An objective over an SLI: the fraction of time the SLI must be good."""
+
+    name: Annotated[str, Field(min_length=1)]
+    sli: SLI
+    objective: Annotated[float, Field(gt=0, lt=1)]
+    alert: Alert = ThresholdAlert(for_s=5)
+
+    def statement(self) -> str:
+        return f"{self.sli.statement()}, {self.objective * 100:g}% of the time"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ErrorBudgetPolicy:
+    """What a burn means for the team: budgets are per ``period_days``; an incident that
+    burns ``postmortem_at`` of a period's budget needs a postmortem, and a burn of
+    ``freeze_at`` freezes releases."""
+
+    period_days: Annotated[float, Field(gt=0)] = 28
+    postmortem_at: Annotated[float, Field(gt=0)] = 0.2
+    freeze_at: Annotated[float, Field(gt=0)] = 1.0

@@ -1,0 +1,64 @@
+"""The probe protocol and what probes may use."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from datadrill.engine.clock import Clock
+
+if TYPE_CHECKING:
+    from datadrill.model.slo import SLI
+    from datadrill.platform.query import QueryEngine
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement. ``value`` None means the SLI could not be measured (a failed
+    query, an unreachable broker); such a sample is bad."""
+
+    value: float | None
+    good: bool
+    error: str | None = None
+
+
+class Probe(Protocol):
+    def measure(self) -> Sample: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProbeEnv:
+    """What probes reach: built by the runner from the stack."""
+
+    clock: Clock
+    bootstrap_servers: str
+    query_engine: Callable[[], QueryEngine]
+    source_db: Callable[[], sqlite3.Connection]
+    heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
+    events_file: Path  # supervisor events (process exits)
+
+
+def build_probe(sli: SLI, env: ProbeEnv) -> Probe:
+    """The probe for an SLI spec. Every SLI kind has exactly one probe."""
+    from datadrill.model import slo
+    from datadrill.probes import sli as probes
+
+    if isinstance(sli, slo.Freshness):
+        return probes.FreshnessProbe(sli, env)
+    elif isinstance(sli, slo.QuerySuccess):
+        return probes.QuerySuccessProbe(sli, env)
+    elif isinstance(sli, slo.CanaryLatency):
+        return probes.CanaryLatencyProbe(sli, env)
+    elif isinstance(sli, slo.ConsumerLag):
+        return probes.ConsumerLagProbe(sli, env)
+    elif isinstance(sli, slo.ConnectorErrorRate):
+        return probes.ConnectorErrorRateProbe(sli, env)
+    elif isinstance(sli, slo.RestartRate):
+        return probes.RestartRateProbe(sli, env)
+    else:
+        raise TypeError(f"no probe for SLI {sli!r}")

@@ -1,0 +1,241 @@
+"""The probes of the built-in SLIs. Each is parameterized by its ``Target``, so the same
+probe measures the reference platform or a user's own pipeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from datadrill.errors import DrillError
+from datadrill.model import slo
+from datadrill.platform.query import QueryEngine
+from datadrill.probes.base import ProbeEnv, Sample
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+class _QueryProbe:
+    """Shares one query engine per probe; engines are cheap but not thread-safe."""
+
+    def __init__(self, env: ProbeEnv) -> None:
+        self.env = env
+        self._engine: QueryEngine | None = None
+
+    @property
+    def engine(self) -> QueryEngine:
+        if self._engine is None:
+            self._engine = self.env.query_engine()
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+class FreshnessProbe(_QueryProbe):
+    """now − max(event time) as a mart query sees it."""
+
+    def __init__(self, sli: slo.Freshness, env: ProbeEnv) -> None:
+        super().__init__(env)
+        self.sli = sli
+
+    def measure(self) -> Sample:
+        target = self.sli.target
+        try:
+            rows = self.engine.rows(
+                f"SELECT epoch_us(max({target.event_time_column})) FROM {target.table}",
+                tables=(target.table,),
+            )
+        except DrillError as exc:
+            return Sample(None, False, _short(exc))
+        newest_us = rows[0][0]
+        if newest_us is None:
+            return Sample(None, False, f"{target.table} is empty")
+        age = max(0.0, self.env.clock.wall() - newest_us / 1e6)
+        return Sample(age, age <= self.sli.max_age_s)
+
+
+class QuerySuccessProbe(_QueryProbe):
+    def __init__(self, sli: slo.QuerySuccess, env: ProbeEnv) -> None:
+        super().__init__(env)
+        self.sli = sli
+        target = sli.target
+        self.query = sli.query.format(table=target.table, event_time_column=target.event_time_column)
+
+    def measure(self) -> Sample:
+        try:
+            self.engine.rows(self.query, tables=(self.sli.target.table,))
+        except DrillError as exc:
+            return Sample(0.0, False, _short(exc))
+        return Sample(1.0, True)
+
+
+class CanaryLatencyProbe(_QueryProbe):
+    """Canaries written to the source and not yet seen in the table are tracked; the value
+    is the worst of the latencies of canaries that just became visible and the age of the
+    oldest canary still missing (so a stalled pipeline shows a growing latency)."""
+
+    def __init__(self, sli: slo.CanaryLatency, env: ProbeEnv) -> None:
+        super().__init__(env)
+        self.sli = sli
+        self._pending: dict[int, int] = {}  # order id -> emitted CLOCK_MONOTONIC ns
+        self._fetched_up_to: int | None = None
+
+    def _fetch_new_canaries(self) -> None:
+        with self.env.source_db() as db:
+            if self._fetched_up_to is None:
+                # Start with canaries emitted from now on: older ones say nothing of this run.
+                (latest,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM canaries").fetchone()
+                self._fetched_up_to = int(latest)
+                return
+            rows = db.execute(
+                "SELECT order_id, emitted_mono_ns FROM canaries WHERE order_id > ? ORDER BY order_id",
+                (self._fetched_up_to,),
+            ).fetchall()
+        for order_id, emitted in rows:
+            self._pending[int(order_id)] = int(emitted)
+            self._fetched_up_to = int(order_id)
+
+    def measure(self) -> Sample:
+        self._fetch_new_canaries()
+        now_ns = time.monotonic_ns()
+        latencies: list[float] = []
+        if self._pending:
+            low = min(self._pending)
+            try:
+                rows = self.engine.rows(
+                    f"SELECT {self.sli.target.key_column} FROM {self.sli.target.table} "
+                    f"WHERE is_canary AND {self.sli.target.key_column} >= ?",
+                    [low],
+                    tables=(self.sli.target.table,),
+                )
+            except DrillError as exc:
+                return Sample(None, False, _short(exc))
+            for (order_id,) in rows:
+                emitted = self._pending.pop(int(order_id), None)
+                if emitted is not None:
+                    latencies.append((now_ns - emitted) / 1e9)
+        if self._pending:
+            latencies.append((now_ns - min(self._pending.values())) / 1e9)
+        value = max(latencies) if latencies else 0.0
+        return Sample(value, value <= self.sli.max_latency_s)
+
+
+class ConsumerLagProbe:
+    """Σ over partitions of (high watermark − the group's committed offset)."""
+
+    def __init__(self, sli: slo.ConsumerLag, env: ProbeEnv) -> None:
+        from confluent_kafka import Consumer
+
+        self.sli = sli
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": env.bootstrap_servers,
+                "group.id": sli.target.group,
+                "enable.auto.commit": False,
+                "client.id": "datadrill-lag-probe",
+            }
+        )
+        self._partitions: list[Any] | None = None
+
+    def measure(self) -> Sample:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        topic = self.sli.target.topic
+        try:
+            if self._partitions is None:
+                metadata = self._consumer.list_topics(topic, timeout=5)
+                self._partitions = [
+                    TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)
+                ]
+            committed = self._consumer.committed(self._partitions, timeout=5)
+            lag = 0
+            for tp in committed:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                position = tp.offset if tp.offset >= 0 else low
+                lag += max(0, high - position)
+        except (KafkaException, KeyError) as exc:
+            return Sample(None, False, _short(exc))
+        return Sample(float(lag), lag <= self.sli.max_messages)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+_ERROR_COUNTERS = {"sink": ("commit_errors", "rejected"), "relay": ("rejected", "failed_batches")}
+
+
+class ConnectorErrorRateProbe:
+    """Errors per second from the connectors' heartbeat counters (restarts reset them)."""
+
+    def __init__(self, sli: slo.ConnectorErrorRate, env: ProbeEnv) -> None:
+        self.sli = sli
+        self.env = env
+        self._last: dict[str, tuple[int, int]] = {}  # component -> (pid, total)
+        self._last_t: float | None = None
+
+    def _totals(self) -> dict[str, tuple[int, int]]:
+        totals = {}
+        for name, counters in _ERROR_COUNTERS.items():
+            try:
+                beat = json.loads((self.env.heartbeat_dir / f"{name}.heartbeat.json").read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue
+            totals[name] = (int(beat.get("pid", 0)), sum(int(beat.get(c, 0)) for c in counters))
+        return totals
+
+    def measure(self) -> Sample:
+        now = self.env.clock.monotonic()
+        totals = self._totals()
+        errors = 0
+        for name, (pid, total) in totals.items():
+            last_pid, last_total = self._last.get(name, (pid, total))
+            # A restarted process counts from zero again.
+            errors += total if pid != last_pid else max(0, total - last_total)
+        elapsed = now - self._last_t if self._last_t is not None else None
+        self._last, self._last_t = totals, now
+        rate = errors / elapsed if elapsed else 0.0
+        return Sample(rate, rate <= self.sli.max_per_s)
+
+    def close(self) -> None:
+        return
+
+
+class RestartRateProbe:
+    """Connector exits in the last 60 s (each is followed by a restart)."""
+
+    window_s = 60.0
+
+    def __init__(self, sli: slo.RestartRate, env: ProbeEnv) -> None:
+        self.sli = sli
+        self.env = env
+        # Only exits from now on: earlier ones belong to other runs.
+        self._offset = env.events_file.stat().st_size if env.events_file.exists() else 0
+        self._exits: list[float] = []
+
+    def measure(self) -> Sample:
+        try:
+            with self.env.events_file.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        complete, _, _ = chunk.rpartition(b"\n")
+        if complete:
+            self._offset += len(complete) + 1
+            for line in complete.splitlines():
+                event = json.loads(line)
+                if event.get("event") == "process_exited":
+                    self._exits.append(float(event["mono"]))
+        now = self.env.clock.monotonic()
+        self._exits = [t for t in self._exits if now - t <= self.window_s]
+        per_min = len(self._exits) * 60.0 / self.window_s
+        return Sample(per_min, per_min <= self.sli.max_per_min)
+
+    def close(self) -> None:
+        return

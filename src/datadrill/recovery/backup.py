@@ -1,0 +1,87 @@
+"""Catalog backups: the catalog entry of a table plus the metadata file it points at.
+
+A metastore backup that holds only the pointer is useless once metadata files are
+cleaned up, so the backup keeps a copy of the file; data files are never deleted by the
+platform, so the snapshot it describes stays readable.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from datadrill.errors import DrillError
+from datadrill.faults.base import DrillContext
+
+
+class BackupMissing(DrillError):
+    """A restore named a backup that was never taken."""
+
+
+@dataclass(frozen=True)
+class CatalogBackup:
+    name: str
+    identifier: str
+    metadata_location: str
+    snapshot_id: int | None
+    rows: int | None
+    taken_mono: float
+
+    @property
+    def metadata_copy_name(self) -> str:
+        return Path(self.metadata_location.removeprefix("file://")).name
+
+
+def backup_dir(context: DrillContext, name: str) -> Path:
+    return context.run_dir / "backups" / name
+
+
+def take_backup(context: DrillContext, name: str, identifier: str) -> CatalogBackup:
+    table = context.stack.catalog().load_table(identifier)
+    snapshot = table.current_snapshot()
+    rows = None
+    if snapshot is not None and snapshot.summary is not None:
+        total = snapshot.summary.additional_properties.get("total-records")
+        rows = int(total) if total is not None else None
+    backup = CatalogBackup(
+        name=name,
+        identifier=identifier,
+        metadata_location=table.metadata_location,
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        rows=rows,
+        taken_mono=context.clock.monotonic(),
+    )
+    target = backup_dir(context, name)
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(backup.metadata_location.removeprefix("file://")), target / backup.metadata_copy_name)
+    (target / "backup.json").write_text(json.dumps(backup.__dict__, indent=2), encoding="utf-8")
+    return backup
+
+
+def load_backup(context: DrillContext, name: str) -> CatalogBackup:
+    path = backup_dir(context, name) / "backup.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BackupMissing(f"no catalog backup named {name!r} was taken in this run") from None
+    return CatalogBackup(**data)
+
+
+def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
+    """Point the catalog at the backup's metadata file (putting the file back if it was
+    deleted). Whatever the catalog held for the table before is replaced."""
+    backup = load_backup(context, name)
+    original = Path(backup.metadata_location.removeprefix("file://"))
+    if not original.exists():
+        original.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(backup_dir(context, name) / backup.metadata_copy_name, original)
+    catalog = context.stack.catalog()
+    namespace = backup.identifier.split(".", 1)[0]
+    if not catalog.namespace_exists(namespace):
+        catalog.create_namespace(namespace)
+    if catalog.table_exists(backup.identifier):
+        catalog.drop_table(backup.identifier)  # the row only: files stay
+    catalog.register_table(backup.identifier, backup.metadata_location)
+    return backup

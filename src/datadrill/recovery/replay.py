@@ -1,0 +1,180 @@
+"""Replay Kafka into the table: the incident's "parallel ingestion".
+
+From the offsets the table's current snapshot records (or the earliest offsets) up to the
+high watermarks seen when the replay starts, ``workers`` threads each consume a share of
+the partitions and decode with the sink's own exactly-once rules; the coordinator commits
+their batches, each commit recording the offsets it covers. The sink must be paused while
+this runs (the scenario model enforces pause → replay → resume).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+from datadrill.faults.base import DrillContext
+from datadrill.model.recovery import ReplayKafka
+from datadrill.platform.catalog import sink_state
+from datadrill.platform.sink import Batch, EventDecoder, snapshot_properties
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    rows: int
+    messages: int
+    duplicates: int
+    partitions: int
+    workers: int
+    elapsed_s: float
+    commits: int
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+_DONE = object()
+
+
+def _worker(
+    bootstrap: str,
+    topic: str,
+    starts: dict[int, int],
+    ends: dict[int, int],
+    high_ids: dict[int, int],
+    batch_rows: int,
+    out: queue.Queue[object],
+    deadline: float,
+) -> tuple[int, int]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "datadrill-replay",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+            "client.id": "datadrill-replay",
+        }
+    )
+    decoder = EventDecoder()
+    messages = duplicates = 0
+    remaining = {p for p in starts if starts[p] < ends[p]}
+    consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
+    high = dict(high_ids)
+    batch = Batch(started=time.monotonic())
+    try:
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=10_000, timeout=0.2):
+                if msg.error():
+                    continue
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None
+                if partition not in remaining or offset >= ends[partition]:
+                    continue
+                messages += 1
+                if decoder.add(batch, msg, high, time.time_ns() // 1000) == "duplicate":
+                    duplicates += 1
+                if offset + 1 >= ends[partition]:
+                    remaining.discard(partition)
+            if batch.rows >= batch_rows:
+                high.update(batch.max_ids)
+                out.put(batch)
+                batch = Batch(started=time.monotonic())
+        if remaining:
+            raise TimeoutError(f"replay did not reach the end offsets of partitions {sorted(remaining)}")
+        if batch.messages:
+            out.put(batch)
+    finally:
+        consumer.close()
+    return messages, duplicates
+
+
+def _commit_group_offsets(bootstrap: str, topic: str, group: str, offsets: dict[int, int]) -> None:
+    """Tell the sink's consumer group how far the table now is, so lag reflects the replay."""
+    if not offsets:
+        return
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float = 600.0) -> ReplayResult:
+    stack = context.stack
+    catalog = stack.catalog()
+    table = catalog.load_table(stack.table)
+    offsets, max_ids = sink_state(table) if step.start == "table_offsets" else ({}, {})
+    probe = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "datadrill-replay"})
+    try:
+        metadata = probe.list_topics(stack.topic, timeout=10)
+        partitions = sorted(metadata.topics[stack.topic].partitions)
+        watermarks = {
+            p: probe.get_watermark_offsets(TopicPartition(stack.topic, p), timeout=10) for p in partitions
+        }
+    finally:
+        probe.close()
+    starts = {p: max(offsets.get(p, watermarks[p][0]), watermarks[p][0]) for p in partitions}
+    ends = {p: watermarks[p][1] for p in partitions}
+    shares: list[list[int]] = [partitions[i :: step.workers] for i in range(step.workers)]
+    shares = [s for s in shares if s]
+    out: queue.Queue[object] = queue.Queue(maxsize=step.workers * 2)
+    started = time.monotonic()
+    deadline = started + timeout_s
+    rows = commits = 0
+    committed_offsets, committed_ids = dict(offsets), dict(max_ids)
+    with ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="replay") as pool:
+        futures = [
+            pool.submit(
+                _worker,
+                stack.bootstrap_servers,
+                stack.topic,
+                {p: starts[p] for p in share},
+                {p: ends[p] for p in share},
+                {p: max_ids[p] for p in share if p in max_ids},
+                step.batch_rows,
+                out,
+                deadline,
+            )
+            for share in shares
+        ]
+        finished = threading.Event()
+
+        def _watch() -> None:
+            for future in futures:
+                future.exception()
+            out.put(_DONE)
+            finished.set()
+
+        threading.Thread(target=_watch, daemon=True).start()
+        # One writer: Iceberg commits are serialised here, each carrying the offsets and
+        # event ids of the partitions its batch covers.
+        while True:
+            item = out.get()
+            if item is _DONE:
+                break
+            assert isinstance(item, Batch)
+            committed_offsets.update(item.offsets)
+            committed_ids.update(item.max_ids)
+            if item.rows:
+                table.append(
+                    item.arrow(), snapshot_properties=snapshot_properties(committed_offsets, committed_ids)
+                )
+                rows += item.rows
+                commits += 1
+        results = [future.result() for future in futures]  # re-raises a worker's failure
+    _commit_group_offsets(stack.bootstrap_servers, stack.topic, stack.config.sink.group_id, committed_offsets)
+    elapsed = time.monotonic() - started
+    return ReplayResult(
+        rows=rows,
+        messages=sum(r[0] for r in results),
+        duplicates=sum(r[1] for r in results),
+        partitions=len(partitions),
+        workers=len(shares),
+        elapsed_s=elapsed,
+        commits=commits,
+    )

@@ -1,0 +1,35 @@
+"""Re-register a table from the newest metadata file that survived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datadrill.errors import DrillError
+from datadrill.faults.base import DrillContext
+from datadrill.faults.metadata import metadata_files
+
+
+class NoSurvivingMetadata(DrillError):
+    """No metadata file of the table is left to register it from."""
+
+
+def table_metadata_dir(context: DrillContext, identifier: str) -> Path:
+    """Where the SQL catalog puts a table's metadata: <warehouse>/<namespace>.db/<table>/metadata."""
+    namespace, name = identifier.split(".", 1)
+    return context.stack.paths.warehouse.resolve() / f"{namespace}.db" / name / "metadata"
+
+
+def reregister(context: DrillContext, identifier: str) -> Path:
+    metadata_dir = table_metadata_dir(context, identifier)
+    files = metadata_files(metadata_dir) if metadata_dir.is_dir() else []
+    if not files:
+        raise NoSurvivingMetadata(f"no *.metadata.json left in {metadata_dir} to register {identifier} from")
+    newest = files[-1]
+    catalog = context.stack.catalog()
+    namespace = identifier.split(".", 1)[0]
+    if not catalog.namespace_exists(namespace):
+        catalog.create_namespace(namespace)
+    if catalog.table_exists(identifier):
+        catalog.drop_table(identifier)
+    catalog.register_table(identifier, f"file://{newest}")
+    return newest
