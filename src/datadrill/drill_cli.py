@@ -159,7 +159,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
             raise ConfigError("--stack", "--stack", stack, f"one of {', '.join(STACKS)}")
         loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
         failures = 0
-        with _stack_for_run(state_dir, err) as (running, how):
+        with _stack_for_run(state_dir, err) as (running, _how):
             for path, scenario in loaded:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 if report_dir is None:

@@ -56,7 +56,7 @@ def _query_ok(t: float) -> float | None:
 def _freshness(t: float) -> float | None:
     if FAULT_S < t < RESTORED_S:
         return None  # no table, so no age to measure
-    if t < FAULT_S:
+    if t <= FAULT_S:
         return 2.0 + (t % 3) * 0.4
     # The restored catalog points at the nightly backup's snapshot; the replay then
     # catches the table up.
@@ -66,7 +66,7 @@ def _freshness(t: float) -> float | None:
 def _canary(t: float) -> float | None:
     if FAULT_S < t < RESTORED_S:
         return None
-    if t < FAULT_S or t >= 78:
+    if t <= FAULT_S or t >= 78:
         return 1.1 + (t % 4) * 0.1
     return max(1.2, 16.0 - (t - RESTORED_S) * 0.4)
 
@@ -162,14 +162,28 @@ _PHASES = (
     PhaseResult("wait for detection", "detection", FAULT_S, DETECTED_S - FAULT_S),
     PhaseResult("pause sink", "recovery_step", 45.0, 0.8),
     PhaseResult(
-        "restore catalog from backup 'nightly'", "recovery_step", RESTORED_S, 1.9, rows=14_400, rate_per_s=7_579
+        "restore catalog from backup 'nightly'",
+        "recovery_step",
+        RESTORED_S,
+        1.9,
+        rows=14_400,
+        rate_per_s=7_579,
     ),
-    PhaseResult("replay orders.v1 from the backup's offsets", "recovery_step", 48.2, 14.6, rows=9_720, rate_per_s=665.8),
+    PhaseResult(
+        "replay orders.v1 from the backup's offsets",
+        "recovery_step",
+        48.2,
+        14.6,
+        rows=9_720,
+        rate_per_s=665.8,
+    ),
     PhaseResult("resume sink", "recovery_step", 62.9, 0.4),
     PhaseResult(
         "reconcile dwh.orders against the source", "recovery_step", 63.5, 6.2, rows=24_120, rate_per_s=3_890
     ),
-    PhaseResult("stabilisation", "verification", 70.0, 22.0, detail="every SLI good for 5 s after the last step"),
+    PhaseResult(
+        "stabilisation", "verification", 70.0, 22.0, detail="every SLI good for 5 s after the last step"
+    ),
     PhaseResult("integrity check", "verification", 89.1, 2.9, rows=24_120, rate_per_s=8_317),
 )
 
@@ -182,12 +196,18 @@ _TIMELINE = (
     TimelineEntry(31.5, _wall(31.5), "phase", "mart queries fail: table dwh.orders not found"),
     TimelineEntry(DETECTED_S, _wall(DETECTED_S), "alert", "mart queries succeed: bad for 3 s"),
     TimelineEntry(45.0, _wall(45.0), "recovery", "runbook step 1: pause sink"),
-    TimelineEntry(RESTORED_S, _wall(RESTORED_S), "recovery", "runbook step 2: restore catalog from 'nightly'"),
+    TimelineEntry(
+        RESTORED_S, _wall(RESTORED_S), "recovery", "runbook step 2: restore catalog from 'nightly'"
+    ),
     TimelineEntry(RESTORED_S, _wall(RESTORED_S), "revert", "catalog entry restored by the runbook"),
-    TimelineEntry(48.2, _wall(48.2), "recovery", "runbook step 3: replay orders.v1 from the backup's offsets"),
+    TimelineEntry(
+        48.2, _wall(48.2), "recovery", "runbook step 3: replay orders.v1 from the backup's offsets"
+    ),
     TimelineEntry(62.9, _wall(62.9), "recovery", "runbook step 4: resume sink"),
     TimelineEntry(63.5, _wall(63.5), "recovery", "runbook step 5: reconcile dwh.orders against the source"),
-    TimelineEntry(RECOVERED_S, _wall(RECOVERED_S), "integrity", "integrity verified: 24,120 rows, 0 affected"),
+    TimelineEntry(
+        RECOVERED_S, _wall(RECOVERED_S), "integrity", "integrity verified: 24,120 rows, 0 affected"
+    ),
     TimelineEntry(148.5, _wall(148.5), "verdict", "SLO violated"),
 )
 
@@ -206,7 +226,8 @@ def make_report(**overrides: Any) -> RunReport:
         verdict=Verdict.SLO_VIOLATED,
         reasons=(
             "mart queries succeed: 88% good < 99.9% objective",
-            "mart freshness: 77% good < 99.9% objective",
+            "mart freshness: 78% good < 99.9% objective",
+            "canary latency: 80% good < 99% objective",
         ),
         complete=True,
         started_wall=START,
@@ -259,9 +280,16 @@ def make_report(**overrides: Any) -> RunReport:
             rows=(
                 ProjectionRow("restore catalog from backup 'nightly'", 1.9, 14_400, 7_579.0, None, 1.9),
                 ProjectionRow(
-                    "replay orders.v1 from the backup's offsets", 14.6, 9_720, 665.8, 1_296_000_000, 1_946_530.5
+                    "replay orders.v1 from the backup's offsets",
+                    14.6,
+                    9_720,
+                    665.8,
+                    1_296_000_000,
+                    1_946_530.5,
                 ),
-                ProjectionRow("reconcile dwh.orders against the source", 6.2, 24_120, 3_890.0, 2_000_000_000, 514_138.8),
+                ProjectionRow(
+                    "reconcile dwh.orders against the source", 6.2, 24_120, 3_890.0, 2_000_000_000, 514_138.8
+                ),
             ),
             total_s=2_460_671.2,
             assumptions=(

@@ -41,15 +41,37 @@ def test_a_good_module_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "value", "allowed"),
     [
-        (GOOD.replace("at_s=1", "at_s=-3"), "DeleteCatalogEntry.at_s (line 6)", "-3", "greater than or equal to 0"),
+        (
+            GOOD.replace("at_s=1", "at_s=-3"),
+            "DeleteCatalogEntry.at_s (line 6)",
+            "-3",
+            "greater than or equal to 0",
+        ),
         (GOOD.replace("objective=0.999", "objective=1.5"), "SLO.objective (line 5)", "1.5", "less than 1"),
-        (GOOD.replace("QuerySuccess()", "Freshness(max_age_s=10, colour='red')"), "Freshness.colour", "red",
-         "unknown field"),
-        (GOOD.replace('name="ok"', 'name="Not A Slug"'), "Scenario.name", "Not A Slug", "should match pattern"),
-        (GOOD.replace("DeleteCatalogEntry(at_s=1)", "DeleteCatalogEntry(at_s=1, table='orders')"),
-         "DeleteCatalogEntry.table", "orders", "should match pattern"),
-        (GOOD.replace("schedule=(DeleteCatalogEntry(at_s=1),)", "schedule=(TakeCatalogBackup(at_s=0),)"),
-         "Scenario", "whole object", "at least one fault"),
+        (
+            GOOD.replace("QuerySuccess()", "Freshness(max_age_s=10, colour='red')"),
+            "Freshness.colour",
+            "red",
+            "unknown field",
+        ),
+        (
+            GOOD.replace('name="ok"', 'name="Not A Slug"'),
+            "Scenario.name",
+            "Not A Slug",
+            "should match pattern",
+        ),
+        (
+            GOOD.replace("DeleteCatalogEntry(at_s=1)", "DeleteCatalogEntry(at_s=1, table='orders')"),
+            "DeleteCatalogEntry.table",
+            "orders",
+            "should match pattern",
+        ),
+        (
+            GOOD.replace("schedule=(DeleteCatalogEntry(at_s=1),)", "schedule=(TakeCatalogBackup(at_s=0),)"),
+            "Scenario",
+            "whole object",
+            "at least one fault",
+        ),
     ],
 )
 def test_mistakes_name_file_field_value_and_allowed(
@@ -68,7 +90,8 @@ def test_mistakes_name_file_field_value_and_allowed(
 def test_restore_of_a_backup_never_taken(tmp_path: Path) -> None:
     body = GOOD.replace(
         "schedule=(DeleteCatalogEntry(at_s=1),),",
-        "schedule=(DeleteCatalogEntry(at_s=1),), recovery=Runbook(steps=(RestoreCatalogBackup(backup='nightly'),)),",
+        "schedule=(DeleteCatalogEntry(at_s=1),), "
+        "recovery=Runbook(steps=(RestoreCatalogBackup(backup='nightly'),)),",
     )
     with pytest.raises(ConfigError, match="restores backup 'nightly' but the schedule takes no backups"):
         load_scenario(_write(tmp_path, body))

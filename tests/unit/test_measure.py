@@ -60,7 +60,15 @@ def _journal(
     if alert_at is not None:
         add(alert_at, "alert_fired", slo="q", rule="bad for 2 s")
     add(13.0, "phase_started", name="replay Kafka", kind="recovery_step")
-    add(15.0, "phase_finished", name="replay Kafka", kind="recovery_step", ok=True, rows=20_000, rate_per_s=10_000.0)
+    add(
+        15.0,
+        "phase_finished",
+        name="replay Kafka",
+        kind="recovery_step",
+        ok=True,
+        rows=20_000,
+        rate_per_s=10_000.0,
+    )
     if recovered:
         add(bad_until + 5, "recovered", stable_since=bad_until, stable_for_s=5)
     add(end - 1, "fault_reverted", fault_id=1, kind="metadata.catalog_entry", description="gone", note="n/a")

@@ -366,15 +366,18 @@ def _lessons(
             )
     if report.replay_rate_per_s:
         well.append(f"Kafka replay ran at {report.replay_rate_per_s:,.0f} rows/s")
-    if report.projection is not None and report.recover_within_s is not None:
-        if report.projection.total_s > report.recover_within_s:
-            badly.append(
-                f"At production volume this recovery is projected to take {report.projection.total_s:,.0f} s, "
-                f"over the {report.recover_within_s:g} s expected"
-            )
-            actions.append(
-                "Speed up replay and reconciliation at production volume (more workers, partition-parallel backfill)"
-            )
+    if (
+        report.projection is not None
+        and report.recover_within_s is not None
+        and report.projection.total_s > report.recover_within_s
+    ):
+        badly.append(
+            f"At production volume this recovery is projected to take {report.projection.total_s:,.0f} s, "
+            f"over the {report.recover_within_s:g} s expected"
+        )
+        actions.append(
+            "Speed up replay and reconciliation at production volume (more workers, partition-parallel backfill)"
+        )
     return tuple(well), tuple(badly), tuple(actions)
 
 

@@ -323,10 +323,14 @@ class Runner:
                 timed.remove(entry)
                 self._revert(entry[1], entry[2], entry[3])
             t, samples = self._probe_all(alerts=True)
-            if runbook and recovery is None and self.live.detected_s is not None:
-                if self.journal.now() >= self.live.detected_s + runbook.response_delay_s:
-                    recovery = _RecoveryThread(self, runbook)
-                    recovery.start()
+            if (
+                runbook
+                and recovery is None
+                and self.live.detected_s is not None
+                and self.journal.now() >= self.live.detected_s + runbook.response_delay_s
+            ):
+                recovery = _RecoveryThread(self, runbook)
+                recovery.start()
             if recovery is not None:
                 self.live.recovery_step = recovery.current
                 if recovery.error is not None:

@@ -154,7 +154,7 @@ class BurnRateAlert:
         return self
 
     def describe(self) -> str:
-        return f"burn rate > {self.factor:g}× over {self.long_window_s:g} s and {self.short_window_s:g} s"
+        return f"burn rate > {self.factor:g}x over {self.long_window_s:g} s and {self.short_window_s:g} s"
 
 
 Alert = ThresholdAlert | BurnRateAlert

@@ -136,7 +136,7 @@ def build_content(report: RunReport) -> Content:
             Section(
                 "Action items",
                 "action-items",
-                _bullets_or(report.action_items, "None recorded.", checkboxes=True),
+                _bullets_or(report.action_items, "No action items recorded.", checkboxes=True),
             ),
         ),
         footer=(

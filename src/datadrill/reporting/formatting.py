@@ -163,10 +163,7 @@ def format_value(value: float | None, unit: str) -> str:
     if _is_missing(value):
         return MISSING
     assert value is not None
-    if value == int(value) and abs(value) >= 1:
-        number = f"{int(value):,}"
-    else:
-        number = _significant(value, 3)
+    number = f"{int(value):,}" if value == int(value) and abs(value) >= 1 else _significant(value, 3)
     return f"{number} {unit}".rstrip()
 
 
