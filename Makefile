@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration bench system-deps constraints clean
+.PHONY: demo crash-demo test lint typecheck unit integration bench system-deps constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The headline game day on a throwaway embedded stack; reports land in reports/.
 demo: $(STAMP)
+	$(BIN)/datadrill run scenarios/metadata_loss.py
+
+# SIGKILL the sink and the relay mid-flight and check exactly-once.
+crash-demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
@@ -37,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/stack_up.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/canary_latency.py
+	$(BIN)/python bench/headline.py
+	$(BIN)/python bench/reconcile.py
 
 # Regenerate the pinned set after changing dependency ranges in pyproject.toml.
 constraints:

@@ -29,7 +29,7 @@ from datadrill.engine.measure import judge, measure
 from datadrill.faults.base import DrillContext, FaultHandle, inject
 from datadrill.model import slo as slo_model
 from datadrill.model.faults import TakeCatalogBackup
-from datadrill.model.recovery import Automatic, Runbook
+from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
 from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
@@ -97,6 +97,8 @@ class Runner:
         self.context = DrillContext(stack, run_dir, self.clock)
         self._fault_ids = 0
         self._reverted: set[int] = set()
+        self.harness_s = 0.0
+        self.paused: set[str] = set()  # components the runbook paused and has not resumed
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -110,6 +112,8 @@ class Runner:
                 self._start(cleanup)
                 try:
                     with contextlib.ExitStack() as faults:
+                        # Components a runbook paused come back even if it failed midway.
+                        faults.callback(self._resume_paused)
                         self._steady_state()
                         self._fault_phase(faults)
                         self._phase("revert faults", "revert")  # reverts run as `faults` closes
@@ -124,7 +128,9 @@ class Runner:
             journal.record("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         preliminary = measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
         verdict, why = judge(preliminary, status=status, status_reasons=reasons)
-        journal.record("run_finished", verdict=verdict.value, reasons=list(why))
+        journal.record(
+            "run_finished", verdict=verdict.value, reasons=list(why), harness_probe_s=round(self.harness_s, 3)
+        )
         journal.close()
         self.live.phase = f"finished: {verdict.value}"
         self.on_update(self.live)
@@ -214,6 +220,14 @@ class Runner:
         self.journal.record("phase_finished", name=name, kind=kind, ok=ok, **fields)
 
     def _probe_all(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
+        began = self.clock.monotonic()
+        try:
+            return self._probe_all_timed(alerts=alerts)
+        finally:
+            # The harness's own cost: probing, alert rules, journaling (see bench/headline.py).
+            self.harness_s += self.clock.monotonic() - began
+
+    def _probe_all_timed(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
         samples = {}
         for name, probe in self.probes.items():
             sample = probe.measure()
@@ -296,6 +310,12 @@ class Runner:
         )
         with contextlib.suppress(ValueError):
             self.live.active_faults.remove(handle.description)
+
+    def _resume_paused(self) -> None:
+        for component in sorted(self.paused):
+            pid = self.stack.resume(component)
+            self.journal.record("component_resumed", component=component, pid=pid, note="left paused by the runbook")
+        self.paused.clear()
 
     def _fault_phase(self, faults: contextlib.ExitStack) -> None:
         scenario = self.scenario
@@ -418,7 +438,11 @@ class _RecoveryThread(threading.Thread):
             self.current = name
             journal.record("phase_started", name=name, kind="recovery_step")
             try:
+                if isinstance(step, PauseComponent):
+                    self.runner.paused.add(step.component)
                 result = run_step(step, self.runner.context)
+                if isinstance(step, ResumeComponent):
+                    self.runner.paused.discard(step.component)
             except Exception as exc:  # noqa: BLE001 - reported as the run's failure below
                 journal.record(
                     "phase_finished",

@@ -10,7 +10,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
 from datadrill.faults.base import DrillContext
 from datadrill.model.faults import DeleteCatalogEntry, DeleteMetadataFiles, HideTable
@@ -27,6 +28,16 @@ def table_exists(context: DrillContext, identifier: str) -> bool:
     except (NoSuchTableError, FileNotFoundError):
         return False
     return True
+
+
+def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
+    """Does the catalog list the table? Unlike ``table_exists`` this never reads the
+    metadata file, which may be the very thing that is missing."""
+    namespace, name = identifier.split(".", 1)
+    try:
+        return any(t == (namespace, name) for t in catalog.list_tables(namespace))
+    except NoSuchNamespaceError:
+        return False
 
 
 def metadata_files(metadata_dir: Path) -> list[Path]:
@@ -52,7 +63,7 @@ class CatalogEntryDeleted:
             return "already reverted"
         self.reverted = True
         catalog = self.context.stack.catalog()
-        if catalog.table_exists(self.identifier):
+        if has_catalog_row(catalog, self.identifier):
             return "nothing to do: the recovery restored the table"
         catalog.register_table(self.identifier, self.metadata_location)
         return f"re-registered {self.identifier} from the metadata location saved at injection"
@@ -125,7 +136,7 @@ class TableHidden:
             return "already reverted"
         self.reverted = True
         catalog = self.context.stack.catalog()
-        if catalog.table_exists(self.hidden) and not catalog.table_exists(self.identifier):
+        if has_catalog_row(catalog, self.hidden) and not has_catalog_row(catalog, self.identifier):
             catalog.rename_table(self.hidden, self.identifier)
             return f"renamed {self.hidden} back to {self.identifier}"
         return "nothing to do: the table is back"

@@ -7,10 +7,13 @@ platform, so the snapshot it describes stays readable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyiceberg.exceptions import NoSuchTableError
 
 from datadrill.errors import DrillError
 from datadrill.faults.base import DrillContext
@@ -81,7 +84,7 @@ def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
     namespace = backup.identifier.split(".", 1)[0]
     if not catalog.namespace_exists(namespace):
         catalog.create_namespace(namespace)
-    if catalog.table_exists(backup.identifier):
+    with contextlib.suppress(NoSuchTableError):
         catalog.drop_table(backup.identifier)  # the row only: files stay
     catalog.register_table(backup.identifier, backup.metadata_location)
     return backup

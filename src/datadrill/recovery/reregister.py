@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+from pyiceberg.exceptions import NoSuchTableError
 
 from datadrill.errors import DrillError
 from datadrill.faults.base import DrillContext
@@ -14,9 +17,12 @@ class NoSurvivingMetadata(DrillError):
 
 
 def table_metadata_dir(context: DrillContext, identifier: str) -> Path:
-    """Where the SQL catalog puts a table's metadata: <warehouse>/<namespace>.db/<table>/metadata."""
+    """Where the table's metadata lives: <warehouse>/<namespace>/<table>/metadata for
+    pyiceberg's SQL catalog (<namespace>.db/ for Hive-style layouts)."""
     namespace, name = identifier.split(".", 1)
-    return context.stack.paths.warehouse.resolve() / f"{namespace}.db" / name / "metadata"
+    warehouse = context.stack.paths.warehouse.resolve()
+    candidates = [warehouse / namespace / name / "metadata", warehouse / f"{namespace}.db" / name / "metadata"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def reregister(context: DrillContext, identifier: str) -> Path:
@@ -29,7 +35,7 @@ def reregister(context: DrillContext, identifier: str) -> Path:
     namespace = identifier.split(".", 1)[0]
     if not catalog.namespace_exists(namespace):
         catalog.create_namespace(namespace)
-    if catalog.table_exists(identifier):
-        catalog.drop_table(identifier)
+    with contextlib.suppress(NoSuchTableError):
+        catalog.drop_table(identifier)  # the row only: files stay
     catalog.register_table(identifier, f"file://{newest}")
     return newest
