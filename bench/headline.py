@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from _common import bench_stack
-
 from datadrill.engine.journal import read_journal
 from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner

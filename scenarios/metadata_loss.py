@@ -70,7 +70,8 @@ SCENARIO = Scenario(
         response_delay_s=2,
     ),
     expectations=Expectations(detect_within_s=10, recover_within_s=90),
-    probe_interval_s=0.5,
+    # One probe a second resolves detection to a second, at a few percent of harness cost.
+    probe_interval_s=1.0,
     stabilisation_s=5,
     max_duration_s=180,
     production=ProductionVolume(events_per_s=50_000, table_rows=5_000_000_000),

@@ -191,10 +191,14 @@ class Runner:
         )
         if previous_rate:
             cleanup.callback(self._restore_workload, previous_rate)
+        # One engine for every query probe: they run in turn on this thread, and a shared
+        # engine plans the table's scan once per change instead of once per probe.
+        engine = self.stack.query_engine()
+        cleanup.callback(engine.close)
         env = ProbeEnv(
             clock=self.clock,
             bootstrap_servers=self.stack.bootstrap_servers,
-            query_engine=self.stack.query_engine,
+            query_engine=lambda: engine,
             source_db=self.stack.source,
             heartbeat_dir=self.stack.paths.run,
             events_file=self.stack.paths.events_file,
@@ -314,7 +318,9 @@ class Runner:
     def _resume_paused(self) -> None:
         for component in sorted(self.paused):
             pid = self.stack.resume(component)
-            self.journal.record("component_resumed", component=component, pid=pid, note="left paused by the runbook")
+            self.journal.record(
+                "component_resumed", component=component, pid=pid, note="left paused by the runbook"
+            )
         self.paused.clear()
 
     def _fault_phase(self, faults: contextlib.ExitStack) -> None:

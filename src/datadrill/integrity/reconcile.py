@@ -1,13 +1,15 @@
 """Reconcile a source against a sink by key ranges and hash bisection, in the engines.
 
 Neither table is pulled into Python. Each side summarises key ranges in its own engine
-(SQLite for the source, DuckDB for the sink): per range ``count(*)``, ``count(DISTINCT
-key)`` and a checksum, the sum of a per-row hash that both engines compute identically.
-Ranges whose summaries agree are done. A range that differs is split into ``buckets``
-equal-width sub-ranges and summarised again, until it holds at most ``leaf_rows`` rows on
-either side; only then are the ``(key, row hash)`` pairs of that range fetched from both
-sides and diffed in Python. A handful of damaged keys in ten million rows costs one full
-scan per side plus a few narrow range queries.
+(SQLite for the source, DuckDB for the sink), one GROUP BY query per range: per
+equal-width sub-range ``(key - lo) // width``, ``count(*)`` and a checksum, the sum of a
+per-row hash that both engines compute identically (``count(DISTINCT key)`` on request).
+Sub-ranges whose summaries agree are done. One that differs is split again, until it
+holds at most ``leaf_rows`` rows on either side; only then are the ``(key, row hash)``
+pairs of that range fetched from both sides and diffed in Python. The fan-out is at least
+``buckets`` and grows with the rows in the range (up to 65,536), so that a damaged
+sub-range is usually small enough to fetch at the next step: a handful of damaged keys in
+ten million rows costs one full scan per side plus one narrow query per damaged key.
 
 Each key ends up in exactly one finding:
 
@@ -41,9 +43,10 @@ different rows collide with probability about ``2/P``; strings that differ only 
 their first 16 and last 8 characters, at the same length, are not told apart; SQLite's
 ``length()`` stops at a NUL character.
 
-Strings are hashed once per distinct value (a ``SELECT DISTINCT`` joined back), not once
-per row: dimension-like columns (currency, status) have few values, and per-row
-``unicode(substr(...))`` calls would dominate the scan.
+In wide ranges strings are hashed once per distinct value (a ``SELECT DISTINCT`` joined
+back), not once per row: dimension-like columns (currency, status) have few values, and
+per-row ``unicode(substr(...))`` calls would dominate the scan. Narrow ranges hash them per
+row, which plans faster; both give the same numbers.
 
 Example::
 
@@ -78,6 +81,8 @@ PREFIX_CHARS = 16
 SUFFIX_CHARS = 8
 MAX_FANOUT = 65_536
 """The most sub-ranges one summary query returns."""
+MAX_RANGES_PER_FETCH = 64
+"""The most leaf ranges one ``row_hashes_in`` query covers (an OR of that many ranges)."""
 MAX_INTEGER_COLUMNS = 20
 """Each integer column adds at most ``1.5 * 2**58`` to the row sum; 20 of them (key included)
 plus the string terms stay below ``2**63``."""
@@ -301,12 +306,13 @@ def _hashed_rows_sql(
     relation: str,
     key: str,
     columns: Sequence[Column],
-    lo: int,
-    hi: int,
+    ranges: Sequence[tuple[int, int]],
     *,
     dictionary: bool,
 ) -> str:
-    """A SELECT of ``k`` (the key) and ``l`` (the reduced row sum ``L``) for keys in [lo, hi].
+    """A SELECT of ``k`` (the key) and ``l`` (the reduced row sum ``L``) for keys in any of
+    the inclusive ``ranges`` (both engines push an OR of ranges down to their indexes or
+    row-group statistics).
 
     With ``dictionary``, each string column's ``t(s)`` is computed once per distinct value
     and joined back: ``base`` is then referenced once per string column and once for the
@@ -325,10 +331,8 @@ def _hashed_rows_sql(
             texts.append(alias)
         else:
             raise AssertionError(f"unhandled column kind {column.kind!r}")
-    ctes = [
-        f"base AS NOT MATERIALIZED (SELECT {', '.join(select)} FROM {relation} "
-        f"WHERE {key} BETWEEN ({int(lo)}) AND ({int(hi)}))"
-    ]
+    where = " OR ".join(f"{key} BETWEEN ({int(lo)}) AND ({int(hi)})" for lo, hi in ranges)
+    ctes = [f"base AS NOT MATERIALIZED (SELECT {', '.join(select)} FROM {relation} WHERE {where})"]
     joins, sums = [], [plan.integer_terms(dialect, integers)]
     for text_index, alias in enumerate(texts):
         if not dictionary:
@@ -369,7 +373,7 @@ def summary_sql(
 ) -> str:
     """One query: per bucket ``(k - lo) // width`` of [lo, hi], rows, distinct keys, checksum."""
     dictionary = hi - lo + 1 > DICTIONARY_MIN_SPAN
-    inner = _hashed_rows_sql(dialect, relation, key, columns, lo, hi, dictionary=dictionary)
+    inner = _hashed_rows_sql(dialect, relation, key, columns, [(lo, hi)], dictionary=dictionary)
     keys = "count(DISTINCT k)" if count_keys else "NULL"
     return (
         f"SELECT (k - ({int(lo)})) {dialect.intdiv} {int(width)} AS b, count(*), {keys}, "
@@ -378,10 +382,10 @@ def summary_sql(
 
 
 def row_hashes_sql(
-    dialect: _Dialect, relation: str, key: str, columns: Sequence[Column], lo: int, hi: int
+    dialect: _Dialect, relation: str, key: str, columns: Sequence[Column], ranges: Sequence[tuple[int, int]]
 ) -> str:
-    """One query: ``(key, row hash)`` of every row with a key in [lo, hi]."""
-    inner = _hashed_rows_sql(dialect, relation, key, columns, lo, hi, dictionary=False)
+    """One query: ``(key, row hash)`` of every row with a key in one of ``ranges``."""
+    inner = _hashed_rows_sql(dialect, relation, key, columns, ranges, dictionary=False)
     return f"SELECT k, {_row_hash_of('l')} FROM ({inner}) AS h"
 
 
@@ -464,9 +468,14 @@ class Side(Protocol):
         """``(key, row hash)`` of every row with a key in ``[lo, hi]`` (duplicates repeat)."""
         ...
 
+    def row_hashes_in(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The same for several disjoint ranges, in one query (one round trip per side for
+        all the damaged ranges of a level)."""
+        ...
+
 
 class _SqlSide:
-    """A side that runs generated SQL over ``relation`` through ``run``."""
+    """A side that runs the generated SQL over ``relation`` in one engine (see ``_run``)."""
 
     def __init__(
         self,
@@ -500,7 +509,12 @@ class _SqlSide:
         return _summaries(lo, hi, buckets, self._run(sql), count_keys=count_keys)
 
     def row_hashes(self, lo: int, hi: int) -> list[tuple[int, int]]:
-        sql = row_hashes_sql(self._dialect, self._relation, self._key, self.columns, lo, hi)
+        return self.row_hashes_in([(lo, hi)])
+
+    def row_hashes_in(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        if not ranges:
+            return []
+        sql = row_hashes_sql(self._dialect, self._relation, self._key, self.columns, ranges)
         return [(int(k), int(h)) for k, h in self._run(sql)]
 
     def __repr__(self) -> str:
@@ -540,7 +554,9 @@ class SqliteSide(_SqlSide):
         columns: Sequence[Column] = SOURCE_ORDER_COLUMNS,
         name: str = "source",
     ) -> None:
-        super().__init__(name, SQLITE, f"({query}) AS src", key=key, columns=columns)
+        # A trailing semicolon is harmless on its own and a syntax error inside a subquery.
+        wrapped = f"({query.strip().rstrip(';')}) AS src"
+        super().__init__(name, SQLITE, wrapped, key=key, columns=columns)
         self._db = db
 
     def _run(self, sql: str, *, fresh: bool = False) -> list[tuple[Any, ...]]:
@@ -838,29 +854,36 @@ def reconcile(
             )
         return list(zip(ours, theirs, strict=True))
 
-    def fetch(side: Side, summary: RangeSummary) -> list[tuple[int, int]]:
+    def fetch(side: Side, leaves: Sequence[RangeSummary]) -> list[tuple[int, int]]:
         nonlocal queries, rows_fetched
-        if summary.rows == 0:
-            return []
-        queries += 1
-        rows = side.row_hashes(summary.lo, summary.hi)
+        ranges = [(leaf.lo, leaf.hi) for leaf in leaves if leaf.rows]
+        rows: list[tuple[int, int]] = []
+        for start in range(0, len(ranges), MAX_RANGES_PER_FETCH):
+            queries += 1
+            rows.extend(side.row_hashes_in(ranges[start : start + MAX_RANGES_PER_FETCH]))
         rows_fetched += len(rows)
         return rows
 
     top = summarize(lo, hi, hi - lo + 1)  # the key span bounds the rows of a keyed table
     source_rows = sum(s.rows for s, _ in top)
     sink_rows = sum(t.rows for _, t in top)
-    pending = top
-    while pending:
-        ours, theirs = pending.pop()
-        ranges_examined += 1
-        if ours.agrees_with(theirs):
-            continue
-        small = max(ours.rows, theirs.rows) <= leaf_rows
-        if small or ours.rows == 0 or theirs.rows == 0 or ours.lo == ours.hi:
-            findings.diff(fetch(source, ours), fetch(sink, theirs))
-        else:
-            pending.extend(summarize(ours.lo, ours.hi, max(ours.rows, theirs.rows)))
+    level = top
+    while level:
+        deeper: list[tuple[RangeSummary, RangeSummary]] = []
+        leaves: list[tuple[RangeSummary, RangeSummary]] = []
+        for ours, theirs in level:
+            ranges_examined += 1
+            if ours.agrees_with(theirs):
+                continue
+            small = max(ours.rows, theirs.rows) <= leaf_rows
+            if small or ours.rows == 0 or theirs.rows == 0 or ours.lo == ours.hi:
+                leaves.append((ours, theirs))
+            else:
+                deeper.extend(summarize(ours.lo, ours.hi, max(ours.rows, theirs.rows)))
+        if leaves:
+            # Leaf ranges are disjoint, so one diff over all of them finds the same keys.
+            findings.diff(fetch(source, [o for o, _ in leaves]), fetch(sink, [t for _, t in leaves]))
+        level = deeper
     return ReconcileResult(
         compared_rows=source_rows + sink_rows,
         source_rows=source_rows,

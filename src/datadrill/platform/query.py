@@ -22,6 +22,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.table import Table
 
 from datadrill.errors import QueryFailed
 
@@ -44,12 +45,29 @@ class QueryEngine:
         # Keep the engine inside its own process: no extension downloads, no home directory.
         self._con.execute("SET autoinstall_known_extensions=false")
         self._con.execute("SET autoload_known_extensions=false")
+        # Probes query the same (immutable) Parquet files over and over: keep their footers.
+        self._con.execute("SET parquet_metadata_cache=true")
+        # identifier -> (metadata location, snapshot id, data files) the view was built from.
+        # Planning a scan reads every manifest; for a table that only grew by appends since,
+        # reading the new snapshots' manifests is enough (see _appended_files).
+        self._resolved: dict[str, tuple[str, int | None, list[str]]] = {}
 
     def _resolve(self, identifier: str) -> None:
         namespace, name = identifier.split(".", 1)
         try:
             table = self._catalog.load_table(identifier)
-            tasks = list(table.scan().plan_files())
+            cached = self._resolved.get(identifier)
+            if cached is not None and cached[0] == table.metadata_location:
+                return
+            snapshot = table.current_snapshot()
+            snapshot_id = snapshot.snapshot_id if snapshot else None
+            files = self._appended_files(table, cached) if cached is not None else None
+            if files is None:
+                tasks = list(table.scan().plan_files())
+                if any(task.delete_files for task in tasks):
+                    files = None
+                else:
+                    files = [_local_path(task.file.file_path) for task in tasks]
         except NoSuchTableError as exc:
             raise QueryFailed(f"table {identifier} does not exist in the catalog: {exc}") from exc
         except FileNotFoundError as exc:
@@ -60,17 +78,41 @@ class QueryEngine:
             raise QueryFailed(f"table {identifier}: cannot read its metadata: {exc}") from exc
         self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         view = f'"{namespace}"."{name}"'
-        if any(task.delete_files for task in tasks):
+        if files is None:
             # Merge-on-read deletes: let pyiceberg apply them, DuckDB scans the result.
-            arrow = table.scan().to_arrow()
-            self._register(view, arrow)
-        elif tasks:
+            self._register(view, table.scan().to_arrow())
+            self._resolved.pop(identifier, None)
+            return
+        if files:
             # DDL cannot take parameters: the file list is inlined as quoted literals.
-            files = ", ".join(_quote(_local_path(task.file.file_path)) for task in tasks)
-            self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{files}])")
+            listed = ", ".join(_quote(f) for f in files)
+            self._con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
         else:
-            empty = schema_to_pyarrow(table.schema()).empty_table()
-            self._register(view, empty)
+            self._register(view, schema_to_pyarrow(table.schema()).empty_table())
+        self._resolved[identifier] = (table.metadata_location, snapshot_id, files)
+
+    @staticmethod
+    def _appended_files(table: Table, cached: tuple[str, int | None, list[str]]) -> list[str] | None:
+        """The cached file list plus the files of appends made since, or None when anything
+        but appends happened (deletes, overwrites, a restored older snapshot)."""
+        _, cached_id, cached_files = cached
+        added: list[str] = []
+        snapshot = table.current_snapshot()
+        while snapshot is not None and snapshot.snapshot_id != cached_id:
+            operation = snapshot.summary.operation if snapshot.summary is not None else None
+            if operation is None or operation.value != "append":
+                return None
+            for manifest in snapshot.manifests(table.io):
+                if manifest.added_snapshot_id != snapshot.snapshot_id:
+                    continue
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                    if entry.status.name == "ADDED" and entry.snapshot_id == snapshot.snapshot_id:
+                        added.append(_local_path(entry.data_file.file_path))
+            parent = snapshot.parent_snapshot_id
+            snapshot = table.snapshot_by_id(parent) if parent is not None else None
+        if snapshot is None and cached_id is not None:
+            return None  # the cached snapshot is not an ancestor: the table was replaced
+        return cached_files + added
 
     def _register(self, view: str, arrow: pa.Table) -> None:
         name = "arrow_" + view.replace('"', "").replace(".", "_")

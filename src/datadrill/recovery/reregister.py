@@ -21,7 +21,10 @@ def table_metadata_dir(context: DrillContext, identifier: str) -> Path:
     pyiceberg's SQL catalog (<namespace>.db/ for Hive-style layouts)."""
     namespace, name = identifier.split(".", 1)
     warehouse = context.stack.paths.warehouse.resolve()
-    candidates = [warehouse / namespace / name / "metadata", warehouse / f"{namespace}.db" / name / "metadata"]
+    candidates = [
+        warehouse / namespace / name / "metadata",
+        warehouse / f"{namespace}.db" / name / "metadata",
+    ]
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
