@@ -181,6 +181,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
                         on_update=lambda state, s=scenario: live.update(render_live(state, s)),  # type: ignore[misc]
                     )
                     report = runner.run()
+                err.print()
                 written = write_reports(report, run_dir)
                 _summary(out, report, written, time.monotonic() - started, path)
                 if report.verdict is not Verdict.PASSED:
@@ -241,7 +242,7 @@ def _summary(out: Console, report: object, written: dict[str, Path], wall_s: flo
         mark = "met" if slo.met else "MISSED"
         out.print(
             f"  SLO {slo.name}: {slo.good_ratio * 100:.2f}% good (objective {slo.objective * 100:g}%), "
-            f"{slo.budget_burned * 100:.0f}% of the run's budget burned — {mark}"
+            f"{slo.period_budget_burned * 100:.2f}% of the period's error budget burned — {mark}"
         )
     for kind, file in written.items():
         out.print(f"  {kind:5} {file}")

@@ -214,8 +214,9 @@ def generic_sides(rows: dict[int, tuple[Any, ...]]) -> tuple[SqliteSide, ArrowSi
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.integers(-(2**60), 2**60), GENERIC_ROW, min_size=1, max_size=12))
 def test_row_hash_is_identical_in_sqlite_duckdb_and_python(rows: dict[int, tuple[Any, ...]]) -> None:
-    """The crux: both engines compute the same 64-bit hash for every row, extremes, NULLs
-    (DuckDB side) and any Unicode included, and never overflow."""
+    """The crux: both engines and the Python mirror compute the same hash for every row,
+    int64 extremes, NULLs, empty strings and any Unicode (but NUL) included, and neither
+    engine overflows (DuckDB would raise, SQLite would silently switch to REAL)."""
     sqlite_side, duckdb_side = generic_sides(rows)
     lo, hi = min(rows), max(rows)
     expected = sorted((k, row_hash(KINDS, k, v)) for k, v in rows.items())
