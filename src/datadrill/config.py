@@ -104,6 +104,12 @@ class SupervisorConfig(_Section):
         return self
 
 
+class SafetyConfig(_Section):
+    allow_hosts: tuple[str, ...] = Field(
+        (), description="hosts outside loopback that datadrill may connect to and inject faults into"
+    )
+
+
 class StackConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     catalog: CatalogConfig = CatalogConfig()
@@ -112,6 +118,18 @@ class StackConfig(_Section):
     relay: RelayConfig = RelayConfig()
     sink: SinkConfig = SinkConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    safety: SafetyConfig = SafetyConfig()
+
+    @model_validator(mode="after")
+    def _catalog_host_allowed(self) -> StackConfig:
+        if self.catalog.uri.startswith("postgresql"):
+            from sqlalchemy.engine import make_url
+
+            from datadrill.safety import check_host
+
+            host = make_url(self.catalog.uri).host or "localhost"
+            check_host(host, allow_hosts=self.safety.allow_hosts, what="catalog.uri")
+        return self
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: object) -> None:

@@ -190,6 +190,29 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
                     raise typer.Exit(130)
         raise typer.Exit(0 if failures == 0 else 1)
 
+    @app.command("cleanup")
+    def cleanup_cmd(
+        state_dir: Annotated[
+            Path, typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="The stack to clean up.")
+        ] = Path(DEFAULT_STATE_DIR),
+    ) -> None:
+        """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
+        from datadrill.faults.ledger import cleanup
+        from datadrill.stacks.embedded.client import EmbeddedStack
+
+        stack = EmbeddedStack.attach(state_dir)
+        results = cleanup(stack)
+        if not results:
+            out.print(f"nothing to clean up: no fault is outstanding on the stack in {state_dir}")
+            return
+        failed = 0
+        for result in results:
+            mark = "[green]reverted[/green]" if result.ok else "[red]FAILED[/red]"
+            out.print(f"{mark} {result.kind}: {result.description} — {result.note}")
+            failed += 0 if result.ok else 1
+        if failed:
+            raise typer.Exit(1)
+
     @app.command("report")
     def report_cmd(
         journal: Annotated[Path, typer.Argument(help="A run's journal.jsonl (or its directory).")],

@@ -26,7 +26,9 @@ from datadrill.engine.alerts import AlertEvaluator
 from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.engine.journal import Journal, read_journal
 from datadrill.engine.measure import judge, measure
-from datadrill.faults.base import DrillContext, FaultHandle, inject
+from datadrill.faults.base import DrillContext, FaultHandle
+from datadrill.faults.ledger import FaultLedger, LedgeredHandle, cleanup, inject
+from datadrill.faults.stack_state import pause_spec, workload_spec
 from datadrill.model import slo as slo_model
 from datadrill.model.faults import TakeCatalogBackup
 from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
@@ -95,10 +97,11 @@ class Runner:
         self.live = LiveState(scenario.name)
         self.journal_path = run_dir / "journal.jsonl"
         self.context = DrillContext(stack, run_dir, self.clock)
+        self.ledger = FaultLedger.for_stack(stack.paths.root)
         self._fault_ids = 0
         self._reverted: set[int] = set()
         self.harness_s = 0.0
-        self.paused: set[str] = set()  # components the runbook paused and has not resumed
+        self.paused: dict[str, LedgeredHandle] = {}  # components the runbook paused, not yet resumed
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -136,7 +139,7 @@ class Runner:
         self.on_update(self.live)
         return measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
 
-    def _start(self, cleanup: contextlib.ExitStack) -> None:
+    def _start(self, exits: contextlib.ExitStack) -> None:
         scenario = self.scenario
         self.journal.record(
             "run_started",
@@ -183,18 +186,32 @@ class Runner:
                 "freeze_at": scenario.error_budget_policy.freeze_at,
             },
         )
-        previous = self.stack.status()
-        workload = next((c for c in previous["components"] if c["name"] == "workload"), None)
-        previous_rate = float((workload or {}).get("stats", {}).get("rate", 0) or 0)
-        self.stack.set_workload(
-            rate=scenario.workload.rate, canary_interval_s=scenario.workload.canary_interval_s
+        from datadrill.safety import check_servers
+
+        check_servers(
+            self.stack.bootstrap_servers,
+            allow_hosts=self.stack.config.safety.allow_hosts,
+            what="the stack's Kafka bootstrap servers",
         )
-        if previous_rate:
-            cleanup.callback(self._restore_workload, previous_rate)
+        # Whatever a killed run left applied on this stack comes back out first.
+        for result in cleanup(self.stack, ledger=self.ledger):
+            self.journal.record(
+                "leftover_reverted",
+                kind=result.kind,
+                description=result.description,
+                note=result.note,
+                ok=result.ok,
+            )
+        workload = inject(
+            workload_spec(scenario.workload.rate, scenario.workload.canary_interval_s),
+            self.context,
+            ledger=self.ledger,
+        )
+        exits.callback(workload.revert)
         # One engine for every query probe: they run in turn on this thread, and a shared
         # engine plans the table's scan once per change instead of once per probe.
         engine = self.stack.query_engine()
-        cleanup.callback(engine.close)
+        exits.callback(engine.close)
         env = ProbeEnv(
             clock=self.clock,
             bootstrap_servers=self.stack.bootstrap_servers,
@@ -206,13 +223,9 @@ class Runner:
         self.probes: dict[str, Probe] = {}
         for s in scenario.slos:
             self.probes[s.name] = build_probe(s.sli, env)
-            cleanup.callback(self.probes[s.name].close)
+            exits.callback(self.probes[s.name].close)
         self.alerts = AlertEvaluator(scenario.slos)
         self.live.alerts = {s.name: False for s in scenario.slos}
-
-    def _restore_workload(self, rate: float) -> None:
-        with contextlib.suppress(Exception):  # the stack may be gone; nothing to restore then
-            self.stack.set_workload(rate=rate)
 
     # -- phases ----------------------------------------------------------------------------
     def _phase(self, name: str, kind: str) -> None:
@@ -293,7 +306,7 @@ class Runner:
             return None
         self._fault_ids += 1
         fault_id = self._fault_ids
-        handle = inject(item, self.context)
+        handle = inject(item, self.context, ledger=self.ledger)
         # Registered before anything else can fail: the revert always runs.
         faults.callback(self._revert, fault_id, item.kind, handle)
         event = self.journal.record(
@@ -433,8 +446,21 @@ class _RecoveryThread(threading.Thread):
     def abandon(self) -> None:
         self._abandoned.set()
 
+    def _run(self, step: Any) -> Any:
+        """Pauses go through the fault ledger, so a killed run's paused sink comes back."""
+        from datadrill.recovery import StepResult, run_step
+
+        runner = self.runner
+        if isinstance(step, PauseComponent):
+            handle = inject(pause_spec(step.component), runner.context, ledger=runner.ledger)
+            runner.paused[step.component] = handle
+            return StepResult(f"{step.component} stopped")
+        if isinstance(step, ResumeComponent) and step.component in runner.paused:
+            note = runner.paused.pop(step.component).revert()
+            return StepResult(note)
+        return run_step(step, runner.context)
+
     def run(self) -> None:
-        from datadrill.recovery import run_step
 
         journal = self.runner.journal
         for step in self.runbook.steps:
@@ -444,11 +470,7 @@ class _RecoveryThread(threading.Thread):
             self.current = name
             journal.record("phase_started", name=name, kind="recovery_step")
             try:
-                if isinstance(step, PauseComponent):
-                    self.runner.paused.add(step.component)
-                result = run_step(step, self.runner.context)
-                if isinstance(step, ResumeComponent):
-                    self.runner.paused.discard(step.component)
+                result = self._run(step)
             except Exception as exc:  # noqa: BLE001 - reported as the run's failure below
                 journal.record(
                     "phase_finished",

@@ -1,16 +1,30 @@
-"""What a fault needs and what it gives back."""
+"""The fault plugin protocol and what a fault works with.
+
+A fault is three steps, so a crash at any point can be undone:
+
+1. ``prepare(spec, context) -> data``: no side effects; everything needed to undo the fault
+   (a metadata location, a previous rate, file names). The ledger writes it down, durably,
+   before anything changes.
+2. ``apply(spec, context, data) -> data``: the effect; may add to the undo data.
+3. ``revert(data, context) -> str``: idempotent, works from the recorded data alone, so
+   ``datadrill cleanup`` can run it after the process that applied the fault was killed.
+
+Third-party faults implement :class:`FaultPlugin` and register under the
+``datadrill.faults`` entry-point group; ``datadrill.faults.conformance`` checks them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from datadrill.engine.clock import Clock
 
 if TYPE_CHECKING:
-    from datadrill.model.faults import FaultSpec
     from datadrill.stacks.embedded.client import EmbeddedStack
+
+RevertData = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -29,26 +43,28 @@ class DrillContext:
         return path
 
 
+@runtime_checkable
+class FaultPlugin(Protocol):
+    """One kind of fault. ``spec_type`` is the frozen dataclass scenarios declare it with;
+    its ``kind`` field equals ``kind``."""
+
+    kind: str
+    spec_type: type[Any]
+
+    def prepare(self, spec: Any, context: DrillContext) -> RevertData: ...
+
+    def apply(self, spec: Any, context: DrillContext, data: RevertData) -> RevertData: ...
+
+    def revert(self, data: RevertData, context: DrillContext) -> str: ...
+
+    def exclusive_key(self, spec: Any) -> str | None:
+        """Faults with the same key must not overlap in time (None: no constraint)."""
+        ...
+
+
 class FaultHandle(Protocol):
     description: str
 
     def revert(self) -> str:
         """Undo the fault if it is still in effect; idempotent. Returns what it did."""
         ...
-
-
-def inject(spec: FaultSpec, context: DrillContext) -> FaultHandle:
-    """Inject the fault a spec describes. Every spec kind has exactly one implementation."""
-    from datadrill.faults import connector, metadata
-    from datadrill.model import faults as specs
-
-    if isinstance(spec, specs.DeleteCatalogEntry):
-        return metadata.delete_catalog_entry(spec, context)
-    elif isinstance(spec, specs.DeleteMetadataFiles):
-        return metadata.delete_metadata_files(spec, context)
-    elif isinstance(spec, specs.HideTable):
-        return metadata.hide_table(spec, context)
-    elif isinstance(spec, specs.KillComponent):
-        return connector.kill_component(spec, context)
-    else:
-        raise TypeError(f"no fault implementation for {spec!r}")

@@ -34,8 +34,9 @@ square fits in a signed 64-bit integer:
 - a string ``s`` contributes ``t(s) = (Σ (cp(s, i) + 2)·cᵢ + (len(s) + 2)·d) mod P`` over
   the first 16 and the last 8 code points, where ``cp`` is the code point or -1 past the
   end, and ``len(NULL) = -1``;
-- ``L = (Σ contributions) mod P`` and the row hash is ``(L·L mod P) + L``, so that sums
-  over rows do not cancel when values move between rows.
+- ``L = (Σ contributions) mod P`` (truncated, as both engines compute ``%``) and the row
+  hash is ``(L·L mod P) + L``: squaring keeps sums over rows from cancelling when values
+  move between rows, as they would for a hash linear in the values.
 
 Coefficients are fixed (a splitmix64 stream), distinct per column and position. A sum of
 row hashes stays below ``2·P`` per row, so int64 holds it for 1.5 billion rows. Two
@@ -209,7 +210,7 @@ class _HashPlan:
 
     # -- SQL ---------------------------------------------------------------------------
 
-    def integer_terms(self, dialect: _Dialect, exprs: Sequence[str]) -> str:
+    def integer_terms(self, exprs: Sequence[str]) -> str:
         """The summed contributions of the key and the integer columns (already BIGINT)."""
         terms = []
         for expr, (a, b) in zip(exprs, self.integer_coefficients, strict=True):
@@ -264,11 +265,13 @@ class _HashPlan:
                 if value is not None and not isinstance(value, int):
                     raise TypeError(f"expected an int or None but got {value!r}")
                 integers.append(value)
-            else:
+            elif kind is ColumnKind.TEXT:
                 if value is not None and not isinstance(value, str):
                     raise TypeError(f"expected a str or None but got {value!r}")
                 total += self.text_value_py(text_index, value)
                 text_index += 1
+            else:
+                raise AssertionError(f"unhandled column kind {kind!r}")
         for value, (a, b) in zip(integers, self.integer_coefficients, strict=True):
             low, high = (_NULL_LOW_DIGIT, 0) if value is None else (value & _LOW_MASK, value >> _DIGIT_BITS)
             total += low * a + high * b
@@ -333,7 +336,7 @@ def _hashed_rows_sql(
             raise AssertionError(f"unhandled column kind {column.kind!r}")
     where = " OR ".join(f"{key} BETWEEN ({int(lo)}) AND ({int(hi)})" for lo, hi in ranges)
     ctes = [f"base AS NOT MATERIALIZED (SELECT {', '.join(select)} FROM {relation} WHERE {where})"]
-    joins, sums = [], [plan.integer_terms(dialect, integers)]
+    joins, sums = [], [plan.integer_terms(integers)]
     for text_index, alias in enumerate(texts):
         if not dictionary:
             sums.append(plan.text_value(dialect, text_index, f"base.{alias}"))

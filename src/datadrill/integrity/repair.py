@@ -93,7 +93,7 @@ def source_rows(
     columns: dict[str, list[Any]] = {name: [] for name in ORDERS_ARROW_SCHEMA.names}
     for chunk in _chunks(keys, SOURCE_CHUNK):
         placeholders = ", ".join("?" for _ in chunk)
-        sql = f'SELECT * FROM ({query}) AS src WHERE "{KEY}" IN ({placeholders})'
+        sql = f'SELECT * FROM ({query.strip().rstrip(";")}) AS src WHERE "{KEY}" IN ({placeholders})'
         try:
             cursor = db.execute(sql, list(chunk))
         except sqlite3.Error as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -66,15 +66,132 @@ class HideTable:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class KillComponent:
-    """SIGKILL a connector process; the supervisor restarts it."""
+    """SIGKILL a connector process, once or as a crash loop (``times`` kills,
+    ``every_s`` apart); the supervisor restarts it each time."""
 
     at_s: Annotated[float, Field(ge=0)]
     component: Literal["relay", "sink", "workload"] = "sink"
+    times: Annotated[int, Field(ge=1, le=1000)] = 1
+    every_s: Annotated[float, Field(ge=0)] = 0.0
     duration_s: Annotated[float | None, Field(gt=0)] = None
     kind: Literal["connector.crash"] = "connector.crash"
 
+    @model_validator(mode="after")
+    def _loop_has_a_period(self) -> KillComponent:
+        if self.times > 1 and self.every_s <= 0:
+            raise ValueError(f"a crash loop of {self.times} kills needs every_s > 0")
+        return self
+
     def describe(self) -> str:
-        return f"{self.component} killed (SIGKILL)"
+        if self.times == 1:
+            return f"{self.component} killed (SIGKILL)"
+        return f"{self.component} crash loop: {self.times} kills {self.every_s:g} s apart"
+
+    @property
+    def effect_s(self) -> float:
+        return (self.times - 1) * self.every_s
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class LagSpike:
+    """The producer bursts to ``burst_factor`` × its rate while the sink is paused (or
+    throttled to ``throttle_rows_per_s``) for ``duration_s``: a consumer-lag spike."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+    burst_factor: Annotated[float, Field(ge=1, le=1000)] = 10.0
+    mode: Literal["pause", "throttle"] = "pause"
+    throttle_rows_per_s: Annotated[float, Field(gt=0)] = 100.0
+    kind: Literal["consumer.lag_spike"] = "consumer.lag_spike"
+
+    def describe(self) -> str:
+        how = "paused" if self.mode == "pause" else f"throttled to {self.throttle_rows_per_s:g} rows/s"
+        return f"producer burst ×{self.burst_factor:g} with the sink {how} for {self.duration_s:g} s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class BrokerLoss:
+    """A broker goes down for ``duration_s``; the stack elects new leaders after its
+    election delay; then the broker comes back."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+    broker: Annotated[int, Field(ge=1, le=9)] = 1
+    kind: Literal["kafka.broker_loss"] = "kafka.broker_loss"
+
+    def describe(self) -> str:
+        return f"broker {self.broker} down for {self.duration_s:g} s"
+
+
+KAFKA_ERRORS = {
+    "NOT_LEADER_OR_FOLLOWER": 6,
+    "REQUEST_TIMED_OUT": 7,
+    "NOT_ENOUGH_REPLICAS": 19,
+    "NOT_ENOUGH_REPLICAS_AFTER_APPEND": 20,
+    "LEADER_NOT_AVAILABLE": 5,
+    "NETWORK_EXCEPTION": 13,
+    "UNKNOWN_TOPIC_OR_PARTITION": 3,
+}
+KAFKA_APIS = {"produce": 0, "fetch": 1, "offset_commit": 8, "metadata": 3}
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class KafkaRequestErrors:
+    """The next ``count`` requests of ``api`` fail with ``error`` (a retriable Kafka error
+    by default)."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    api: Literal["produce", "fetch", "offset_commit", "metadata"] = "produce"
+    error: Literal[
+        "NOT_LEADER_OR_FOLLOWER",
+        "REQUEST_TIMED_OUT",
+        "NOT_ENOUGH_REPLICAS",
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        "LEADER_NOT_AVAILABLE",
+        "NETWORK_EXCEPTION",
+        "UNKNOWN_TOPIC_OR_PARTITION",
+    ] = "NOT_LEADER_OR_FOLLOWER"
+    count: Annotated[int, Field(ge=1, le=100_000)] = 100
+    duration_s: Annotated[float | None, Field(gt=0)] = None
+    kind: Literal["kafka.request_errors"] = "kafka.request_errors"
+
+    def describe(self) -> str:
+        return f"{self.count} {self.api} requests fail with {self.error}"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class BrokerLatency:
+    """Every response of ``broker`` (-1: all) is delayed by ``rtt_ms`` for ``duration_s``."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+    rtt_ms: Annotated[int, Field(gt=0, le=600_000)] = 200
+    broker: Annotated[int, Field(ge=-1, le=9)] = -1
+    kind: Literal["kafka.broker_latency"] = "kafka.broker_latency"
+
+    @model_validator(mode="after")
+    def _real_broker(self) -> BrokerLatency:
+        if self.broker == 0:
+            raise ValueError("broker ids start at 1 (-1 means every broker)")
+        return self
+
+    def describe(self) -> str:
+        which = "every broker" if self.broker == -1 else f"broker {self.broker}"
+        return f"{which} answers {self.rtt_ms} ms late for {self.duration_s:g} s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class CatalogOutage:
+    """The catalog database is locked (held in an exclusive transaction) for
+    ``duration_s``: every catalog read and commit waits or fails."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+    mode: Literal["lock"] = "lock"
+    kind: Literal["catalog.outage"] = "catalog.outage"
+
+    def describe(self) -> str:
+        return f"catalog database locked for {self.duration_s:g} s"
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -91,5 +208,15 @@ class TakeCatalogBackup:
         return f"catalog backup '{self.name}' of {self.table}"
 
 
-FaultSpec = DeleteCatalogEntry | DeleteMetadataFiles | HideTable | KillComponent
+FaultSpec = (
+    DeleteCatalogEntry
+    | DeleteMetadataFiles
+    | HideTable
+    | KillComponent
+    | LagSpike
+    | BrokerLoss
+    | KafkaRequestErrors
+    | BrokerLatency
+    | CatalogOutage
+)
 ScheduleItem = FaultSpec | TakeCatalogBackup

@@ -13,9 +13,9 @@ A scenario module under ``scenarios/`` builds one and names it ``SCENARIO``::
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SkipValidation, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -66,7 +66,8 @@ class ProductionVolume:
 class Scenario:
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     slos: Annotated[tuple[SLO, ...], Field(min_length=1)]
-    schedule: Annotated[tuple[ScheduleItem, ...], Field(min_length=1)]
+    # Validated below against the fault registry, so plugin faults are accepted too.
+    schedule: Annotated[tuple[ScheduleItem, ...], SkipValidation, Field(min_length=1)]
     description: str = ""
     workload: Workload = Workload()
     steady_state: SteadyState = SteadyState()
@@ -79,6 +80,43 @@ class Scenario:
     verify_integrity: bool = True
     production: ProductionVolume | None = None
     error_budget_policy: ErrorBudgetPolicy = ErrorBudgetPolicy()
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _known_items(cls, value: Any) -> tuple[Any, ...]:
+        from datadrill.faults.registry import spec_types
+
+        if not isinstance(value, (tuple, list)) or not value:
+            raise ValueError("expected a non-empty tuple of faults and backups")
+        allowed: tuple[type[Any], ...] = (TakeCatalogBackup, *spec_types())
+        for index, item in enumerate(value):
+            if not isinstance(item, allowed):
+                names = ", ".join(sorted(t.__name__ for t in allowed))
+                raise ValueError(f"schedule[{index}] is {item!r}, not a known fault; known: {names}")
+        return tuple(value)
+
+    @model_validator(mode="after")
+    def _no_overlapping_exclusive_faults(self) -> Scenario:
+        from datadrill.faults.registry import plugin_for
+
+        windows: list[tuple[str, float, float, str]] = []
+        for item in self.faults:
+            key = plugin_for(item.kind).exclusive_key(item)
+            if key is None:
+                continue
+            length = getattr(item, "duration_s", None)
+            if length is None:
+                length = getattr(item, "effect_s", None)
+            # Without a duration the fault lasts until recovery: it excludes everything after it.
+            end = item.at_s + length if length is not None else float("inf")
+            for other_key, start, other_end, text in windows:
+                if other_key == key and item.at_s < other_end and start < end:
+                    raise ValueError(
+                        f"faults overlap on {key}: '{text}' (from {start:g} s) and '{item.describe()}' "
+                        f"(from {item.at_s:g} s); give one a duration_s that ends before the other starts"
+                    )
+            windows.append((key, item.at_s, end, item.describe()))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -176,6 +176,7 @@ def stack_up(
             except StackNotRunning:
                 last_status = None
             if last_status and last_status["healthy"]:
+                _revert_leftover_faults(paths, progress)
                 return started
             if last_status:
                 waiting = [c["name"] for c in last_status["components"] if not c["healthy"]]
@@ -190,6 +191,19 @@ def stack_up(
     error = StackStartFailed(f"the stack was not healthy after {timeout_s:g}s: {unhealthy}")
     error.add_note(f"logs are in {paths.logs}; last lines of {log_path}:\n" + _last_lines(log_path))
     raise error
+
+
+def _revert_leftover_faults(paths: StatePaths, progress: Callable[[str], None]) -> None:
+    """Faults a killed run left in this directory's data (a deleted catalog row, moved
+    metadata files) outlive the stack process: the next stack reverts them."""
+    from datadrill.faults.ledger import FaultLedger, cleanup
+    from datadrill.stacks.embedded.client import EmbeddedStack
+
+    ledger = FaultLedger.for_stack(paths.root)
+    if not ledger.outstanding():
+        return
+    for result in cleanup(EmbeddedStack.attach(paths.root), ledger=ledger):
+        progress(f"reverted a leftover fault: {result.description} ({result.note})")
 
 
 def require_state(paths: StatePaths) -> dict[str, Any]:
