@@ -17,6 +17,7 @@ separately and is not held to that goal.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import sys
@@ -165,6 +166,8 @@ def main() -> int:
     parser.add_argument("--sqlite-rows", type=int, default=1_000_000, help="rows per side, SQLite path")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    # Two cores shared with anything else running: the load says how much the figures mean.
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory(prefix="datadrill-bench-") as name:
         tmp = Path(name)
         median = duckdb_path(tmp, args.rows, args.runs)
@@ -175,6 +178,7 @@ def main() -> int:
             f"goal ≥ {GOAL_ROWS_PER_S:,} rows/s compared: {'met' if median >= GOAL_ROWS_PER_S else 'NOT met'}"
         )
         sqlite_path(tmp, args.sqlite_rows)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -27,7 +27,7 @@ from datadrill.model import (
 SCENARIO = Scenario(
     name="metadata-files-loss",
     description=(
-        "Every *.metadata.json of dwh.orders is deleted and the sink crashes at the same moment. "
+        "The sink crashes and every *.metadata.json of dwh.orders is deleted at the same moment. "
         "The catalog backup (with its copy of the metadata file) is restored and Kafka replayed."
     ),
     workload=Workload(rate=1000, canary_interval_s=0.5),
@@ -38,8 +38,10 @@ SCENARIO = Scenario(
     steady_state=SteadyState(warmup_s=5, timeout_s=60),
     schedule=(
         TakeCatalogBackup(at_s=0, name="nightly"),
-        DeleteMetadataFiles(at_s=10, table="dwh.orders"),
+        # The sink dies first: a live writer holds the metadata in memory and its next
+        # commit would write it back, healing the table before anyone noticed.
         KillComponent(at_s=10, component="sink"),
+        DeleteMetadataFiles(at_s=10, table="dwh.orders"),
     ),
     recovery=Runbook(
         steps=(
