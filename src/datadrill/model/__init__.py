@@ -1,11 +1,16 @@
 """The vocabulary of a drill, as frozen, validated dataclasses (no I/O here)."""
 
 from datadrill.model.faults import (
+    BrokerLatency,
+    BrokerLoss,
+    CatalogOutage,
     DeleteCatalogEntry,
     DeleteMetadataFiles,
     FaultSpec,
     HideTable,
+    KafkaRequestErrors,
     KillComponent,
+    LagSpike,
     ScheduleItem,
     TakeCatalogBackup,
 )
@@ -41,8 +46,11 @@ __all__ = [
     "SLI",
     "SLO",
     "Automatic",
+    "BrokerLatency",
+    "BrokerLoss",
     "BurnRateAlert",
     "CanaryLatency",
+    "CatalogOutage",
     "ConnectorErrorRate",
     "ConsumerLag",
     "DeleteCatalogEntry",
@@ -52,7 +60,9 @@ __all__ = [
     "FaultSpec",
     "Freshness",
     "HideTable",
+    "KafkaRequestErrors",
     "KillComponent",
+    "LagSpike",
     "PauseComponent",
     "ProductionVolume",
     "QuerySuccess",

@@ -109,9 +109,10 @@ class ConnectorErrorRate:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class RestartRate:
-    """Connector restarts per minute (sliding 60 s window)."""
+    """Connector restarts per minute, counted over a sliding window (60 s by default)."""
 
     max_per_min: Annotated[float, Field(ge=0)]
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     target: Target = Target()
     kind: Literal["restart_rate"] = "restart_rate"
 

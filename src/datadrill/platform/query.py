@@ -23,6 +23,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from datadrill.errors import QueryFailed
 
@@ -76,6 +77,9 @@ class QueryEngine:
             ) from exc
         except OSError as exc:
             raise QueryFailed(f"table {identifier}: cannot read its metadata: {exc}") from exc
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise QueryFailed(f"table {identifier}: the catalog database failed: {reason}") from exc
         self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         view = f'"{namespace}"."{name}"'
         if files is None:

@@ -277,8 +277,14 @@ class Sink:
         wait_s = self.config.sink.batch_max_wait_ms / 1000
         max_records = self.config.sink.batch_max_records
         batch = Batch(started=time.monotonic())
+        throttle = self.paths.run / "sink.throttle"
         while self.component.should_run():
+            limit = _throttle(throttle)
             want = min(10_000, max_records - batch.messages)
+            if limit is not None:
+                # A lag-spike fault throttles the sink: consume at most `limit` messages/s.
+                want = max(1, min(want, int(limit * 0.1)))
+            began = time.monotonic()
             messages = self.consumer.consume(num_messages=want, timeout=0.05)
             ingested_us = time.time_ns() // 1000
             for msg in messages:
@@ -294,7 +300,17 @@ class Sink:
                 self._commit(batch)
                 batch = Batch(started=time.monotonic())
             self.component.heartbeat(self._heartbeat())
+            if limit is not None and messages:
+                time.sleep(max(0.0, len(messages) / limit - (time.monotonic() - began)))
         self.consumer.close()
+
+
+def _throttle(path: Path) -> float | None:
+    """Messages per second the sink may consume, if a fault throttles it."""
+    try:
+        return max(1.0, float(path.read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:

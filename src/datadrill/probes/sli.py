@@ -207,12 +207,11 @@ class ConnectorErrorRateProbe:
 
 
 class RestartRateProbe:
-    """Connector exits in the last 60 s (each is followed by a restart)."""
-
-    window_s = 60.0
+    """Connector exits in the last ``window_s`` (each is followed by a restart), per minute."""
 
     def __init__(self, sli: slo.RestartRate, env: ProbeEnv) -> None:
         self.sli = sli
+        self.window_s = sli.window_s
         self.env = env
         # Only exits from now on: earlier ones belong to other runs.
         self._offset = env.events_file.stat().st_size if env.events_file.exists() else 0
