@@ -185,7 +185,8 @@ def cleanup(stack: Any, *, ledger: FaultLedger | None = None) -> list[CleanupRes
 
     ledger = ledger or FaultLedger.for_stack(stack.paths.root)
     results = []
-    for entry in ledger.outstanding():
+    # Newest first, as an ExitStack would: later changes were made on top of earlier ones.
+    for entry in reversed(ledger.outstanding()):
         context = DrillContext(stack, Path(entry.run_dir or stack.paths.root), MonotonicClock())
         try:
             plugin = plugin_for(entry.kind)

@@ -1,0 +1,113 @@
+"""The fault library on the embedded stack: every scenario passes, every built-in plugin
+conforms, leftovers are cleaned up, and the blast-radius guard refuses remote hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import drain, run_cli
+
+from datadrill.engine.clock import MonotonicClock
+from datadrill.engine.loader import load_scenario
+from datadrill.engine.runner import Runner
+from datadrill.engine.wait import wait_until
+from datadrill.faults.base import DrillContext
+from datadrill.faults.conformance import check_plugin
+from datadrill.faults.ledger import FaultLedger, inject
+from datadrill.faults.registry import plugin_for
+from datadrill.model import (
+    BrokerLatency,
+    BrokerLoss,
+    CatalogOutage,
+    DeleteCatalogEntry,
+    DeleteMetadataFiles,
+    HideTable,
+    KafkaRequestErrors,
+    KillComponent,
+    LagSpike,
+)
+from datadrill.model.report import Verdict
+from datadrill.stacks.embedded.client import EmbeddedStack
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.mark.parametrize(
+    "module", ["connector_crash.py", "lag_spike.py", "broker_loss.py", "kafka_errors.py", "catalog_outage.py"]
+)
+def test_fault_scenario_passes_and_leaves_nothing_behind(
+    stack: EmbeddedStack, tmp_path: Path, module: str
+) -> None:
+    scenario = load_scenario(SCENARIOS / module)
+    report = Runner(scenario, stack=stack, run_dir=tmp_path).run()
+    assert report.verdict is Verdict.PASSED, report.reasons
+    assert report.integrity is not None and report.integrity.verified, report.integrity
+    assert all(f.reverted_s is not None for f in report.faults)
+    if scenario.expectations.detect_within_s is not None:
+        assert report.ttd_s is not None
+    assert FaultLedger.for_stack(stack.paths.root).outstanding() == []
+    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after the scenario")
+
+
+SPECS: list[Any] = [
+    DeleteCatalogEntry(at_s=0),
+    DeleteMetadataFiles(at_s=0, keep_newest=1),
+    HideTable(at_s=0, duration_s=1),
+    CatalogOutage(at_s=0, duration_s=1),
+    KillComponent(at_s=0, component="relay"),
+    LagSpike(at_s=0, duration_s=1, burst_factor=2),
+    LagSpike(at_s=0, duration_s=1, mode="throttle", throttle_rows_per_s=50),
+    BrokerLoss(at_s=0, duration_s=1, broker=3),
+    KafkaRequestErrors(at_s=0, count=5),
+    BrokerLatency(at_s=0, duration_s=1, rtt_ms=50),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.kind + ("-" + s.mode if hasattr(s, "mode") else ""))
+def test_builtin_fault_plugins_conform(stack: EmbeddedStack, tmp_path: Path, spec: Any) -> None:
+    context = DrillContext(stack, tmp_path, MonotonicClock())
+    problems = check_plugin(plugin_for(spec.kind), spec, context)
+    assert problems == []
+    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after the revert")
+
+
+def test_data_is_exact_after_the_conformance_runs(stack: EmbeddedStack) -> None:
+    result = drain(stack)
+    assert result.exact, result.describe()
+
+
+def test_cleanup_reverts_what_a_killed_run_left(stack: EmbeddedStack, tmp_path: Path) -> None:
+    ledger = FaultLedger.for_stack(stack.paths.root)
+    context = DrillContext(stack, tmp_path, MonotonicClock())
+    # Injected and never reverted, as if the runner had been SIGKILLed right after.
+    inject(HideTable(at_s=0, duration_s=60), context, ledger=ledger)
+    inject(BrokerLoss(at_s=0, duration_s=60, broker=2), context, ledger=ledger)
+    assert not stack.catalog().table_exists(stack.table)
+    assert len(ledger.outstanding()) == 2
+    result = run_cli("cleanup", "--state-dir", str(stack.paths.root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("reverted") == 2
+    assert ledger.outstanding() == []
+    assert stack.catalog().table_exists(stack.table)
+    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after cleanup")
+    again = run_cli("cleanup", "--state-dir", str(stack.paths.root))
+    assert again.returncode == 0 and "nothing to clean up" in again.stdout
+
+
+def test_blast_radius_guard_refuses_a_remote_catalog(tmp_path: Path) -> None:
+    result = run_cli(
+        "stack",
+        "up",
+        "--catalog-uri",
+        "postgresql://drill@10.9.8.7:5432/catalog",
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "10.9.8.7" in message and "safety.allow_hosts" in message
+    assert "Traceback" not in result.stderr
