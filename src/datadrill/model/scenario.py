@@ -76,7 +76,7 @@ class Scenario:
     target: Target = Target()
     probe_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     stabilisation_s: Annotated[float, Field(ge=0)] = 5.0
-    max_duration_s: Annotated[float, Field(gt=0)] = 300.0
+    max_duration_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     verify_integrity: bool = True
     production: ProductionVolume | None = None
     error_budget_policy: ErrorBudgetPolicy = ErrorBudgetPolicy()
@@ -116,6 +116,27 @@ class Scenario:
                         f"(from {item.at_s:g} s); give one a duration_s that ends before the other starts"
                     )
             windows.append((key, item.at_s, end, item.describe()))
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> Scenario:
+        if self.stabilisation_s >= self.max_duration_s:
+            raise ValueError(
+                f"stabilisation_s {self.stabilisation_s:g} leaves no time to recover within "
+                f"max_duration_s {self.max_duration_s:g}"
+            )
+        for item in self.schedule:
+            duration = getattr(item, "duration_s", None)
+            if duration is not None and item.at_s + duration >= self.max_duration_s:
+                raise ValueError(
+                    f"'{item.describe()}' lasts until {item.at_s + duration:g} s, past max_duration_s = "
+                    f"{self.max_duration_s:g} s: the run could never see the recovery"
+                )
+            if item.at_s >= self.max_duration_s:
+                raise ValueError(
+                    f"'{item.describe()}' at {item.at_s:g} s would never happen: the run gives up "
+                    f"after max_duration_s = {self.max_duration_s:g} s"
+                )
         return self
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ from datadrill.netfaults.proxy import (
     FaultProxyError,
     FaultProxyUnreachable,
     HostPolicy,
+    HostPort,
     ProxyAlreadyExists,
     ProxyInfo,
     ProxyNotFound,
@@ -150,7 +151,9 @@ def resolve_route(method: str, target: str) -> tuple[Route, tuple[str, ...]]:
         if any(not name for name in names):
             break
         if method not in methods:
-            raise ApiError(405, f"{method} is not allowed on {path}; use {', '.join(sorted(methods))}", allow=methods)
+            raise ApiError(
+                405, f"{method} is not allowed on {path}; use {', '.join(sorted(methods))}", allow=methods
+            )
         return route, names
     raise ApiError(404, f"no such endpoint: {method} {path}")
 
@@ -169,7 +172,9 @@ def _object(body: bytes, *, where: str) -> Mapping[str, object]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ApiError(400, f"bad request body for {where}: expected a JSON object, got {type(value).__name__}")
+        raise ApiError(
+            400, f"bad request body for {where}: expected a JSON object, got {type(value).__name__}"
+        )
     return value
 
 
@@ -194,7 +199,9 @@ def _required_str(obj: Mapping[str, object], key: str, *, where: str) -> str:
     return value
 
 
-def parse_proxy_request(obj: Mapping[str, object], *, where: str = "POST /proxies") -> tuple[str, str, str, bool]:
+def parse_proxy_request(
+    obj: Mapping[str, object], *, where: str = "POST /proxies"
+) -> tuple[str, str, str, bool]:
     """Name, listen, upstream and enabled from a create body (listen defaults to 127.0.0.1:0).
 
     Example::
@@ -262,7 +269,9 @@ class ApiApp:
             entries = _decode_json(body, where=where)
             if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
                 raise ApiError(400, "bad request body for POST /populate: expected a JSON array of proxies")
-            parsed = [parse_proxy_request(e, where=f"POST /populate proxy {i + 1}") for i, e in enumerate(entries)]
+            parsed = [
+                parse_proxy_request(e, where=f"POST /populate proxy {i + 1}") for i, e in enumerate(entries)
+            ]
             created: list[ProxyInfo] = call(engine.populate(parsed))
             return ApiResponse(201, {"proxies": [info.to_json() for info in created]})
         elif route is Route.PROXY and method == "GET":
@@ -355,7 +364,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     do_DELETE = _serve
     do_PUT = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("api %s " + format, self.address_string(), *args)
 
 
@@ -431,8 +440,10 @@ class FaultProxyServer:
 
             engine = asyncio.run_coroutine_threadsafe(make_engine(), loop).result(timeout=10)
             self._engine = engine
-            family = socket.AF_INET6 if ":" in self._listen.host else socket.AF_INET
-            self._http = _HttpServer((self._listen.host, self._listen.port), family, ApiApp(engine, self._call))
+            # One address, as for proxies: "localhost" means 127.0.0.1, never a second (::1) socket.
+            host = "127.0.0.1" if self._listen.host.lower() == "localhost" else self._listen.host
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._http = _HttpServer((host, self._listen.port), family, ApiApp(engine, self._call))
             self._http_thread = threading.Thread(
                 target=self._http.serve_forever,
                 kwargs={"poll_interval": 0.2},
@@ -443,8 +454,8 @@ class FaultProxyServer:
         except BaseException:
             self.stop()
             raise
-        host, port = self._http.server_address[:2]
-        self._url = f"http://[{host}]:{port}" if family is socket.AF_INET6 else f"http://{host}:{port}"
+        bound = HostPort(host, self._http.server_port)
+        self._url = f"http://{bound}"
         log.info("fault proxy API listening on %s (allow_hosts=%s)", self._url, list(self.policy.allow_hosts))
         return self._url
 
@@ -554,7 +565,7 @@ class ToxiproxyAdmin:
         conflict: type[FaultProxyError] = ProxyAlreadyExists,
     ) -> Iterator[Any]:
         """Point toxiproxy-python at this server and translate its exceptions."""
-        import requests  # lazily: importing datadrill.netfaults must stay cheap
+        # Imported here: importing datadrill.netfaults must stay cheap (requests is heavy).
         import toxiproxy
         import toxiproxy.api
         import toxiproxy.exceptions
@@ -572,7 +583,7 @@ class ToxiproxyAdmin:
                 raise FaultProxyError(
                     f"toxiproxy at {self.url} refused to {action}: {_server_message(exc)}", status=400
                 ) from None
-            except requests.ConnectionError as exc:
+            except toxiproxy.api.requests.ConnectionError as exc:
                 raise FaultProxyUnreachable(
                     f"no Toxiproxy API answered at {self.url} to {action} ({exc}); is the server running? "
                     "Start one with FaultProxyServer().start() or `python -m datadrill.netfaults`"
@@ -607,7 +618,9 @@ class ToxiproxyAdmin:
             try:
                 specs.append(parse_toxic(raw, source=f"toxic listed by {self.url}"))
             except ConfigError as exc:
-                raise FaultProxyError(f"toxiproxy at {self.url} lists a toxic datadrill cannot model: {exc}") from exc
+                raise FaultProxyError(
+                    f"toxiproxy at {self.url} lists a toxic datadrill cannot model: {exc}"
+                ) from exc
         return tuple(specs)
 
     def version(self) -> str:
@@ -621,7 +634,9 @@ class ToxiproxyAdmin:
             decoded = json.loads(text)
         except json.JSONDecodeError:
             return text.strip()  # Toxiproxy before 2.6 answered plain text
-        return str(decoded["version"]) if isinstance(decoded, Mapping) and "version" in decoded else text.strip()
+        return (
+            str(decoded["version"]) if isinstance(decoded, Mapping) and "version" in decoded else text.strip()
+        )
 
     def proxies(self) -> dict[str, ProxyInfo]:
         """Every proxy by name (without toxics; :meth:`get_proxy` includes them)."""
@@ -638,7 +653,9 @@ class ToxiproxyAdmin:
         """Create a proxy; the result's ``listen`` is the bound address (port 0 picks one)."""
         with self._client(f"create proxy {name!r} ({listen} -> {upstream})") as toxiproxy:
             try:
-                proxy = toxiproxy.Toxiproxy().create(upstream=upstream, name=name, listen=listen, enabled=enabled)
+                proxy = toxiproxy.Toxiproxy().create(
+                    upstream=upstream, name=name, listen=listen, enabled=enabled
+                )
             except KeyError:
                 # toxiproxy-python turns a 5xx into a dict without "name" and drops the message.
                 raise FaultProxyError(
@@ -681,7 +698,9 @@ class ToxiproxyAdmin:
             )
             # toxiproxy-python ignores the answer's status; check rather than assume.
             if target.get_toxic(spec.name) is None:
-                raise FaultProxyError(f"toxiproxy at {self.url} did not {action}: the toxic is not listed after")
+                raise FaultProxyError(
+                    f"toxiproxy at {self.url} did not {action}: the toxic is not listed after"
+                )
         return spec.name
 
     def toxics(self, proxy: str) -> tuple[ToxicSpec, ...]:

@@ -164,7 +164,10 @@ class _AttributeRule:
 
 TOXIC_ATTRIBUTES: Final[Mapping[ToxicType, tuple[_AttributeRule, ...]]] = MappingProxyType(
     {
-        ToxicType.LATENCY: (_AttributeRule("latency", "milliseconds"), _AttributeRule("jitter", "milliseconds")),
+        ToxicType.LATENCY: (
+            _AttributeRule("latency", "milliseconds"),
+            _AttributeRule("jitter", "milliseconds"),
+        ),
         ToxicType.BANDWIDTH: (_AttributeRule("rate", "KB/s (1 KB = 1000 bytes)", minimum=1, required=True),),
         ToxicType.TIMEOUT: (_AttributeRule("timeout", "milliseconds (0: never close)"),),
         ToxicType.RESET_PEER: (_AttributeRule("timeout", "milliseconds"),),
@@ -232,11 +235,15 @@ class ProxyInfo:
 
     @property
     def listen_host(self) -> str:
-        return parse_address(self.listen, source=f"proxy {self.name!r}", field="listen", port_zero_ok=True).host
+        return parse_address(
+            self.listen, source=f"proxy {self.name!r}", field="listen", port_zero_ok=True
+        ).host
 
     @property
     def listen_port(self) -> int:
-        return parse_address(self.listen, source=f"proxy {self.name!r}", field="listen", port_zero_ok=True).port
+        return parse_address(
+            self.listen, source=f"proxy {self.name!r}", field="listen", port_zero_ok=True
+        ).port
 
     def to_json(self) -> dict[str, object]:
         """The proxy as Toxiproxy's API shows it (with its toxics)."""
@@ -416,7 +423,9 @@ def parse_attributes(toxic_type: ToxicType, raw: object, *, source: str) -> tupl
                 )
             values[rule.name] = 0
             continue
-        values[rule.name] = _whole_number(raw[rule.name], source=source, field=f"attributes.{rule.name}", rule=rule)
+        values[rule.name] = _whole_number(
+            raw[rule.name], source=source, field=f"attributes.{rule.name}", rule=rule
+        )
     if toxic_type is ToxicType.SLICER and values["size_variation"] >= values["average_size"]:
         raise ConfigError(
             source,
@@ -453,10 +462,14 @@ def parse_toxic(raw: object, *, source: str = "toxic") -> ToxicSpec:
         parse_toxic({"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 50}})
     """
     if not isinstance(raw, Mapping):
-        raise ConfigError(source, "body", raw, "a JSON object with type and optionally name, stream, toxicity, attributes")
+        raise ConfigError(
+            source, "body", raw, "a JSON object with type and optionally name, stream, toxicity, attributes"
+        )
     for key in raw:
         if key not in _TOXIC_KEYS:
-            raise ConfigError(source, key, raw[key], f"not a toxic field; fields are: {', '.join(sorted(_TOXIC_KEYS))}")
+            raise ConfigError(
+                source, key, raw[key], f"not a toxic field; fields are: {', '.join(sorted(_TOXIC_KEYS))}"
+            )
     type_value = raw.get("type")
     try:
         toxic_type = ToxicType(type_value)
@@ -494,7 +507,10 @@ def update_toxic_spec(spec: ToxicSpec, raw: object) -> ToxicSpec:
             raise ConfigError(source, key, raw[key], "attributes or toxicity")
         if key in current and raw[key] != current[key]:
             raise ConfigError(
-                source, key, raw[key], f"unchanged ({current[key]!r}); delete the toxic and add a new one instead"
+                source,
+                key,
+                raw[key],
+                f"unchanged ({current[key]!r}); delete the toxic and add a new one instead",
             )
     attributes = raw.get("attributes") or {}
     if not isinstance(attributes, Mapping):
@@ -622,7 +638,9 @@ class _Timeout(_ToxicRun):
         timeout_ms = self.spec.attribute("timeout")
         if self.active and timeout_ms > 0:
             self._timer = asyncio.get_running_loop().call_later(
-                timeout_ms / 1000, self.link.conn.close, f"timeout toxic {self.spec.name!r} after {timeout_ms} ms"
+                timeout_ms / 1000,
+                self.link.conn.close,
+                f"timeout toxic {self.spec.name!r} after {timeout_ms} ms",
             )
 
     def stop(self, *, removed: bool) -> None:
@@ -967,21 +985,32 @@ class FaultProxyEngine:
             if enabled:
                 await self._start(proxy)
             self._proxies[name] = proxy
-            log.info("proxy %r created: %s -> %s (enabled=%s)", name, proxy.listen, proxy.upstream, proxy.enabled)
+            log.info(
+                "proxy %r created: %s -> %s (enabled=%s)", name, proxy.listen, proxy.upstream, proxy.enabled
+            )
             return proxy.info()
 
     async def update_proxy(
-        self, name: str, *, listen: str | None = None, upstream: str | None = None, enabled: bool | None = None
+        self,
+        name: str,
+        *,
+        listen: str | None = None,
+        upstream: str | None = None,
+        enabled: bool | None = None,
     ) -> ProxyInfo:
         """Change a proxy as upstream's ``POST /proxies/{name}`` does (a new address restarts it)."""
         async with self._lock:
             proxy = self._get(name)
             source = f"proxy {name!r}"
-            new_listen = proxy.listen if listen is None else str(
-                self._checked(listen, source=source, field="listen", port_zero_ok=True)
+            new_listen = (
+                proxy.listen
+                if listen is None
+                else str(self._checked(listen, source=source, field="listen", port_zero_ok=True))
             )
-            new_upstream = proxy.upstream if upstream is None else str(
-                self._checked(upstream, source=source, field="upstream", port_zero_ok=False)
+            new_upstream = (
+                proxy.upstream
+                if upstream is None
+                else str(self._checked(upstream, source=source, field="upstream", port_zero_ok=False))
             )
             want_enabled = proxy.enabled if enabled is None else enabled
             if (new_listen, new_upstream) != (proxy.listen, proxy.upstream):
@@ -1033,7 +1062,9 @@ class FaultProxyEngine:
                     except FaultProxyError as exc:
                         failures.append(str(exc))
             if failures:
-                raise FaultProxyError("reset removed every toxic but could not enable: " + "; ".join(failures))
+                raise FaultProxyError(
+                    "reset removed every toxic but could not enable: " + "; ".join(failures)
+                )
             log.info("reset: %d proxies enabled, all toxics removed", len(self._proxies))
 
     # ----- toxics
@@ -1086,7 +1117,9 @@ class FaultProxyEngine:
         try:
             return self._proxies[name]
         except KeyError:
-            raise ProxyNotFound(f"proxy {name!r} not found; proxies: {sorted(self._proxies) or 'none'}") from None
+            raise ProxyNotFound(
+                f"proxy {name!r} not found; proxies: {sorted(self._proxies) or 'none'}"
+            ) from None
 
     @staticmethod
     def _get_toxic(proxy: _ProxyRuntime, name: str) -> ToxicSpec:
@@ -1122,7 +1155,9 @@ class FaultProxyEngine:
         return task
 
     async def _start(self, proxy: _ProxyRuntime) -> None:
-        address = parse_address(proxy.listen, source=f"proxy {proxy.name!r}", field="listen", port_zero_ok=True)
+        address = parse_address(
+            proxy.listen, source=f"proxy {proxy.name!r}", field="listen", port_zero_ok=True
+        )
         # One socket, as Go's net.Listen does: "localhost:0" must not bind 127.0.0.1 and ::1
         # on two different free ports.
         host = "127.0.0.1" if _normalize_host(address.host) == "localhost" else address.host
@@ -1158,16 +1193,26 @@ class FaultProxyEngine:
             log.info("proxy %r stopped listening on %s", proxy.name, proxy.listen)
 
     async def _accept(
-        self, proxy: _ProxyRuntime, generation: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        proxy: _ProxyRuntime,
+        generation: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         if proxy.generation != generation:
             writer.transport.abort()
             return
-        target = parse_address(proxy.upstream, source=f"proxy {proxy.name!r}", field="upstream", port_zero_ok=False)
+        target = parse_address(
+            proxy.upstream, source=f"proxy {proxy.name!r}", field="upstream", port_zero_ok=False
+        )
         try:
-            upstream = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), CONNECT_TIMEOUT_S)
+            upstream = await asyncio.wait_for(
+                asyncio.open_connection(target.host, target.port), CONNECT_TIMEOUT_S
+            )
         except (OSError, TimeoutError) as exc:
-            log.warning("proxy %r: cannot connect to upstream %s (%r); closing the client", proxy.name, target, exc)
+            log.warning(
+                "proxy %r: cannot connect to upstream %s (%r); closing the client", proxy.name, target, exc
+            )
             writer.transport.abort()
             return
         if proxy.generation != generation:  # disabled while we were connecting
