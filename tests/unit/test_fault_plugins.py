@@ -96,7 +96,7 @@ def test_a_broken_plugin_is_named(isolated: Path) -> None:
 
 
 def test_an_unknown_kind_lists_the_known_ones() -> None:
-    with pytest.raises(PluginError, match="known kinds: .*metadata.catalog_entry"):
+    with pytest.raises(PluginError, match=r"known kinds: .*metadata\.catalog_entry"):
         plugin_for("acme.nothing")
 
 
