@@ -233,7 +233,7 @@ class ApiApp:
             return ApiResponse(403, error_json("User agent not allowed", 403))
         try:
             route, names = resolve_route(method, target)
-            return self._dispatch(method, route, names, body)
+            return self._dispatch(method, route, names, body, where=f"{method} {urlsplit(target).path}")
         except ApiError as exc:
             return ApiResponse(exc.status, error_json(exc.message, exc.status), exc.allow)
         except ConfigError as exc:
@@ -250,9 +250,10 @@ class ApiApp:
             log.exception("%s %s failed unexpectedly", method, target)
             return ApiResponse(500, error_json(f"internal error: {exc!r}", 500))
 
-    def _dispatch(self, method: str, route: Route, names: tuple[str, ...], body: bytes) -> ApiResponse:
+    def _dispatch(
+        self, method: str, route: Route, names: tuple[str, ...], body: bytes, *, where: str
+    ) -> ApiResponse:
         engine, call = self._engine, self._call
-        where = f"{method} /{route.value}"
         if route is Route.VERSION:
             return ApiResponse(200, {"version": VERSION})
         elif route is Route.RESET:
@@ -294,7 +295,7 @@ class ApiApp:
             toxics: tuple[ToxicSpec, ...] = call(engine.toxics(names[0]))
             return ApiResponse(200, [toxic.to_json() for toxic in toxics])
         elif route is Route.TOXICS:
-            spec = parse_toxic(_decode_json(body, where=where), source=f"{where} on proxy {names[0]!r}")
+            spec = parse_toxic(_decode_json(body, where=where), source=where)
             added: ToxicSpec = call(engine.add_toxic(names[0], spec))
             return ApiResponse(200, added.to_json())
         elif route is Route.TOXIC and method == "GET":

@@ -1032,11 +1032,10 @@ class FaultProxyEngine:
     async def populate(self, entries: Iterable[tuple[str, str, str, bool]]) -> list[ProxyInfo]:
         """Create or replace proxies (``/populate``): one whose listen or upstream differs is replaced."""
         wanted = list(entries)
-        for name, listen, upstream, enabled in wanted:  # check everything before changing anything
+        for name, listen, upstream, _enabled in wanted:  # check everything before changing anything
             source = f"proxy {_parse_name(name, source='proxy')!r}"
             self._checked(upstream, source=source, field="upstream", port_zero_ok=False)
-            if enabled:
-                self._checked(listen, source=source, field="listen", port_zero_ok=True)
+            self._checked(listen, source=source, field="listen", port_zero_ok=True)
         result: list[ProxyInfo] = []
         for name, listen, upstream, enabled in wanted:
             existing = self._proxies.get(name)
