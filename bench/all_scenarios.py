@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from _common import bench_stack
-
 from datadrill.engine.loader import discover, load_scenario
 from datadrill.engine.runner import Runner
 
@@ -34,7 +33,9 @@ def main() -> int:
             elapsed = time.monotonic() - t0
             ttd = f"{report.ttd_s:5.1f} s" if report.ttd_s is not None else "    —  "
             ttr = f"{report.ttr_s:5.1f} s" if report.ttr_s is not None else "    —  "
-            print(f"{scenario.name:28} {report.verdict.value:14} {elapsed:6.1f} s   detect {ttd}  recover {ttr}")
+            print(
+                f"{scenario.name:28} {report.verdict.value:14} {elapsed:6.1f} s   detect {ttd}  recover {ttr}"
+            )
             failures += report.verdict.value != "passed"
     total = time.monotonic() - started
     print(f"whole set: {total:.1f} s including stack start-up ({failures} not passed)")

@@ -9,6 +9,8 @@
     │   └── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
     ├── ControlError                the stack's control interface refused a request
     ├── QueryFailed                 the query engine could not answer (e.g. table missing)
+    ├── RepairFailed                repair could not commit (integrity.repair; retries exhausted)
+    ├── PluginError                 a fault plugin does not load or follow the protocol (faults.registry)
     └── WaitTimeout                 a condition did not hold in time (says what was seen)
 
 Example::

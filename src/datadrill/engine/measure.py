@@ -182,11 +182,10 @@ def _projection(
             # Replayed events scale with the event rate (same backup age, same outage);
             # compared rows scale with the table.
             is_reconcile = "reconcile" in phase.name
-            scale = (
-                table_rows / integrity.compared_rows
-                if is_reconcile and integrity and integrity.compared_rows
-                else event_scale
-            )
+            # Reconciled rows scale with the table: compare against the source's row count
+            # (compared rows count both sides).
+            source_rows = phase.rows // 2 if phase.rows else 0
+            scale = table_rows / source_rows if is_reconcile and source_rows else event_scale
             projected_rows = int(phase.rows * scale)
             projected_s = projected_rows / phase.rate_per_s
         else:

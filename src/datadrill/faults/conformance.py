@@ -20,13 +20,17 @@ from datadrill.faults.base import DrillContext, FaultPlugin
 from datadrill.faults.ledger import FaultLedger
 
 
-def check_plugin(plugin: Any, spec: Any, context: DrillContext, *, ledger: FaultLedger | None = None) -> list[str]:
+def check_plugin(
+    plugin: Any, spec: Any, context: DrillContext, *, ledger: FaultLedger | None = None
+) -> list[str]:
     """Returns the problems found (empty when the plugin conforms)."""
     problems: list[str] = []
     if not isinstance(plugin, FaultPlugin):
         return ["does not implement FaultPlugin (kind, spec_type, prepare, apply, revert, exclusive_key)"]
     if not isinstance(spec, plugin.spec_type):
-        problems.append(f"spec {spec!r} is not an instance of the plugin's spec_type {plugin.spec_type.__name__}")
+        problems.append(
+            f"spec {spec!r} is not an instance of the plugin's spec_type {plugin.spec_type.__name__}"
+        )
     if getattr(spec, "kind", None) != plugin.kind:
         problems.append(f"spec.kind {getattr(spec, 'kind', None)!r} differs from plugin.kind {plugin.kind!r}")
     for attribute in ("at_s", "describe"):

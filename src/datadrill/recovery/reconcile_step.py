@@ -7,6 +7,7 @@ Omissions that persist across a re-check are real.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from datadrill.faults.base import DrillContext
@@ -19,7 +20,7 @@ RECHECKS = 3
 
 def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResult:
     stack = context.stack
-    with stack.source() as db:
+    with contextlib.closing(stack.source()) as db:
         (cutoff,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders").fetchone()
         engine = stack.query_engine()
         try:
@@ -54,6 +55,7 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
     result = live_reconcile(context, buckets=buckets)
     extra: dict[str, object] = {
         "compared_rows": result.compared_rows,
+        "source_rows": result.source_rows,
         "duplicates": len(result.duplicates),
         "omissions": len(result.omissions),
         "discrepancies": len(result.discrepancies),
@@ -65,7 +67,7 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
         from datadrill.integrity.repair import repair as repair_table
 
         stack = context.stack
-        with stack.source() as db:
+        with contextlib.closing(stack.source()) as db:
             repaired = repair_table(stack.catalog(), stack.table, result, db)
         extra["repaired_rows"] = repaired.deleted_rows + repaired.inserted_rows
         detail += f"; repaired: {repaired.deleted_rows:,} rows deleted, {repaired.inserted_rows:,} inserted"
