@@ -70,15 +70,24 @@ def test_broker_loss_moves_leaders_after_the_election_delay(stack: EmbeddedStack
     leaders = _leaders(stack)
     led_by_2 = [p for p, b in leaders.items() if b == 2]
     assert led_by_2, leaders
+    from conftest import events
+
+    seen = len(events(stack))
     stack.control.post("/kafka/brokers/2/down")
     try:
-        # Right after the loss the partitions are still "led" by the dead broker.
-        assert all(_leaders(stack)[p] == 2 for p in led_by_2)
         wait_until(
             lambda: all(_leaders(stack)[p] != 2 for p in led_by_2),
             timeout=30,
             what="leaders to move off broker 2",
         )
+        # The stack's own clock says when: no election before the configured delay.
+        recorded = events(stack)[seen:]
+        down = next(e for e in recorded if e["event"] == "broker_down" and e["broker"] == 2)
+        elections = [e for e in recorded if e["event"] == "leader_elected" and e["partition"] in led_by_2]
+        assert {e["partition"] for e in elections} == set(led_by_2)
+        delay = stack.config.kafka.election_delay_s
+        assert all(e["mono"] - down["mono"] >= delay for e in elections)
+        assert all(e["leader"] != 2 for e in elections)
         status = {c["name"]: c for c in stack.status()["components"]}
         assert not status["kafka-broker-2"]["healthy"]
         before = sink_rows(stack)

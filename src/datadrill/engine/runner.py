@@ -51,6 +51,8 @@ def sli_threshold(sli: slo_model.SLI) -> float | None:
         return sli.max_per_min
     elif isinstance(sli, slo_model.QuerySuccess):
         return None
+    elif isinstance(sli, slo_model.DataIntegrity):
+        return float(sli.max_bad_rows)
     else:
         raise TypeError(f"unknown SLI {sli!r}")
 

@@ -23,7 +23,7 @@ class PluginError(DrillError):
 
 
 def _builtins() -> list[FaultPlugin]:
-    from datadrill.faults import connector, kafka, metadata, stack_state
+    from datadrill.faults import connector, contract, kafka, metadata, stack_state
 
     return [
         metadata.CatalogEntryFault(),
@@ -35,6 +35,7 @@ def _builtins() -> list[FaultPlugin]:
         kafka.BrokerLossFault(),
         kafka.RequestErrorsFault(),
         kafka.BrokerLatencyFault(),
+        contract.SchemaDriftFault(),
         stack_state.ComponentPausedState(),
         stack_state.WorkloadState(),
     ]

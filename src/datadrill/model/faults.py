@@ -208,6 +208,28 @@ class TakeCatalogBackup:
         return f"catalog backup '{self.name}' of {self.table}"
 
 
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class SchemaDrift:
+    """The producer switches to a writer schema that renames, retypes or drops a field.
+    With contract ``enforcement`` the relay rejects such records to the dead-letter topic;
+    without it they reach the table. Reverting rolls the producer back."""
+
+    at_s: Annotated[float, Field(ge=0)]
+    change: Literal["rename", "retype", "drop"] = "rename"
+    enforcement: bool = True
+    duration_s: Annotated[float | None, Field(gt=0)] = None
+    kind: Literal["contract.schema_drift"] = "contract.schema_drift"
+
+    def describe(self) -> str:
+        what = {
+            "rename": "renames amount_cents",
+            "retype": "retypes amount_cents to a string",
+            "drop": "drops currency",
+        }[self.change]
+        mode = "enforced" if self.enforcement else "NOT enforced"
+        return f"producer writer schema {what} (contract {mode})"
+
+
 FaultSpec = (
     DeleteCatalogEntry
     | DeleteMetadataFiles
@@ -218,5 +240,6 @@ FaultSpec = (
     | KafkaRequestErrors
     | BrokerLatency
     | CatalogOutage
+    | SchemaDrift
 )
 ScheduleItem = FaultSpec | TakeCatalogBackup

@@ -89,8 +89,36 @@ class ResumeComponent:
         return f"resume the {self.component}"
 
 
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RollbackProducer:
+    """Put the producer back on the contract's own writer schema (and enforcement on)."""
+
+    kind: Literal["rollback_producer"] = "rollback_producer"
+
+    def describe(self) -> str:
+        return "roll the producer back to the contract's writer schema"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ReprocessDeadLetters:
+    """Re-emit every dead-lettered order from the source through the outbox, so it flows
+    again under the contract (new event ids: the sink's ordering rules hold)."""
+
+    kind: Literal["reprocess_dead_letters"] = "reprocess_dead_letters"
+
+    def describe(self) -> str:
+        return "reprocess the dead letters"
+
+
 Step = (
-    RestoreCatalogBackup | ReregisterFromMetadata | ReplayKafka | Reconcile | PauseComponent | ResumeComponent
+    RollbackProducer
+    | ReprocessDeadLetters
+    | RestoreCatalogBackup
+    | ReregisterFromMetadata
+    | ReplayKafka
+    | Reconcile
+    | PauseComponent
+    | ResumeComponent
 )
 
 

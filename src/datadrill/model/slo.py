@@ -122,7 +122,26 @@ class RestartRate:
     unit: ClassVar[str] = "restarts/min"
 
 
-SLI = Freshness | CanaryLatency | ConsumerLag | QuerySuccess | ConnectorErrorRate | RestartRate
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class DataIntegrity:
+    """Rows in the sink that are duplicated, differ from the source, or have no source row,
+    from reconciling source against sink (up to the sink's newest key, so rows still in
+    flight do not count) every ``every_s`` seconds."""
+
+    max_bad_rows: Annotated[int, Field(ge=0)] = 0
+    every_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    target: Target = Target()
+    kind: Literal["data_integrity"] = "data_integrity"
+
+    def statement(self) -> str:
+        return f"at most {self.max_bad_rows:,} duplicated or wrong rows in {self.target.table}"
+
+    unit: ClassVar[str] = "rows"
+
+
+SLI = (
+    DataIntegrity | Freshness | CanaryLatency | ConsumerLag | QuerySuccess | ConnectorErrorRate | RestartRate
+)
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

@@ -37,6 +37,15 @@ HEADER_CONTRACT = "datadrill.contract"
 HEADER_VERSION = "datadrill.contract.version"
 HEADER_SCHEMA_ID = "datadrill.schema.id"
 HEADER_FORMAT = "datadrill.contract.format"
+HEADER_WRITER = "datadrill.contract.writer"
+
+# Writer schemas a schema-drift fault switches the producer to: the contract's own name
+# and version, a different shape. Registered with their own ids, as a registry would.
+DRIFTS: dict[str, tuple[str, int]] = {
+    "rename": ("orders.v1-renamed.avsc", 11),
+    "retype": ("orders.v1-retyped.avsc", 12),
+    "drop": ("orders.v1-dropped.avsc", 13),
+}
 
 # Stable ids, as a schema registry would hand out; a message names its writer by id.
 _SCHEMA_IDS: dict[tuple[str, int, Format], int] = {
@@ -57,6 +66,7 @@ class Contract:
     format: Format
     schema_id: int
     schema: dict[str, Any] = field(repr=False, compare=False)
+    writer: str = "v1"  # "v1", or the drift a schema-drift fault made the producer write
 
     @property
     def headers(self) -> list[tuple[str, str | bytes | None]]:
@@ -65,6 +75,7 @@ class Contract:
             (HEADER_VERSION, str(self.version).encode()),
             (HEADER_SCHEMA_ID, str(self.schema_id).encode()),
             (HEADER_FORMAT, self.format.encode()),
+            (HEADER_WRITER, self.writer.encode()),
         ]
 
     def encode(self, record: dict[str, Any]) -> bytes:
@@ -185,6 +196,31 @@ def load_contract(name: str, version: int, format: Format) -> Contract:
     return Contract(name, version, format, _SCHEMA_IDS[key], schema)
 
 
+@cache
+def load_drifted_writer(drift: str) -> Contract:
+    """The drifted Avro writer schema a schema-drift fault makes the producer use."""
+    if drift not in DRIFTS:
+        raise ContractViolation(f"no drift {drift!r}; known: {', '.join(DRIFTS)}")
+    filename, schema_id = DRIFTS[drift]
+    resource = files("datadrill.platform").joinpath("contract_files", filename)
+    schema = json.loads(resource.read_text(encoding="utf-8"))
+    return Contract("orders", 1, "avro", schema_id, schema, writer=drift)
+
+
+def drift_record(record: dict[str, Any], drift: str) -> dict[str, Any]:
+    """A v1 record as a drifted producer would write it."""
+    drifted = dict(record)
+    if drift == "rename":
+        drifted["amount_minor"] = drifted.pop("amount_cents")
+    elif drift == "retype":
+        drifted["amount_cents"] = f"{drifted['amount_cents'] / 100:.2f}"
+    elif drift == "drop":
+        drifted.pop("currency")
+    else:
+        raise ContractViolation(f"no drift {drift!r}; known: {', '.join(DRIFTS)}")
+    return drifted
+
+
 def contract_for_headers(headers: list[tuple[str, bytes]] | None) -> Contract:
     """The contract a message was written with, from its headers."""
     values = {k: v for k, v in headers or []}
@@ -195,4 +231,7 @@ def contract_for_headers(headers: list[tuple[str, bytes]] | None) -> Contract:
     for (name, version, fmt), known_id in _SCHEMA_IDS.items():
         if known_id == schema_id:
             return load_contract(name, version, fmt)
+    for drift, (_, known_id) in DRIFTS.items():
+        if known_id == schema_id:
+            return load_drifted_writer(drift)
     raise ContractViolation(f"unknown schema id {schema_id} in message headers")

@@ -9,6 +9,7 @@ data contract in headers.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,7 +20,13 @@ from confluent_kafka import KafkaError, Message, Producer
 from datadrill.config import read_running_config
 from datadrill.paths import StatePaths
 from datadrill.platform.component import Component
-from datadrill.platform.contracts import Contract, ContractViolation, load_contract
+from datadrill.platform.contracts import (
+    Contract,
+    ContractViolation,
+    drift_record,
+    load_contract,
+    load_drifted_writer,
+)
 from datadrill.platform.source_db import OutboxEvent, connect, mark_published, pending_events
 
 log = logging.getLogger("datadrill.relay")
@@ -72,39 +79,56 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
     topic = config.kafka.topic
     headers = contract.headers
     poll_s = config.relay.poll_interval_ms / 1000
-    published = marked = rejected = failed_batches = batches = 0
+    published = marked = rejected = failed_batches = batches = dead_lettered = 0
     last_error = ""
     while component.should_run():
         events = pending_events(db, limit=config.relay.batch_max_records)
         if not events:
-            component.heartbeat(_stats(published, marked, rejected, failed_batches, batches, last_error))
+            component.heartbeat(
+                {
+                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
+                    "dead_lettered": dead_lettered,
+                }
+            )
             time.sleep(poll_s)
             continue
         delivery = _Delivery()
+        drift, enforce = writer_settings(paths)
+        writer = contract if drift is None else load_drifted_writer(drift)
         for event in events:
+            record = event_record(event)
+            if drift is not None:
+                record = drift_record(record, drift)
             try:
-                value = contract.encode(event_record(event))
+                # Enforcement checks every record against the registered contract; without
+                # it a drifted producer ships whatever its own writer schema says.
+                value = contract.encode(record) if enforce else writer.encode(record)
+                target, message_headers = topic, (headers if enforce else writer.headers)
             except ContractViolation as exc:
-                # Enforcement at the relay: a record that breaks its contract never ships.
                 rejected += 1
+                dead_lettered += 1
                 last_error = str(exc)
-                continue
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        value=value,
-                        key=str(event.order_id).encode(),
-                        headers=headers,
-                        on_delivery=delivery,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+                target = dead_letter_topic(topic)
+                value = json.dumps(
+                    {
+                        "order_id": event.order_id,
+                        "event_id": event.event_id,
+                        "writer": drift or "v1",
+                        "error": str(exc),
+                        "record": record,
+                    }
+                ).encode()
+                message_headers = [("datadrill.dead_letter.reason", str(exc).encode())]
+            _produce(producer, target, value, str(event.order_id).encode(), message_headers, delivery)
             published += 1
         # Wait for every acknowledgement; during a broker outage this is where we queue.
         while producer.flush(0.5) > 0:
-            component.heartbeat(_stats(published, marked, rejected, failed_batches, batches, last_error))
+            component.heartbeat(
+                {
+                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
+                    "dead_lettered": dead_lettered,
+                }
+            )
             if not component.should_run():
                 return
         if delivery.failed:
@@ -117,9 +141,49 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
         mark_published(db, up_to_event_id=events[-1].event_id)
         marked += len(events)
         batches += 1
-        component.heartbeat(_stats(published, marked, rejected, failed_batches, batches, last_error))
+        component.heartbeat(
+            {
+                **_stats(published, marked, rejected, failed_batches, batches, last_error),
+                "dead_lettered": dead_lettered,
+            }
+        )
     producer.flush(5)
     db.close()
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def writer_settings(paths: StatePaths) -> tuple[str | None, bool]:
+    """(drift, enforcement) as a schema-drift fault set them: ``run/relay.writer`` names the
+    drifted writer schema (absent: the contract's own), ``run/relay.enforce`` "off" turns
+    contract enforcement off (absent: on)."""
+    try:
+        drift: str | None = (paths.run / "relay.writer").read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        drift = None
+    try:
+        enforce = (paths.run / "relay.enforce").read_text(encoding="utf-8").strip() != "off"
+    except FileNotFoundError:
+        enforce = True
+    return drift, enforce
+
+
+def _produce(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes,
+    headers: list[tuple[str, str | bytes | None]],
+    delivery: _Delivery,
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 def _stats(

@@ -130,7 +130,12 @@ class EventDecoder:
         batch.max_ids[partition] = event_id
         cols = batch.columns
         for name in _RECORD_COLUMNS:
-            cols[name].append(record[name])
+            # Read the way a naive consumer of drifted data would: a renamed or dropped field
+            # becomes null; a retyped amount is taken at face value. Reconciliation finds it.
+            value = record.get(name)
+            if name == "amount_cents" and isinstance(value, str):
+                value = int(float(value))
+            cols[name].append(value)
         cols["kafka_partition"].append(partition)
         cols["kafka_offset"].append(offset)
         cols["ingested_at"].append(ingested_us)

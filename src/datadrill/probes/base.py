@@ -60,5 +60,7 @@ def build_probe(sli: SLI, env: ProbeEnv) -> Probe:
         return probes.ConnectorErrorRateProbe(sli, env)
     elif isinstance(sli, slo.RestartRate):
         return probes.RestartRateProbe(sli, env)
+    elif isinstance(sli, slo.DataIntegrity):
+        return probes.DataIntegrityProbe(sli, env)
     else:
         raise TypeError(f"no probe for SLI {sli!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 
 from datadrill.faults.base import DrillContext
 from datadrill.integrity.reconcile import EngineSide, ReconcileResult, SqliteSide, reconcile
@@ -51,6 +52,26 @@ def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResu
     return result
 
 
+@contextlib.contextmanager
+def _sink_held(context: DrillContext) -> Iterator[None]:
+    """Pause a running sink for the repair's commit. On an unpartitioned table every
+    concurrent append conflicts with the repair's delete, and the sink appends several
+    times a second; the pause goes through the fault ledger, so it always comes back."""
+    from datadrill.faults.ledger import FaultLedger, inject
+    from datadrill.faults.stack_state import pause_spec
+
+    stack = context.stack
+    sink = next(c for c in stack.status()["components"] if c["name"] == "sink")
+    if sink["detail"].startswith("PAUSED"):
+        yield  # the runbook paused it already
+        return
+    handle = inject(pause_spec("sink"), context, ledger=FaultLedger.for_stack(stack.paths.root))
+    try:
+        yield
+    finally:
+        handle.revert()
+
+
 def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -> StepResult:
     result = live_reconcile(context, buckets=buckets)
     extra: dict[str, object] = {
@@ -67,7 +88,7 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
         from datadrill.integrity.repair import repair as repair_table
 
         stack = context.stack
-        with contextlib.closing(stack.source()) as db:
+        with _sink_held(context), contextlib.closing(stack.source()) as db:
             repaired = repair_table(stack.catalog(), stack.table, result, db)
         extra["repaired_rows"] = repaired.deleted_rows + repaired.inserted_rows
         detail += f"; repaired: {repaired.deleted_rows:,} rows deleted, {repaired.inserted_rows:,} inserted"

@@ -59,6 +59,20 @@ def run_step(step: steps.Step, context: DrillContext) -> StepResult:
                 "workers": result.workers,
             },
         )
+    elif isinstance(step, steps.RollbackProducer):
+        run = stack.paths.run
+        (run / "relay.writer").unlink(missing_ok=True)
+        (run / "relay.enforce").unlink(missing_ok=True)
+        return StepResult("the relay writes with the contract's own schema again, enforcement on")
+    elif isinstance(step, steps.ReprocessDeadLetters):
+        from datadrill.recovery.dead_letters import reprocess_dead_letters
+
+        count, elapsed = reprocess_dead_letters(context)
+        return StepResult(
+            f"{count:,} dead-lettered orders re-emitted through the outbox",
+            rows=count,
+            rate_per_s=count / elapsed if elapsed > 0 else None,
+        )
     elif isinstance(step, steps.Reconcile):
         from datadrill.recovery.reconcile_step import reconcile_and_repair
 

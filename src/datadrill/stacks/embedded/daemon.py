@@ -67,6 +67,8 @@ class StackProcess:
             brokers=self.cluster.broker_ids, delay_s=kafka.election_delay_s, clock=self.clock
         )
         self._create_topic(kafka.topic, kafka.partitions, kafka.replication_factor)
+        # Where the relay routes records that break their data contract.
+        self._create_topic(f"{kafka.topic}.dlq", 1, kafka.replication_factor)
         self._event(
             "kafka_started", bootstrap=self.cluster.bootstrap_servers, library=self.cluster.library.path
         )

@@ -1,0 +1,66 @@
+"""Reprocess dead letters: every order the relay rejected is re-emitted through the outbox.
+
+The dead letter names its order; the source holds the truth, so the order is read back
+from ``orders`` and written to the outbox again with a new event id (the sink drops events
+whose ids do not grow within a partition, so replaying the old ids would lose them).
+The dead-letter consumer group's committed offsets record what was reprocessed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from datadrill.faults.base import DrillContext
+from datadrill.platform.relay import dead_letter_topic
+
+GROUP = "datadrill-dead-letters"
+
+
+def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -> tuple[int, float]:
+    """Returns (orders re-emitted, seconds taken)."""
+    stack = context.stack
+    topic = dead_letter_topic(stack.topic)
+    started = time.monotonic()
+    consumer = Consumer(
+        {"bootstrap.servers": stack.bootstrap_servers, "group.id": GROUP, "enable.auto.commit": False}
+    )
+    order_ids: list[int] = []
+    try:
+        partition = TopicPartition(topic, 0)
+        (committed,) = consumer.committed([partition], timeout=10)
+        low, high = consumer.get_watermark_offsets(partition, timeout=10, cached=False)
+        start = committed.offset if committed.offset >= 0 else low
+        consumer.assign([TopicPartition(topic, 0, start if start >= 0 else OFFSET_BEGINNING)])
+        position = start
+        deadline = started + timeout_s
+        while position < high and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                if msg.error() or msg.offset() is None:
+                    continue
+                letter = json.loads(msg.value() or b"{}")
+                order_ids.append(int(letter["order_id"]))
+                position = max(position, int(msg.offset() or 0) + 1)
+        if position < high:
+            raise TimeoutError(f"read {position - start} of {high - start} dead letters in {timeout_s:g} s")
+        # A relay that crashed between publishing and marking dead-lettered some orders twice.
+        order_ids = sorted(set(order_ids))
+        with contextlib.closing(stack.source()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            for chunk in range(0, len(order_ids), 500):
+                ids = order_ids[chunk : chunk + 500]
+                marks = ",".join("?" * len(ids))
+                db.execute(
+                    "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                    f" is_canary) SELECT order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                    f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
+                    ids,
+                )
+            db.execute("COMMIT")
+        consumer.commit(offsets=[TopicPartition(topic, 0, position)], asynchronous=False)
+    finally:
+        consumer.close()
+    return len(order_ids), time.monotonic() - started
