@@ -27,7 +27,7 @@ from typing import Any, Literal
 import fastavro
 import jsonschema
 from fastavro.validation import ValidationError as AvroValidationError
-from fastavro.validation import validate
+from fastavro.validation import validate as _validate
 
 from datadrill.errors import DrillError
 
@@ -78,8 +78,10 @@ class Contract:
             (HEADER_WRITER, self.writer.encode()),
         ]
 
-    def encode(self, record: dict[str, Any]) -> bytes:
-        return _codec(self).encode(record)
+    def encode(self, record: dict[str, Any], *, validate: bool = True) -> bytes:
+        """Serialise ``record``. ``validate=False`` skips the full contract check (fastavro
+        still type-checks every value it writes) for records shaped like one already checked."""
+        return _codec(self).encode(record, validate=validate)
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         return _codec(self).decode(payload)
@@ -106,12 +108,13 @@ class _AvroCodec:
         self._schema = _without_logical_types(schema)
         self._parsed = fastavro.parse_schema(self._schema)
 
-    def encode(self, record: dict[str, Any]) -> bytes:
+    def encode(self, record: dict[str, Any], *, validate: bool = True) -> bytes:
         buf = io.BytesIO()
         try:
             # fastavro alone would truncate 1.5 to 1 for a long and drop unknown fields:
             # a contract that loses data silently is no contract.
-            validate(record, self._parsed, raise_errors=True, strict=True)
+            if validate:
+                _validate(record, self._parsed, raise_errors=True, strict=True)
             fastavro.schemaless_writer(buf, self._parsed, record)
         except AvroValidationError:
             raise ContractViolation(
@@ -130,7 +133,7 @@ class _AvroCodec:
         for name, kind in fields.items():
             if name not in record:
                 return f"missing field {name!r}"
-            if not validate(record[name], kind, raise_errors=False):
+            if not _validate(record[name], kind, raise_errors=False):
                 return f"field {name!r} = {record[name]!r} is not a valid {kind}"
         unknown = sorted(set(record) - set(fields))
         if unknown:
@@ -158,7 +161,7 @@ class _JsonCodec:
             path = "/".join(str(p) for p in error.absolute_path) or "(record)"
             raise ContractViolation(f"JSON contract violated at {path}: {error.message}")
 
-    def encode(self, record: dict[str, Any]) -> bytes:
+    def encode(self, record: dict[str, Any], *, validate: bool = True) -> bytes:
         self._check(record)
         return json.dumps(record, separators=(",", ":")).encode()
 
