@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import NoSuchNamespaceError
 
 from datadrill.faults.base import DrillContext, RevertData
 from datadrill.model.faults import CatalogOutage, DeleteCatalogEntry, DeleteMetadataFiles, HideTable
@@ -21,15 +21,6 @@ from datadrill.model.faults import CatalogOutage, DeleteCatalogEntry, DeleteMeta
 
 def _local(location: str) -> Path:
     return Path(location.removeprefix("file://"))
-
-
-def table_exists(context: DrillContext, identifier: str) -> bool:
-    """True when the catalog has the table and its metadata can be read."""
-    try:
-        context.stack.catalog().load_table(identifier)
-    except (NoSuchTableError, FileNotFoundError):
-        return False
-    return True
 
 
 def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
