@@ -39,12 +39,16 @@ def test_calibration_measures_within_one_probe_interval(stack: EmbeddedStack, tm
     assert isinstance(report, RunReport)
     interval = scenario.probe_interval_s
     assert report.verdict is Verdict.PASSED, report.reasons
-    # Truth: queries fail from the injection until the revert 6 s later; the alert needs 2 s.
-    assert report.ttd_s is not None and abs(report.ttd_s - 2.0) <= interval, report.ttd_s
-    assert report.ttr_s is not None and abs(report.ttr_s - 6.0) <= interval, report.ttr_s
+    # Truth: queries fail from the injection until the revert took effect, 6 s after the
+    # injection took effect; the alert needs 2 s of failures. The journal stamps each fault
+    # event when the change has been made, so the hidden interval is read from it.
     (fault,) = report.faults
     assert fault.reverted_s is not None
-    assert abs(fault.reverted_s - fault.injected_s - 6.0) <= interval
+    hidden_s = fault.reverted_s - fault.injected_s
+    # Renaming back takes a moment on a loaded machine; the schedule itself is exact.
+    assert 6.0 <= hidden_s <= 6.0 + 1.0, hidden_s
+    assert report.ttd_s is not None and abs(report.ttd_s - 2.0) <= interval, report.ttd_s
+    assert report.ttr_s is not None and abs(report.ttr_s - hidden_s) <= interval, (report.ttr_s, hidden_s)
     assert report.integrity is not None and report.integrity.verified
     assert stack.catalog().table_exists(stack.table)
 

@@ -218,6 +218,7 @@ class Runner:
             clock=self.clock,
             bootstrap_servers=self.stack.bootstrap_servers,
             query_engine=lambda: engine,
+            mart_queries=lambda timeout_s: self.stack.mart_queries(timeout_s=timeout_s),
             source_db=self.stack.source,
             heartbeat_dir=self.stack.paths.run,
             events_file=self.stack.paths.events_file,
@@ -359,7 +360,10 @@ class Runner:
                     good_since = None  # a new fault: earlier good samples say nothing
                     duration = getattr(item, "duration_s", None)
                     if duration is not None:
-                        timed.append((tick + duration, injected[0], item.kind, injected[1]))
+                        # Counted from when the fault took effect, not from when injecting began:
+                        # applying can take a noticeable share of a second on a loaded machine.
+                        effective = self.clock.monotonic()
+                        timed.append((effective + duration, injected[0], item.kind, injected[1]))
             for entry in [e for e in timed if tick >= e[0]]:
                 timed.remove(entry)
                 self._revert(entry[1], entry[2], entry[3])
