@@ -60,7 +60,9 @@ def render_live(state: object, scenario: Scenario) -> Group:
         status = "[green]ok[/green]" if sample.good else "[red]BAD[/red]"
         if sample.error:
             status += f" [dim]{sample.error[:60]}[/dim]"
-        alert = "[bold red]FIRING[/bold red]" if state.alerts.get(slo.name) else ""
+        alert = {"FIRING": "[bold red]FIRING[/bold red]", "fired": "[yellow]fired[/yellow]"}.get(
+            state.alerts.get(slo.name, ""), ""
+        )
         table.add_row(slo.name, _fmt(sample.value, slo.sli.unit), status, alert)
     lines: list[RenderableType] = [header, table]
     if state.active_faults:

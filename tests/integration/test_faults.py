@@ -27,6 +27,7 @@ from datadrill.model import (
     KafkaRequestErrors,
     KillComponent,
     LagSpike,
+    NetworkFault,
     SchemaDrift,
 )
 from datadrill.model.report import Verdict
@@ -47,6 +48,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
         "catalog_outage.py",
         "schema_drift_enforced.py",
         "schema_drift_unenforced.py",
+        "network_query_path.py",
     ],
 )
 def test_fault_scenario_passes_and_leaves_nothing_behind(
@@ -85,10 +87,14 @@ SPECS: list[Any] = [
     KafkaRequestErrors(at_s=0, count=5),
     BrokerLatency(at_s=0, duration_s=1, rtt_ms=50),
     SchemaDrift(at_s=0, change="drop", enforcement=True),
+    NetworkFault(at_s=0, duration_s=1, toxic="latency", attributes={"latency": 50}),
+    NetworkFault(at_s=0, duration_s=1, toxic="down"),
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.kind + ("-" + s.mode if hasattr(s, "mode") else ""))
+@pytest.mark.parametrize(
+    "spec", SPECS, ids=lambda s: s.kind + "-" + str(getattr(s, "mode", getattr(s, "toxic", "")))
+)
 def test_builtin_fault_plugins_conform(stack: EmbeddedStack, tmp_path: Path, spec: Any) -> None:
     context = DrillContext(stack, tmp_path, MonotonicClock())
     problems = check_plugin(plugin_for(spec.kind), spec, context)

@@ -19,6 +19,7 @@ class _State:
     slo: SLO
     bad_since: float | None = None
     fired: bool = False
+    firing: bool = False  # the rule's condition holds at the latest sample
     history: deque[tuple[float, bool]] = field(default_factory=deque)
 
 
@@ -30,6 +31,10 @@ class AlertEvaluator:
 
     def fired(self, name: str) -> bool:
         return self._states[name].fired
+
+    def firing(self, name: str) -> bool:
+        """Whether the rule's condition holds now (an alert that fired may have cleared)."""
+        return self._states[name].firing
 
     def any_fired(self) -> bool:
         return any(s.fired for s in self._states.values())
@@ -52,6 +57,7 @@ class AlertEvaluator:
             )
         else:
             raise TypeError(f"unknown alert rule {rule!r}")
+        state.firing = firing
         if firing and not state.fired:
             state.fired = True
             return True

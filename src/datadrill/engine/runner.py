@@ -65,7 +65,7 @@ class LiveState:
     phase: str = "starting"
     elapsed_s: float = 0.0
     samples: dict[str, Sample] = field(default_factory=dict)
-    alerts: dict[str, bool] = field(default_factory=dict)
+    alerts: dict[str, str] = field(default_factory=dict)  # "FIRING", "fired" (cleared since) or ""
     active_faults: list[str] = field(default_factory=list)
     detected_s: float | None = None
     fault_start_s: float | None = None
@@ -228,7 +228,7 @@ class Runner:
             self.probes[s.name] = build_probe(s.sli, env)
             exits.callback(self.probes[s.name].close)
         self.alerts = AlertEvaluator(scenario.slos)
-        self.live.alerts = {s.name: False for s in scenario.slos}
+        self.live.alerts = {s.name: "" for s in scenario.slos}
 
     # -- phases ----------------------------------------------------------------------------
     def _phase(self, name: str, kind: str) -> None:
@@ -255,12 +255,15 @@ class Runner:
                 "sample", slo=name, value=sample.value, good=sample.good, error=sample.error
             )
             samples[name] = sample
-            if alerts and self.alerts.observe(name, t=float(event["t"]), good=sample.good):
+            if not alerts:
+                continue
+            if self.alerts.observe(name, t=float(event["t"]), good=sample.good):
                 rule = next(s.alert.describe() for s in self.scenario.slos if s.name == name)
                 alert = self.journal.record("alert_fired", slo=name, rule=rule)
-                self.live.alerts[name] = True
                 if self.live.detected_s is None:
                     self.live.detected_s = float(alert["t"])
+            fired = self.alerts.fired(name)
+            self.live.alerts[name] = "FIRING" if self.alerts.firing(name) else ("fired" if fired else "")
         t = self.journal.now()
         self.live.samples = samples
         self.live.elapsed_s = t

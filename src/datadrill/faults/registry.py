@@ -23,7 +23,7 @@ class PluginError(DrillError):
 
 
 def _builtins() -> list[FaultPlugin]:
-    from datadrill.faults import connector, contract, kafka, metadata, stack_state
+    from datadrill.faults import connector, contract, kafka, metadata, network, stack_state
 
     return [
         metadata.CatalogEntryFault(),
@@ -36,6 +36,7 @@ def _builtins() -> list[FaultPlugin]:
         kafka.RequestErrorsFault(),
         kafka.BrokerLatencyFault(),
         contract.SchemaDriftFault(),
+        network.NetworkToxicFault(),
         stack_state.ComponentPausedState(),
         stack_state.WorkloadState(),
     ]

@@ -230,6 +230,71 @@ class SchemaDrift:
         return f"producer writer schema {what} (contract {mode})"
 
 
+NETWORK_TOXICS = ("latency", "bandwidth", "timeout", "reset_peer", "slow_close", "limit_data", "down")
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class NetworkFault:
+    """A network fault on one of the stack's proxied paths, through Toxiproxy's API, for
+    ``duration_s``. ``path`` names the proxy: ``query`` (clients → query engine) or
+    ``catalog`` (platform → catalog database; PostgreSQL catalogs only). ``toxic`` is a
+    Toxiproxy toxic type, or ``down`` for the proxy refusing connections; ``attributes``
+    are the toxic's own, in Toxiproxy's names and units (``latency``/``jitter`` ms,
+    ``rate`` KB/s, ``timeout`` ms, ``delay`` ms, ``bytes``).
+
+    Example::
+
+        NetworkFault(at_s=5, duration_s=10, toxic="latency", attributes={"latency": 1500, "jitter": 200})
+    """
+
+    at_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+    toxic: Literal["latency", "bandwidth", "timeout", "reset_peer", "slow_close", "limit_data", "down"]
+    path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "query"
+    attributes: dict[str, int] = Field(default_factory=dict)
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: Annotated[float, Field(ge=0, le=1)] = 1.0
+    kind: Literal["network.toxic"] = "network.toxic"
+
+    @model_validator(mode="after")
+    def _valid_toxic(self) -> NetworkFault:
+        from datadrill.errors import ConfigError
+        from datadrill.netfaults.proxy import parse_toxic
+
+        if self.toxic == "down":
+            if self.attributes:
+                raise ValueError("a 'down' network fault takes no attributes")
+            return self
+        try:
+            parse_toxic(
+                {
+                    "type": self.toxic,
+                    "stream": self.stream,
+                    "toxicity": self.toxicity,
+                    "attributes": dict(self.attributes),
+                }
+            )
+        except ConfigError as exc:
+            # Toxiproxy's attribute rules, named as the scenario spells them.
+            raise ValueError(f"{exc.field} = {exc.value!r}: {exc.allowed}") from None
+        return self
+
+    @property
+    def toxic_name(self) -> str:
+        """The toxic's name on the proxy: one per type and direction, as exclusivity keeps it."""
+        return f"datadrill_{self.toxic}_{self.stream}"
+
+    def describe(self) -> str:
+        if self.toxic == "down":
+            return f"{self.path} path down for {self.duration_s:g} s"
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
+        share = f" on {self.toxicity:.0%} of connections" if self.toxicity < 1 else ""
+        detail = f" ({settings})" if settings else ""
+        return (
+            f"{self.toxic} on the {self.path} path{detail}, {self.stream}{share}, for {self.duration_s:g} s"
+        )
+
+
 FaultSpec = (
     DeleteCatalogEntry
     | DeleteMetadataFiles
@@ -241,5 +306,6 @@ FaultSpec = (
     | BrokerLatency
     | CatalogOutage
     | SchemaDrift
+    | NetworkFault
 )
 ScheduleItem = FaultSpec | TakeCatalogBackup

@@ -16,6 +16,10 @@ from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
 
+# Mart queries go over the network (see datadrill.platform.query_service); one that takes
+# longer than this counts as failed, as a dashboard's would.
+QUERY_TIMEOUT_S = 5.0
+
 DEFAULT_SOURCE_QUERY = (
     "SELECT order_id, customer_id, amount_cents, currency, status, created_at_us FROM orders"
 )
@@ -40,6 +44,9 @@ class Freshness:
     the age is at most ``max_age_s``; a failing query is bad."""
 
     max_age_s: Annotated[float, Field(gt=0)]
+    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
+        QUERY_TIMEOUT_S
+    )
     target: Target = Target()
     kind: Literal["freshness"] = "freshness"
 
@@ -55,6 +62,9 @@ class CanaryLatency:
     the newest canaries arrive within ``max_latency_s`` and none is overdue."""
 
     max_latency_s: Annotated[float, Field(gt=0)]
+    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
+        QUERY_TIMEOUT_S
+    )
     target: Target = Target()
     kind: Literal["canary_latency"] = "canary_latency"
 
@@ -83,6 +93,9 @@ class QuerySuccess:
     """Does the mart query succeed? Each probe is one query: 1 on success, 0 on failure."""
 
     query: str = "SELECT count(*), max({event_time_column}) FROM {table}"
+    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
+        QUERY_TIMEOUT_S
+    )
     target: Target = Target()
     kind: Literal["query_success"] = "query_success"
 

@@ -656,6 +656,12 @@ class _Timeout(_ToxicRun):
     async def on_data(self, chunk: _Chunk, forward: _Forward) -> None:
         return  # dropped on the floor, as upstream does
 
+    async def on_eof(self, forward_eof: _ForwardEof) -> None:
+        # The end of the stream is held back too: the client keeps a silent, open connection
+        # (a hang, as upstream's "timeout 0: the connection won't close") until the timer
+        # or the toxic's removal closes it.
+        return
+
 
 class _ResetPeer(_ToxicRun):
     def __init__(self, spec: ToxicSpec, link: _Link, active: bool) -> None:

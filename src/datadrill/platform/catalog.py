@@ -99,6 +99,24 @@ def describe_uri(uri: str) -> str:
     return make_url(uri).render_as_string(hide_password=True)
 
 
+def network_address(uri: str) -> str | None:
+    """``host:port`` of a networked catalog database, None for SQLite (a file, no network)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return f"{url.host or '127.0.0.1'}:{url.port or 5432}"
+
+
+def via_address(uri: str, address: str) -> str:
+    """The same database reached through ``address`` (``host:port``, e.g. a fault proxy)."""
+    from sqlalchemy.engine import make_url
+
+    host, _, port = address.rpartition(":")
+    return make_url(uri).set(host=host, port=int(port)).render_as_string(hide_password=False)
+
+
 def check_catalog_reachable(uri: str, *, source: str, timeout_s: int = 3) -> None:
     """Fail with a :class:`ConfigError` when a PostgreSQL catalog cannot be reached."""
     if not uri.startswith("postgresql"):

@@ -142,8 +142,16 @@ class QueryEngine:
         result: list[tuple[Any, ...]] = self._run(sql, tables, params).fetchall()
         return result
 
+    def columns_and_rows(
+        self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Like :meth:`rows`, with the result's column names first."""
+        cursor = self._run(sql, tables, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return [str(d[0]) for d in cursor.description or ()], rows
+
     def arrow(self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None) -> pa.Table:
-        result: pa.Table = self._run(sql, tables, params).fetch_arrow_table()
+        result: pa.Table = self._run(sql, tables, params).to_arrow_table()
         return result
 
     def close(self) -> None:

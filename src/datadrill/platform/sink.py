@@ -37,6 +37,7 @@ from datadrill.platform.catalog import (
     catalog_uri,
     open_catalog,
     sink_state,
+    via_address,
 )
 from datadrill.platform.component import Component
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
@@ -159,12 +160,15 @@ class _Stats:
 
 
 class Sink:
-    def __init__(self, config: StackConfig, paths: StatePaths, bootstrap: str) -> None:
+    def __init__(
+        self, config: StackConfig, paths: StatePaths, bootstrap: str, *, catalog_via: str | None = None
+    ) -> None:
         self.config = config
         self.paths = paths
         self.component = Component("sink", paths)
+        uri = catalog_uri(config, paths)
         self.catalog: SqlCatalog = open_catalog(
-            catalog_uri(config, paths), paths.warehouse, init_tables=False
+            via_address(uri, catalog_via) if catalog_via else uri, paths.warehouse, init_tables=False
         )
         self.topic = config.kafka.topic
         self.consumer = Consumer(
@@ -322,10 +326,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="datadrill-sink")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--bootstrap", required=True)
+    parser.add_argument(
+        "--catalog-via", metavar="HOST:PORT", help="reach the catalog database through this address (a proxy)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     paths = StatePaths(Path(args.state_dir))
-    Sink(read_running_config(paths), paths, args.bootstrap).run()
+    Sink(read_running_config(paths), paths, args.bootstrap, catalog_via=args.catalog_via).run()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from datadrill.engine.clock import Clock
 if TYPE_CHECKING:
     from datadrill.model.slo import SLI
     from datadrill.platform.query import QueryEngine
+    from datadrill.platform.query_service import RemoteQueryEngine
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class ProbeEnv:
 
     clock: Clock
     bootstrap_servers: str
-    query_engine: Callable[[], QueryEngine]
+    query_engine: Callable[[], QueryEngine]  # in-process, for heavy work (reconciliation)
+    # Over the network through the stack's query path, as dashboards query: (timeout_s) -> client.
+    mart_queries: Callable[[float], RemoteQueryEngine]
     source_db: Callable[[], sqlite3.Connection]
     heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
     events_file: Path  # supervisor events (process exits)

@@ -10,6 +10,7 @@ from typing import Any
 from datadrill.errors import DrillError
 from datadrill.model import slo
 from datadrill.platform.query import QueryEngine
+from datadrill.platform.query_service import RemoteQueryEngine
 from datadrill.probes.base import ProbeEnv, Sample
 
 
@@ -18,17 +19,19 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-class _QueryProbe:
-    """Shares one query engine per probe; engines are cheap but not thread-safe."""
+class _MartQueryProbe:
+    """Queries the mart the way dashboards do: over the network, through the stack's query
+    path (and whatever fault sits on it). A query slower than ``timeout_s`` fails."""
 
-    def __init__(self, env: ProbeEnv) -> None:
+    def __init__(self, env: ProbeEnv, timeout_s: float) -> None:
         self.env = env
-        self._engine: QueryEngine | None = None
+        self.timeout_s = timeout_s
+        self._engine: RemoteQueryEngine | None = None
 
     @property
-    def engine(self) -> QueryEngine:
+    def engine(self) -> RemoteQueryEngine:
         if self._engine is None:
-            self._engine = self.env.query_engine()
+            self._engine = self.env.mart_queries(self.timeout_s)
         return self._engine
 
     def close(self) -> None:
@@ -37,11 +40,11 @@ class _QueryProbe:
             self._engine = None
 
 
-class FreshnessProbe(_QueryProbe):
+class FreshnessProbe(_MartQueryProbe):
     """now − max(event time) as a mart query sees it."""
 
     def __init__(self, sli: slo.Freshness, env: ProbeEnv) -> None:
-        super().__init__(env)
+        super().__init__(env, sli.timeout_s)
         self.sli = sli
 
     def measure(self) -> Sample:
@@ -60,9 +63,9 @@ class FreshnessProbe(_QueryProbe):
         return Sample(age, age <= self.sli.max_age_s)
 
 
-class QuerySuccessProbe(_QueryProbe):
+class QuerySuccessProbe(_MartQueryProbe):
     def __init__(self, sli: slo.QuerySuccess, env: ProbeEnv) -> None:
-        super().__init__(env)
+        super().__init__(env, sli.timeout_s)
         self.sli = sli
         target = sli.target
         self.query = sli.query.format(table=target.table, event_time_column=target.event_time_column)
@@ -75,13 +78,13 @@ class QuerySuccessProbe(_QueryProbe):
         return Sample(1.0, True)
 
 
-class CanaryLatencyProbe(_QueryProbe):
+class CanaryLatencyProbe(_MartQueryProbe):
     """Canaries written to the source and not yet seen in the table are tracked; the value
     is the worst of the latencies of canaries that just became visible and the age of the
     oldest canary still missing (so a stalled pipeline shows a growing latency)."""
 
     def __init__(self, sli: slo.CanaryLatency, env: ProbeEnv) -> None:
-        super().__init__(env)
+        super().__init__(env, sli.timeout_s)
         self.sli = sli
         self._pending: dict[int, int] = {}  # order id -> emitted CLOCK_MONOTONIC ns
         self._fetched_up_to: int | None = None
@@ -241,13 +244,13 @@ class RestartRateProbe:
         return
 
 
-class DataIntegrityProbe(_QueryProbe):
+class DataIntegrityProbe:
     """Reconciles source against sink every ``every_s`` seconds (between runs the last
     value stands). Omissions are left out: up to the sink's newest key they may still be
     in flight. Duplicates, differing rows and rows with no source row are not."""
 
     def __init__(self, sli: slo.DataIntegrity, env: ProbeEnv) -> None:
-        super().__init__(env)
+        self.env = env
         self.sli = sli
         self._last: Sample | None = None
         self._last_at = float("-inf")
@@ -278,3 +281,11 @@ class DataIntegrityProbe(_QueryProbe):
             sample = Sample(float(bad), bad <= self.sli.max_bad_rows)
         self._last, self._last_at = sample, now
         return sample
+
+    @property
+    def engine(self) -> QueryEngine:
+        # Reconciliation is heavy: it runs in this process, on the runner's shared engine.
+        return self.env.query_engine()
+
+    def close(self) -> None:
+        return

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from datadrill.platform.query import QueryEngine
+    from datadrill.platform.query_service import RemoteQueryEngine
 
 
 @runtime_checkable
@@ -42,4 +43,8 @@ class Stack(Protocol):
 
     def query_engine(self) -> QueryEngine:
         """A fresh query engine that resolves tables through the catalog."""
+        ...
+
+    def mart_queries(self, *, timeout_s: float = 2.0) -> RemoteQueryEngine:
+        """A client of the stack's query service over the network, as dashboards reach it."""
         ...

@@ -4,7 +4,8 @@ Example::
 
     stack = EmbeddedStack.attach(Path(".datadrill"))
     stack.control.post("/kafka/brokers/1/down")
-    stack.query_engine().rows("SELECT count(*) FROM dwh.orders")
+    stack.query_engine().rows("SELECT count(*) FROM dwh.orders")   # in this process
+    stack.mart_queries().rows("SELECT count(*) FROM dwh.orders")   # over the query path
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datadrill.paths import StatePaths
 from datadrill.platform import source_db
 from datadrill.platform.catalog import catalog_uri, open_catalog
 from datadrill.platform.query import QueryEngine
+from datadrill.platform.query_service import RemoteQueryEngine
 from datadrill.stacks.embedded.control import ControlClient
 from datadrill.stacks.embedded.manager import require_state
 
@@ -63,6 +65,20 @@ class EmbeddedStack:
 
     def query_engine(self) -> QueryEngine:
         return QueryEngine(self.catalog(), default_tables=(self.table,))
+
+    @property
+    def fault_proxy_url(self) -> str:
+        """The Toxiproxy API of the fault proxy on the stack's network paths."""
+        return str(self.state["fault_proxy_url"])
+
+    @property
+    def proxies(self) -> dict[str, dict[str, str]]:
+        """Proxied network paths by name (``query``; ``catalog`` for a PostgreSQL catalog)."""
+        return dict(self.state.get("proxies", {}))
+
+    def mart_queries(self, *, timeout_s: float = 2.0) -> RemoteQueryEngine:
+        """A client of the query service through the ``query`` proxy: what dashboards see."""
+        return RemoteQueryEngine(str(self.state["query_url"]), timeout_s=timeout_s)
 
     def source(self) -> sqlite3.Connection:
         """A connection to the source database (orders, outbox, canaries)."""

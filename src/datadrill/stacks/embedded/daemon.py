@@ -26,9 +26,11 @@ from typing import Any
 from datadrill.config import StackConfig, read_running_config
 from datadrill.engine.clock import MonotonicClock
 from datadrill.errors import ControlError
+from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat, write_json_atomic
+from datadrill.platform.query_service import QueryService
 from datadrill.platform.supervisor import EventLog, Supervisor
 from datadrill.stacks.embedded.control import ControlServer
 from datadrill.stacks.embedded.election import LeaderElector
@@ -57,6 +59,10 @@ class StackProcess:
         self.supervisor: Supervisor | None = None
         self.control: ControlServer | None = None
         self.catalog_uri = ""
+        self.fault_proxy: FaultProxyServer | None = None
+        self.query_service: QueryService | None = None
+        # Proxies the fault proxy runs in front of the stack's network paths, by name.
+        self.proxies: dict[str, dict[str, str]] = {}
 
     # -- start-up ------------------------------------------------------------------------
     def start(self) -> None:
@@ -77,6 +83,21 @@ class StackProcess:
         if not self.paths.workload_file.exists():
             write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
 
+        from datadrill.platform.catalog import catalog_uri, network_address, via_address
+
+        # The fault proxy (Toxiproxy's API) sits on the stack's network paths, so network
+        # faults hit the platform the way a bad link would. A SQLite catalog is a file and
+        # has no network path; a PostgreSQL catalog is reached through the "catalog" proxy.
+        self.catalog_uri = catalog_uri(self.config, self.paths)
+        self.fault_proxy = FaultProxyServer(allow_hosts=self.config.safety.allow_hosts)
+        admin = ToxiproxyAdmin(self.fault_proxy.start())
+        catalog_via: str | None = None
+        database = network_address(self.catalog_uri)
+        if database is not None:
+            catalog_via = admin.create_proxy("catalog", "127.0.0.1:0", database).listen
+            self.proxies["catalog"] = {"listen": catalog_via, "upstream": database}
+        platform_catalog_uri = via_address(self.catalog_uri, catalog_via) if catalog_via else self.catalog_uri
+
         # Start the platform before the catalog is ready: the processes spend their first
         # second importing, and the sink waits for the table anyway.
         state_dir = str(self.paths.root.resolve())
@@ -96,16 +117,28 @@ class StackProcess:
             "relay",
             [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir, "--bootstrap", bootstrap],
         )
-        self.supervisor.add(
-            "sink",
-            [python, "-m", "datadrill.platform.sink", "--state-dir", state_dir, "--bootstrap", bootstrap],
-        )
+        sink_argv = [
+            python,
+            "-m",
+            "datadrill.platform.sink",
+            "--state-dir",
+            state_dir,
+            "--bootstrap",
+            bootstrap,
+        ]
+        self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
         self.supervisor.start_all()
 
-        from datadrill.platform.catalog import catalog_uri, ensure_orders_table, open_catalog
+        from datadrill.platform.catalog import ensure_orders_table, open_catalog
 
-        self.catalog_uri = catalog_uri(self.config, self.paths)
         ensure_orders_table(open_catalog(self.catalog_uri, self.paths.warehouse), self.config.catalog.table)
+        # Queries reach the engine only through the "query" proxy (see query_service).
+        self.query_service = QueryService(
+            platform_catalog_uri, self.paths.warehouse, table=self.config.catalog.table
+        )
+        service_address = self.query_service.start().removeprefix("http://")
+        query_listen = admin.create_proxy("query", "127.0.0.1:0", service_address).listen
+        self.proxies["query"] = {"listen": query_listen, "upstream": service_address}
 
         self.control = ControlServer(self._routes())
         self.control.start()
@@ -136,6 +169,9 @@ class StackProcess:
                 "brokers": {str(k): v for k, v in self.cluster.broker_addresses.items()},
                 "topic": self.config.kafka.topic,
                 "catalog_uri": describe_uri(self.catalog_uri),
+                "fault_proxy_url": self.fault_proxy.url if self.fault_proxy else None,
+                "proxies": self.proxies,
+                "query_url": f"http://{self.proxies['query']['listen']}",
                 "table": self.config.catalog.table,
                 "warehouse": str(self.paths.warehouse.resolve()),
                 "source_db": str(self.paths.source_db.resolve()),
@@ -162,6 +198,10 @@ class StackProcess:
             self.supervisor.stop_all()
         if self.control is not None:
             self.control.stop()
+        if self.query_service is not None:
+            self.query_service.stop()
+        if self.fault_proxy is not None:
+            self.fault_proxy.stop()
         if self.cluster is not None:
             self.cluster.close()
         self.paths.state_file.unlink(missing_ok=True)
@@ -315,6 +355,7 @@ class StackProcess:
         components: list[dict[str, Any]] = []
         components.extend(self._kafka_status())
         components.extend(self._catalog_status())
+        components.append(self._fault_proxy_status())
         components.append(self._source_status())
         components.extend(self._process_status())
         assert self.control is not None
@@ -368,11 +409,11 @@ class StackProcess:
 
     def _catalog_status(self) -> list[dict[str, Any]]:
         from datadrill.platform.catalog import describe_uri, open_catalog
-        from datadrill.platform.query import QueryEngine
 
+        assert self.query_service is not None
         table = self.config.catalog.table
         catalog_entry: dict[str, Any] = {"name": "catalog", "endpoint": describe_uri(self.catalog_uri)}
-        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": "duckdb (in-process)"}
+        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": self.query_service.url}
         try:
             catalog = open_catalog(self.catalog_uri, self.paths.warehouse)
             loaded = catalog.load_table(table)
@@ -385,13 +426,32 @@ class StackProcess:
             query_entry.update(healthy=False, detail="catalog unavailable")
             return [catalog_entry, query_entry]
         try:
-            engine = QueryEngine(catalog, default_tables=(table,))
-            (count,) = engine.rows(f"SELECT count(*) FROM {table}")[0]
-            engine.close()
-            query_entry.update(healthy=True, detail=f"{table}: {count} rows")
+            # Straight to the service, not through its proxy: a network fault on the query
+            # path is the drill's business, not a sign that the stack is broken.
+            _, rows = self.query_service.execute(f"SELECT count(*) FROM {table}")
+            query_entry.update(
+                healthy=True,
+                detail=f"duckdb, {table}: {rows[0][0]} rows; {self.query_service.queries} queries served",
+            )
         except Exception as exc:  # noqa: BLE001 - reported as unhealthy
             query_entry.update(healthy=False, detail=str(exc))
         return [catalog_entry, query_entry]
+
+    def _fault_proxy_status(self) -> dict[str, Any]:
+        assert self.fault_proxy is not None
+        entry: dict[str, Any] = {"name": "fault-proxy", "endpoint": self.fault_proxy.url}
+        try:
+            proxies = ToxiproxyAdmin(self.fault_proxy.url).proxies()
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            entry.update(healthy=False, detail=f"Toxiproxy API failed: {exc}")
+            return entry
+        parts = []
+        for name, info in sorted(proxies.items()):
+            state = "" if info.enabled else " DOWN"
+            toxics = f" [{', '.join(t.name for t in info.toxics)}]" if info.toxics else ""
+            parts.append(f"{name} {info.listen}->{info.upstream}{state}{toxics}")
+        entry.update(healthy=True, detail="; ".join(parts) or "no proxies", proxies=self.proxies)
+        return entry
 
     def _source_status(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": "source-db", "endpoint": str(self.paths.source_db.resolve())}
