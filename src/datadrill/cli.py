@@ -91,6 +91,8 @@ def stack_up_cmd(
     out.print(f"[green]stack up[/green] in {state['state_dir']} (pid {state['pid']})")
     out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
     out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")
+    out.print(f"  query    {state['query_url']}  (through the fault proxy)")
+    out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
     out.print(f"  control  {state['control_url']}")
     out.print("  next: datadrill stack status | datadrill stack down")
 

@@ -1,0 +1,137 @@
+"""The pytest plugin, run for real with pytester: scenario modules collected as tests, an
+SLO miss failing with a short summary, JUnit properties, the drill fixture, bad options.
+
+Each inner pytest attaches to the session's stack (``--drill-stack DIR``), so no second
+stack is started."""
+
+from __future__ import annotations
+
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from datadrill.stacks.embedded.client import EmbeddedStack
+
+pytestmark = pytest.mark.integration
+
+pytest_plugins = ["pytester"]
+
+SCENARIO = textwrap.dedent(
+    """
+    from datadrill.model import (
+        SLO, Automatic, Expectations, HideTable, QuerySuccess, Scenario, SteadyState, ThresholdAlert, Workload,
+    )
+
+    SCENARIO = Scenario(
+        name="{name}",
+        description="dwh.orders hidden for 2 s",
+        workload=Workload(rate=200, canary_interval_s=1.0),
+        slos=(SLO("mart queries succeed", sli=QuerySuccess(), objective=0.99, alert=ThresholdAlert(for_s=0.5)),),
+        steady_state=SteadyState(warmup_s=1, timeout_s=60),
+        schedule=(HideTable(at_s=1, duration_s=2, table="dwh.orders"),),
+        recovery=Automatic(),
+        expectations=Expectations(detect_within_s=5, recover_within_s={recover_within_s}),
+        probe_interval_s=0.25,
+        stabilisation_s=1,
+        max_duration_s=30,
+    )
+    """
+)
+
+
+def _properties(xml_path: str) -> dict[str, dict[str, str]]:
+    root = ET.parse(xml_path).getroot()
+    found: dict[str, dict[str, str]] = {}
+    for case in root.iter("testcase"):
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        found[case.get("name", "")] = props
+    return found
+
+
+def test_scenario_modules_run_as_tests(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+    scenarios = pytester.mkdir("scenarios")
+    (scenarios / "hide_ok.py").write_text(SCENARIO.format(name="hide-ok", recover_within_s=20))
+    # Recovery takes 2 s at least; expecting it within 0.5 s must fail.
+    (scenarios / "hide_too_strict.py").write_text(
+        SCENARIO.format(name="hide-too-strict", recover_within_s=0.5)
+    )
+    (scenarios / "helpers.py").write_text("VALUE = 1\n")  # not a scenario: not collected
+    result = pytester.runpytest_subprocess(
+        "scenarios",
+        "--drill-stack",
+        str(stack.paths.root),
+        "--drill-report-dir",
+        "reports",
+        "--junitxml",
+        "junit.xml",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "drill 'hide-too-strict' SLO VIOLATED" in out
+    assert "expected within 0.5 s" in out
+    assert "SLO 'mart queries succeed'" in out and "vs objective 99%" in out
+    assert "report: reports" in out
+    assert "Traceback" not in out
+    props = _properties(str(pytester.path / "junit.xml"))
+    assert set(props) == {"hide_ok", "hide_too_strict"}
+    for name in props:
+        assert float(props[name]["time_to_detect_s"]) > 0
+        assert float(props[name]["time_to_recover_s"]) >= 2.0
+    assert props["hide_ok"]["drill_verdict"] == "passed"
+    assert props["hide_too_strict"]["drill_verdict"] == "SLO violated"
+    assert (pytester.path / props["hide_ok"]["drill_report"]).is_file()
+
+
+def test_the_drill_fixture_runs_inline_scenarios(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+    pytester.makepyfile(
+        test_suite=textwrap.dedent(
+            """
+            import pytest
+            from datadrill.model import (
+                SLO, Automatic, Expectations, HideTable, QuerySuccess, Scenario, SteadyState, ThresholdAlert,
+            )
+
+            def test_hidden_table_is_detected(drill):
+                scenario = Scenario(
+                    name="inline",
+                    slos=(SLO("q", sli=QuerySuccess(), objective=0.99, alert=ThresholdAlert(for_s=0.5)),),
+                    steady_state=SteadyState(warmup_s=1, timeout_s=60),
+                    schedule=(HideTable(at_s=1, duration_s=1.5),),
+                    recovery=Automatic(),
+                    probe_interval_s=0.25,
+                    stabilisation_s=1,
+                    max_duration_s=30,
+                )
+                report = drill.run(scenario)
+                assert report.ttd_s is not None and report.ttr_s is not None
+                assert report.ttr_s >= 1.5
+
+            def test_not_a_drill():
+                assert True
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess(
+        "-m", "drill", "--drill-stack", str(stack.paths.root), "--drill-seed", "7", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--drill-seed", "soon"), "--drill-seed soon"),
+        (("--drill-seed", "-3"), "--drill-seed -3"),
+        (("--drill-stack", "no/such/dir"), "--drill-stack no/such/dir"),
+        (("--drill-stack", "compose"), "--drill-stack compose"),
+    ],
+)
+def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: tuple[str, ...], named: str) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert named in err and "Traceback" not in err
