@@ -24,7 +24,7 @@ crash-demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples scenarios
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

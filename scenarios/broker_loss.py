@@ -1,4 +1,4 @@
-"""Broker loss: broker 2 goes down for 10 s; the stack moves its partition leaders after
+"""Broker loss: broker 2 goes down for 8 s; the stack moves its partition leaders after
 the election delay; the broker comes back. A replicated cluster rides through it:
 producers and consumers keep going and nothing is lost."""
 
@@ -17,7 +17,7 @@ from datadrill.model import (
 
 SCENARIO = Scenario(
     name="broker-loss",
-    description="Broker 2 down for 10 s with leader election after the stack's election delay.",
+    description="Broker 2 down for 8 s with leader election after the stack's election delay.",
     workload=Workload(rate=1000, canary_interval_s=0.5),
     slos=(
         SLO(
@@ -28,11 +28,11 @@ SCENARIO = Scenario(
         ),
         SLO("mart freshness", sli=Freshness(max_age_s=15), objective=0.999, alert=ThresholdAlert(for_s=3)),
     ),
-    steady_state=SteadyState(warmup_s=3, timeout_s=60),
-    schedule=(BrokerLoss(at_s=2, duration_s=10, broker=2),),
+    steady_state=SteadyState(warmup_s=2, timeout_s=60),
+    schedule=(BrokerLoss(at_s=2, duration_s=8, broker=2),),
     recovery=Automatic(),
     # Riding through is the point: no detection is expected, recovery must be quick.
     expectations=Expectations(recover_within_s=30),
-    stabilisation_s=3,
+    stabilisation_s=2,
     max_duration_s=90,
 )

@@ -19,10 +19,10 @@ SCENARIO = Scenario(
     description="The catalog database is locked for 8 s.",
     workload=Workload(rate=500, canary_interval_s=0.5),
     slos=(SLO("mart queries succeed", sli=QuerySuccess(), objective=0.999, alert=ThresholdAlert(for_s=2)),),
-    steady_state=SteadyState(warmup_s=3, timeout_s=60),
+    steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(CatalogOutage(at_s=2, duration_s=8),),
     recovery=Automatic(),
     expectations=Expectations(detect_within_s=12, recover_within_s=30),
-    stabilisation_s=3,
+    stabilisation_s=2,
     max_duration_s=90,
 )

@@ -27,13 +27,13 @@ SCENARIO = Scenario(
         ),
         SLO("mart freshness", sli=Freshness(max_age_s=15), objective=0.999, alert=ThresholdAlert(for_s=3)),
     ),
-    steady_state=SteadyState(warmup_s=3, timeout_s=60),
+    steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(
         KillComponent(at_s=2, component="sink", times=3, every_s=3),
         KillComponent(at_s=4, component="relay"),
     ),
     expectations=Expectations(detect_within_s=10, recover_within_s=60),
     recovery=Automatic(),
-    stabilisation_s=3,
+    stabilisation_s=2,
     max_duration_s=90,
 )

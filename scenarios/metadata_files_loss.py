@@ -35,13 +35,13 @@ SCENARIO = Scenario(
         SLO("mart queries succeed", sli=QuerySuccess(), objective=0.999, alert=ThresholdAlert(for_s=2)),
         SLO("mart freshness", sli=Freshness(max_age_s=10), objective=0.999, alert=ThresholdAlert(for_s=5)),
     ),
-    steady_state=SteadyState(warmup_s=5, timeout_s=60),
+    steady_state=SteadyState(warmup_s=3, timeout_s=60),
     schedule=(
         TakeCatalogBackup(at_s=0, name="nightly"),
         # The sink dies first: a live writer holds the metadata in memory and its next
         # commit would write it back, healing the table before anyone noticed.
-        KillComponent(at_s=10, component="sink"),
-        DeleteMetadataFiles(at_s=10, table="dwh.orders"),
+        KillComponent(at_s=6, component="sink"),
+        DeleteMetadataFiles(at_s=6, table="dwh.orders"),
     ),
     recovery=Runbook(
         steps=(

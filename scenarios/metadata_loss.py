@@ -54,7 +54,7 @@ SCENARIO = Scenario(
             alert=BurnRateAlert(long_window_s=30, short_window_s=5, factor=10),
         ),
     ),
-    steady_state=SteadyState(warmup_s=5, timeout_s=60),
+    steady_state=SteadyState(warmup_s=3, timeout_s=60),
     schedule=(
         TakeCatalogBackup(at_s=0, name="nightly"),
         DeleteCatalogEntry(at_s=15, table="dwh.orders"),

@@ -30,8 +30,8 @@ SCENARIO = Scenario(
         SLO("mart queries succeed", sli=QuerySuccess(), objective=0.999, alert=ThresholdAlert(for_s=2)),
         SLO("mart freshness", sli=Freshness(max_age_s=10), objective=0.999, alert=ThresholdAlert(for_s=5)),
     ),
-    steady_state=SteadyState(warmup_s=5, timeout_s=60),
-    schedule=(DeleteCatalogEntry(at_s=10, table="dwh.orders"),),
+    steady_state=SteadyState(warmup_s=3, timeout_s=60),
+    schedule=(DeleteCatalogEntry(at_s=4, table="dwh.orders"),),
     recovery=Runbook(
         steps=(
             PauseComponent(component="sink"),

@@ -19,7 +19,7 @@ from datadrill.model import (
 
 SCENARIO = Scenario(
     name="network-query-path",
-    description="1.5 s of latency on the query path for 5 s, then the path down for 3 s.",
+    description="1.5 s of latency on the query path for 4 s, then the path down for 3 s.",
     workload=Workload(rate=300, canary_interval_s=0.5),
     slos=(
         SLO(
@@ -33,8 +33,8 @@ SCENARIO = Scenario(
     ),
     steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(
-        NetworkFault(at_s=2, duration_s=5, toxic="latency", attributes={"latency": 1500, "jitter": 100}),
-        NetworkFault(at_s=9, duration_s=3, toxic="down"),
+        NetworkFault(at_s=2, duration_s=4, toxic="latency", attributes={"latency": 1500, "jitter": 100}),
+        NetworkFault(at_s=8, duration_s=3, toxic="down"),
     ),
     recovery=Automatic(),
     expectations=Expectations(detect_within_s=6, recover_within_s=15),

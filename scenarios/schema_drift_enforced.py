@@ -40,13 +40,13 @@ SCENARIO = Scenario(
             alert=ThresholdAlert(for_s=0),
         ),
     ),
-    steady_state=SteadyState(warmup_s=3, timeout_s=60),
+    steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(SchemaDrift(at_s=2, change="rename", enforcement=True),),
     recovery=Runbook(
         steps=(RollbackProducer(), ReprocessDeadLetters(), Reconcile(repair=True)),
         response_delay_s=1,
     ),
     expectations=Expectations(detect_within_s=15, recover_within_s=60),
-    stabilisation_s=3,
+    stabilisation_s=2,
     max_duration_s=120,
 )

@@ -31,10 +31,10 @@ SCENARIO = Scenario(
             alert=ThresholdAlert(for_s=0),
         ),
     ),
-    steady_state=SteadyState(warmup_s=3, timeout_s=60),
+    steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(SchemaDrift(at_s=2, change="retype", enforcement=False),),
     recovery=Runbook(steps=(RollbackProducer(), Reconcile(repair=True)), response_delay_s=1),
     expectations=Expectations(detect_within_s=15, recover_within_s=60),
-    stabilisation_s=3,
+    stabilisation_s=2,
     max_duration_s=120,
 )

@@ -89,6 +89,12 @@ class SinkConfig(_Section):
     batch_max_records: int = Field(100_000, ge=1, le=5_000_000)
     batch_max_wait_ms: int = Field(200, ge=1, le=600_000)
     snapshots_to_keep: int = Field(20, ge=1, le=100_000)
+    guarantee: Literal["exactly_once", "offsets_first"] = Field(
+        "exactly_once",
+        description="offsets_first: a deliberately weakened sink that commits Kafka offsets before "
+        "writing and resumes from them; it loses rows when it crashes mid-commit (for proving "
+        "that a schedule search finds such a bug)",
+    )
 
 
 class SupervisorConfig(_Section):

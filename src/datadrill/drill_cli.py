@@ -75,8 +75,11 @@ def render_live(state: object, scenario: Scenario) -> Group:
 
 
 @contextlib.contextmanager
-def _stack_for_run(state_dir: Path, console: Console) -> Iterator[tuple[object, str]]:
-    """A running stack in ``state_dir`` if there is one, else a throwaway stack."""
+def _stack_for_run(
+    state_dir: Path, console: Console, overrides: dict[str, object] | None = None
+) -> Iterator[tuple[object, str]]:
+    """A running stack in ``state_dir`` if there is one, else a throwaway stack (configured
+    with ``overrides``)."""
     from datadrill.config import load_config
     from datadrill.paths import StatePaths
     from datadrill.stacks.embedded.client import EmbeddedStack
@@ -93,7 +96,7 @@ def _stack_for_run(state_dir: Path, console: Console) -> Iterator[tuple[object, 
     with tempfile.TemporaryDirectory(prefix="datadrill-stack-") as tmp:
         paths = StatePaths(Path(tmp) / ".datadrill")
         with console.status("starting a throwaway embedded stack…"):
-            stack_up(paths, load_config(None))
+            stack_up(paths, load_config(None, overrides=overrides))
         try:
             yield EmbeddedStack.attach(paths.root), "throwaway"
         finally:
@@ -214,6 +217,65 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
             failed += 0 if result.ok else 1
         if failed:
             raise typer.Exit(1)
+
+    @app.command("replay")
+    def replay_cmd(
+        journal: Annotated[
+            Path, typer.Argument(help="A schedule saved by the search (failing-schedule.jsonl).")
+        ],
+        state_dir: Annotated[
+            Path,
+            typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+        ] = Path(DEFAULT_STATE_DIR),
+    ) -> None:
+        """Re-run exactly the fault schedule a search saved; exit 0 only if every recovery was exact."""
+        from datadrill.search.steps import StepRunner, load_journal, spec_from_json
+
+        header, steps = load_journal(journal)
+        for step in steps:  # every fault checked before anything runs
+            if step["step"] == "inject":
+                spec_from_json(dict(step.get("fault", {})), source=str(journal))
+        guarantee = str(header.get("sink_guarantee", "exactly_once"))
+        with _stack_for_run(state_dir, err, {"sink.guarantee": guarantee}) as (running, _how):
+            actual = running.config.sink.guarantee  # type: ignore[attr-defined]
+            if actual != guarantee:
+                err.print(
+                    f"[yellow]note:[/yellow] the schedule was saved on a sink with guarantee {guarantee!r}; "
+                    f"this stack's sink has {actual!r}"
+                )
+            run_dir = DEFAULT_REPORTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-replay"
+            runner = StepRunner(
+                running,  # type: ignore[arg-type]
+                run_dir,
+                seed=int(header.get("seed", 0)),
+                rate=float(header.get("rate", 400.0)),
+            )
+            failed = 0
+            try:
+                for number, step in enumerate(steps, start=1):
+                    label = step["step"]
+                    if label == "inject":
+                        label += f" {step['fault'].get('kind')}"
+                    elif label == "advance":
+                        label += f" {step['seconds']:g} s"
+                    out.print(f"step {number}/{len(steps)}: {label}")
+                    outcome = runner.run_step(step, source=str(journal))
+                    if outcome is not None:
+                        mark = "[green]exact[/green]" if outcome.ok else "[red]BROKEN[/red]"
+                        out.print(f"  {mark} {outcome.detail}")
+                        failed += 0 if outcome.ok else 1
+                if not steps or steps[-1]["step"] != "recover":
+                    outcome = runner.recover()
+                    failed += 0 if outcome.ok else 1
+                    out.print(
+                        f"  {'[green]exact[/green]' if outcome.ok else '[red]BROKEN[/red]'} {outcome.detail}"
+                    )
+            finally:
+                runner.revert_all()
+            saved = runner.save(run_dir / "replay.jsonl")
+            verdict = "[green]PASSED[/green]" if failed == 0 else "[red]FAILED[/red]"
+            out.print(f"{verdict} replay of {journal} — journal of this replay: {saved}")
+        raise typer.Exit(0 if failed == 0 else 1)
 
     @app.command("report")
     def report_cmd(

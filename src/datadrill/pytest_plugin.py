@@ -166,6 +166,7 @@ class Drill:
         self.settings = settings
         self.node = node
         self.reports: list[RunReport] = []
+        self.seed = settings.seed  # --drill-seed, e.g. for platform_machine(seed=drill.seed)
 
     def run(self, scenario: Scenario | str | Path, *, must_pass: bool = True) -> RunReport:
         """Run a scenario module (path) or an inline Scenario; return its measurements.

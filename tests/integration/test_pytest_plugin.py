@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,23 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: tuple[str
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert named in err and "Traceback" not in err
+
+
+def test_the_example_resilience_suite_passes(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    suite = repo / "examples" / "resilience_suite" / "test_resilience.py"
+    result = pytester.runpytest_subprocess(
+        str(suite),
+        "--drill-stack",
+        str(stack.paths.root),
+        "--drill-report-dir",
+        "reports",
+        "--junitxml",
+        "junit.xml",
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={repo}",
+    )
+    result.assert_outcomes(passed=3)
+    props = _properties(str(pytester.path / "junit.xml"))
+    assert float(props["test_detection_and_recovery_are_measured_right"]["time_to_recover_s"]) > 0

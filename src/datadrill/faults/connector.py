@@ -24,6 +24,8 @@ class KillComponentFault:
         return {"component": spec.component, "token": uuid.uuid4().hex}
 
     def apply(self, spec: KillComponent, context: DrillContext, data: RevertData) -> RevertData:
+        if spec.moment == "mid_commit":
+            return {"first_pid": _kill_mid_commit(spec.component, context)}
         pid = context.stack.kill(spec.component)
         if spec.times > 1:
             stop = threading.Event()
@@ -47,6 +49,8 @@ class KillComponentFault:
         return {"first_pid": pid}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
+        # A crash point still armed (the process never reached it) must not fire later.
+        context.stack.paths.crash_point(data["component"]).unlink(missing_ok=True)
         stop = _LOOPS.pop(data["token"], None)
         if stop is not None:
             stop.set()
@@ -55,6 +59,32 @@ class KillComponentFault:
 
     def exclusive_key(self, spec: KillComponent) -> str | None:
         return f"component:{spec.component}"
+
+
+MID_COMMIT_POINTS = {"sink": "after-write-before-commit", "relay": "after-publish-before-mark"}
+MID_COMMIT_TIMEOUT_S = 30.0
+
+
+def _pid(context: DrillContext, component: str) -> int | None:
+    entry = next(c for c in context.stack.status()["components"] if c["name"] == component)
+    return int(entry["pid"]) if entry.get("pid") else None
+
+
+def _kill_mid_commit(component: str, context: DrillContext) -> int:
+    """Arm the component's crash point and wait until it has killed itself there."""
+    before = _pid(context, component)
+    point = context.stack.paths.crash_point(component)
+    point.write_text(MID_COMMIT_POINTS[component], encoding="utf-8")
+    deadline = context.clock.monotonic() + MID_COMMIT_TIMEOUT_S
+    while point.exists():
+        if context.clock.monotonic() >= deadline:
+            point.unlink(missing_ok=True)
+            raise ControlError(
+                f"{component} did not reach a commit within {MID_COMMIT_TIMEOUT_S:g} s "
+                "(is data flowing?); the crash point is disarmed"
+            )
+        context.clock.sleep(0.02)
+    return before or 0
 
 
 def _current_rate(context: DrillContext) -> float:

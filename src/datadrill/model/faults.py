@@ -74,15 +74,23 @@ class KillComponent:
     times: Annotated[int, Field(ge=1, le=1000)] = 1
     every_s: Annotated[float, Field(ge=0)] = 0.0
     duration_s: Annotated[float | None, Field(gt=0)] = None
+    # "mid_commit": the process kills itself at its worst moment — the sink with data files
+    # written and the catalog not yet pointing at them, the relay with a batch published
+    # and not yet marked — so the crash is deterministic (a schedule search relies on it).
+    moment: Literal["any", "mid_commit"] = "any"
     kind: Literal["connector.crash"] = "connector.crash"
 
     @model_validator(mode="after")
     def _loop_has_a_period(self) -> KillComponent:
         if self.times > 1 and self.every_s <= 0:
             raise ValueError(f"a crash loop of {self.times} kills needs every_s > 0")
+        if self.moment == "mid_commit" and (self.component == "workload" or self.times > 1):
+            raise ValueError("moment='mid_commit' is for one kill of the relay or the sink")
         return self
 
     def describe(self) -> str:
+        if self.moment == "mid_commit":
+            return f"{self.component} killed mid-commit (SIGKILL)"
         if self.times == 1:
             return f"{self.component} killed (SIGKILL)"
         return f"{self.component} crash loop: {self.times} kills {self.every_s:g} s apart"

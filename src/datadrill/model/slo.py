@@ -139,10 +139,13 @@ class RestartRate:
 class DataIntegrity:
     """Rows in the sink that are duplicated, differ from the source, or have no source row,
     from reconciling source against sink (up to the sink's newest key, so rows still in
-    flight do not count) every ``every_s`` seconds."""
+    flight do not count) every ``every_s`` seconds. ``scope="run"`` reconciles the keys
+    written since the run's first sample (cheap on a big table, and what the drill can
+    have damaged); ``"table"`` reconciles every key."""
 
     max_bad_rows: Annotated[int, Field(ge=0)] = 0
     every_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    scope: Literal["run", "table"] = "run"
     target: Target = Target()
     kind: Literal["data_integrity"] = "data_integrity"
 

@@ -183,6 +183,9 @@ class Sink:
             }
         )
         self.stats = _Stats()
+        self.weakened = config.sink.guarantee == "offsets_first"
+        if self.weakened:
+            log.warning("sink.guarantee = offsets_first: this sink loses rows when it crashes mid-commit")
         self.offsets: dict[int, int] = {}
         self.max_ids: dict[int, int] = {}
         self.decoder = EventDecoder()
@@ -208,6 +211,12 @@ class Sink:
         self.offsets, self.max_ids = sink_state(self.table)
         metadata = self.consumer.list_topics(self.topic, timeout=10)
         partitions = sorted(metadata.topics[self.topic].partitions)
+        if self.weakened:
+            # The bug on purpose: trust Kafka's committed offsets over the table's.
+            committed = self.consumer.committed(
+                [TopicPartition(self.topic, p) for p in partitions], timeout=10
+            )
+            self.offsets = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
         self.consumer.assign(
             [TopicPartition(self.topic, p, self.offsets.get(p, OFFSET_BEGINNING)) for p in partitions]
         )
@@ -230,6 +239,12 @@ class Sink:
     def _commit(self, batch: Batch) -> None:
         offsets = {**self.offsets, **batch.offsets}
         max_ids = {**self.max_ids, **batch.max_ids}
+        if self.weakened and batch.offsets:
+            # The bug on purpose: the offsets are committed before the rows are written.
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in batch.offsets.items()],
+                asynchronous=False,
+            )
         if batch.rows:
             assert self.table is not None
             arrow = batch.arrow()
@@ -256,7 +271,7 @@ class Sink:
             if self.stats.commits % 50 == 0:
                 self._expire_snapshots()
         self.offsets, self.max_ids = offsets, max_ids
-        if batch.offsets:
+        if batch.offsets and not self.weakened:
             # For lag measurement only (see the module docstring).
             self.consumer.commit(
                 offsets=[TopicPartition(self.topic, p, o) for p, o in batch.offsets.items()],

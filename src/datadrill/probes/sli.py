@@ -254,6 +254,7 @@ class DataIntegrityProbe:
         self.sli = sli
         self._last: Sample | None = None
         self._last_at = float("-inf")
+        self._low_key: int | None = None  # scope "run": keys above the sink's newest at the start
 
     def measure(self) -> Sample:
         import contextlib
@@ -268,11 +269,13 @@ class DataIntegrityProbe:
             (newest,) = self.engine.rows(
                 f"SELECT COALESCE(max({target.key_column}), 0) FROM {target.table}", tables=(target.table,)
             )[0]
+            if self._low_key is None:
+                self._low_key = int(newest) + 1 if self.sli.scope == "run" else 0
             with contextlib.closing(self.env.source_db()) as db:
                 result = reconcile(
                     SqliteSide(db, query=target.source_query, key=target.key_column),
                     EngineSide(self.engine, table=target.table, key=target.key_column),
-                    key_range=(0, int(newest)),
+                    key_range=(min(self._low_key, int(newest)), int(newest)),
                 )
         except DrillError as exc:
             sample = Sample(None, False, _short(exc))

@@ -1,0 +1,290 @@
+"""Schedule steps executed on a stack, recorded as a replayable journal.
+
+A schedule is a sequence of steps: ``inject`` a fault, ``revert`` one, ``advance`` (let
+the workload run), ``recover`` (revert everything, let the pipeline settle, reconcile the
+orders written since the schedule began). The search's state machine and ``datadrill
+replay`` both run steps through :class:`StepRunner`, so a saved journal re-runs exactly
+the schedule that failed.
+
+Journal (JSON lines): a ``schedule`` header (format version, seed, the stack's sink
+guarantee), one line per step, and an ``outcome`` line per recovery.
+
+Example::
+
+    runner = StepRunner(stack, run_dir)
+    runner.inject(KillComponent(at_s=0, component="sink", moment="mid_commit"))
+    runner.advance(1.0)
+    outcome = runner.recover()     # Outcome(ok=False, detail="12 orders lost ...")
+    runner.save(Path("failing.jsonl"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from datadrill.engine.clock import MonotonicClock
+from datadrill.errors import ConfigError
+from datadrill.faults.base import DrillContext
+from datadrill.faults.ledger import FaultLedger, LedgeredHandle, inject
+
+if TYPE_CHECKING:
+    from datadrill.stacks.embedded.client import EmbeddedStack
+
+JOURNAL_VERSION = 1
+STEP_KINDS = ("inject", "revert", "advance", "recover")
+
+
+def spec_to_json(spec: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = TypeAdapter(type(spec)).dump_python(spec, mode="json")
+    return dumped
+
+
+def spec_from_json(data: dict[str, Any], *, source: str) -> Any:
+    from pydantic import ValidationError
+
+    from datadrill.faults.registry import PluginError, plugin_for
+
+    kind = data.get("kind")
+    try:
+        spec_type = plugin_for(str(kind)).spec_type
+    except PluginError as exc:
+        raise ConfigError(source, "fault.kind", kind, str(exc)) from None
+    try:
+        return TypeAdapter(spec_type).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "fault"
+        raise ConfigError(source, f"fault.{where}", first.get("input"), first["msg"]) from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a recovery found for the orders written since the schedule began."""
+
+    ok: bool
+    detail: str
+    settle_s: float
+    lost: int = 0
+    duplicated: int = 0
+
+
+@dataclass
+class StepRunner:
+    """Runs schedule steps on a stack, through the fault ledger, and records them."""
+
+    stack: EmbeddedStack
+    run_dir: Path
+    seed: int = 0
+    rate: float = 400.0
+    settle_timeout_s: float = 60.0
+    max_recovery_s: float | None = None  # the suite's SLO on time to settle after a recovery
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    _active: dict[int, LedgeredHandle] = field(default_factory=dict)
+    _injected: int = 0
+    _first_key: int | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.context = DrillContext(self.stack, self.run_dir, MonotonicClock())
+        self.ledger = FaultLedger.for_stack(self.stack.paths.root)
+        self.stack.set_workload(rate=self.rate)
+        self._first_key = self._newest_source_key() + 1
+
+    # -- steps -------------------------------------------------------------------------
+    def inject(self, spec: Any) -> int:
+        """Inject ``spec`` now; returns its index for :meth:`revert`."""
+        index = self._injected
+        self._injected += 1
+        self.steps.append({"step": "inject", "index": index, "fault": spec_to_json(spec)})
+        self._active[index] = inject(spec, self.context, ledger=self.ledger)
+        return index
+
+    def revert(self, index: int) -> str:
+        self.steps.append({"step": "revert", "index": index})
+        handle = self._active.pop(index, None)
+        return handle.revert() if handle is not None else "nothing to do: not active"
+
+    def advance(self, seconds: float) -> None:
+        self.steps.append({"step": "advance", "seconds": seconds})
+        time.sleep(seconds)
+
+    def recover(self) -> Outcome:
+        """Revert every active fault, let the pipeline settle, reconcile this schedule's orders."""
+        self.steps.append({"step": "recover"})
+        self.revert_all()
+        outcome = self._settle_and_check()
+        self.outcomes.append(outcome)
+        return outcome
+
+    def revert_all(self) -> None:
+        for index in sorted(self._active, reverse=True):
+            self._active.pop(index).revert()
+
+    # -- replay ------------------------------------------------------------------------
+    def run_step(self, step: dict[str, Any], *, source: str) -> Outcome | None:
+        kind = step.get("step")
+        if kind == "inject":
+            self.inject(spec_from_json(dict(step.get("fault", {})), source=source))
+        elif kind == "revert":
+            self.revert(int(step["index"]))
+        elif kind == "advance":
+            self.advance(float(step["seconds"]))
+        elif kind == "recover":
+            return self.recover()
+        else:
+            raise ConfigError(source, "step", kind, f"one of {', '.join(STEP_KINDS)}")
+        return None
+
+    # -- journal -----------------------------------------------------------------------
+    def save(self, path: Path, *, note: str = "") -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "type": "schedule",
+            "version": JOURNAL_VERSION,
+            "seed": self.seed,
+            "rate": self.rate,
+            "sink_guarantee": self.stack.config.sink.guarantee,
+            "note": note,
+        }
+        lines = [header, *self.steps]
+        lines += [{"type": "outcome", **o.__dict__} for o in self.outcomes]
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def faults_injected(self) -> int:
+        return self._injected
+
+    # -- settling ----------------------------------------------------------------------
+    def _newest_source_key(self) -> int:
+        with contextlib.closing(self.stack.source()) as db:
+            (newest,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders").fetchone()
+        return int(newest)
+
+    def _depth_and_lag(self, consumer: Any) -> tuple[int, int]:
+        """(outbox depth, consumer lag of the sink's group over every partition)."""
+        from confluent_kafka import TopicPartition
+
+        with contextlib.closing(self.stack.source()) as db:
+            (depth,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+        topic = self.stack.topic
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
+        lag = 0
+        for tp in consumer.committed(partitions, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+        return int(depth), lag
+
+    def _settle_and_check(self) -> Outcome:
+        from confluent_kafka import Consumer
+
+        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
+
+        began = time.monotonic()
+        self.stack.set_workload(rate=0)
+        last_key = self._newest_source_key()
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.stack.bootstrap_servers,
+                "group.id": self.stack.config.sink.group_id,
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            # Settled: the outbox was empty once (every order up to last_key is in Kafka),
+            # then the sink's group had no lag twice in a row (all of it consumed and
+            # committed). Canaries keep trickling in, so the table never stops growing;
+            # rows a broken sink skipped never arrive, so waiting cannot hide a loss.
+            relayed = False
+            quiet = 0
+            while time.monotonic() - began < self.settle_timeout_s:
+                depth, lag = self._depth_and_lag(consumer)
+                relayed = relayed or depth == 0
+                quiet = quiet + 1 if relayed and lag == 0 else 0
+                if quiet >= 2:
+                    break
+                time.sleep(0.2)
+            settle_s = time.monotonic() - began
+            first = self._first_key or 1
+            engine = self.stack.query_engine()
+            try:
+                # A sink that commits offsets early (the weakened one) shows no lag while its
+                # last rows are still being written: missing rows are looked for again
+                # until their number stops falling. Lost rows stay lost.
+                result = None
+                for _attempt in range(4):
+                    with contextlib.closing(self.stack.source()) as db:
+                        again = reconcile(
+                            SqliteSide(db),
+                            EngineSide(engine, table=self.stack.table, key="order_id"),
+                            key_range=(min(first, last_key), last_key),
+                        )
+                    if again.exact or (result is not None and len(again.omissions) >= len(result.omissions)):
+                        result = again
+                        break
+                    result = again
+                    time.sleep(0.5)
+                assert result is not None
+            finally:
+                engine.close()
+        finally:
+            consumer.close()
+            self.stack.set_workload(rate=self.rate)
+        lost, duplicated = len(result.omissions), len(result.duplicates)
+        problems = []
+        if not result.exact:
+            problems.append(
+                f"orders {first}..{last_key}: {lost} lost, {duplicated} duplicated, "
+                f"{len(result.discrepancies)} differing, {len(result.unexpected)} unexpected"
+            )
+        if settle_s >= self.settle_timeout_s:
+            problems.append(f"the pipeline did not settle within {self.settle_timeout_s:g} s")
+        elif self.max_recovery_s is not None and settle_s > self.max_recovery_s:
+            problems.append(
+                f"recovery took {settle_s:.1f} s, over the suite's SLO of {self.max_recovery_s:g} s"
+            )
+        detail = (
+            "; ".join(problems) or f"orders {first}..{last_key} exactly once; settled in {settle_s:.1f} s"
+        )
+        return Outcome(ok=not problems, detail=detail, settle_s=settle_s, lost=lost, duplicated=duplicated)
+
+
+def load_journal(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and the steps of a saved schedule (outcome lines are left out)."""
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(source, "(file)", source, "no such journal file")
+    header: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ConfigError(source, f"line {number}", line[:60], "a JSON object per line") from None
+        if not isinstance(record, dict):
+            raise ConfigError(source, f"line {number}", line[:60], "a JSON object per line")
+        if record.get("type") == "schedule":
+            header = record
+        elif "step" in record:
+            if record["step"] not in STEP_KINDS:
+                raise ConfigError(
+                    source, f"line {number}: step", record["step"], f"one of {', '.join(STEP_KINDS)}"
+                )
+            steps.append(record)
+    if header is None:
+        raise ConfigError(source, "schedule header", None, "a journal saved by datadrill's schedule search")
+    if header.get("version") != JOURNAL_VERSION:
+        raise ConfigError(source, "version", header.get("version"), f"{JOURNAL_VERSION}")
+    return header, steps
