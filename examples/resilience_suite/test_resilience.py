@@ -43,7 +43,14 @@ def test_dashboards_ride_out_a_slow_query_path(drill: Drill) -> None:
     # 300 ms of extra latency, well inside the 5 s dashboards wait: nothing may alert.
     scenario = Scenario(
         name="slow-query-path",
-        slos=(SLO("dashboards answer", sli=QuerySuccess(timeout_s=5), objective=0.99, alert=ThresholdAlert(for_s=1)),),
+        slos=(
+            SLO(
+                "dashboards answer",
+                sli=QuerySuccess(timeout_s=5),
+                objective=0.99,
+                alert=ThresholdAlert(for_s=1),
+            ),
+        ),
         steady_state=SteadyState(warmup_s=1, timeout_s=60),
         schedule=(NetworkFault(at_s=1, duration_s=4, toxic="latency", attributes={"latency": 300}),),
         recovery=Automatic(),

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from datadrill.config import DEFAULT_STATE_DIR, load_config
@@ -66,9 +67,19 @@ def stack_up_cmd(
         float | None, typer.Option("--election-delay", help="Seconds before a dead leader is replaced.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a healthy stack.")] = 60.0,
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded (no Docker) or compose (real services, needs Docker).")
+    ] = "embedded",
+    brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of a compose stack (1-3).")] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
     from datadrill.stacks.embedded.manager import stack_up
+
+    if backend == "compose":
+        _compose_up(state_dir, brokers, timeout)
+        return
+    if backend != "embedded":
+        raise ConfigError("--backend", "--backend", backend, "embedded or compose")
 
     overrides: dict[str, object] = {}
     for key, value in (
@@ -95,6 +106,37 @@ def stack_up_cmd(
     out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
     out.print(f"  control  {state['control_url']}")
     out.print("  next: datadrill stack status | datadrill stack down")
+
+
+def _compose_settings(brokers: int) -> Any:
+    from pydantic import ValidationError
+
+    from datadrill.stacks.compose.settings import ComposeSettings
+
+    try:
+        return ComposeSettings(brokers=brokers)
+    except ValidationError:
+        raise ConfigError("--brokers", "--brokers", brokers, "1, 2 or 3") from None
+
+
+def _compose_up(state_dir: Path, brokers: int, timeout: float) -> None:
+    from datadrill.stacks.compose.backend import ComposeBackend, require_docker
+
+    settings = _compose_settings(brokers)
+    require_docker("--backend")
+    backend = ComposeBackend(settings, state_dir / "compose")
+    with err.status("starting the compose stack…") as spinner:
+        states = backend.up(
+            timeout_s=max(timeout, 600.0), on_progress=lambda m: spinner.update(f"compose: {m}")
+        )
+    out.print(f"[green]compose stack up[/green] in {state_dir / 'compose'}")
+    for state in states:
+        out.print(f"  {state.service:8} {state.reason}")
+    out.print(f"  kafka    {settings.bootstrap_servers}  (each broker behind its own Toxiproxy proxy)")
+    out.print(
+        f"  catalog  postgresql://{settings.database_user}@127.0.0.1:{settings.postgres_proxy_port}/catalog"
+    )
+    out.print(f"  trino    {settings.trino_url}   toxiproxy {settings.toxiproxy_url}")
 
 
 @stack_app.command("status")
@@ -136,9 +178,22 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 @stack_app.command("down")
-def stack_down_cmd(state_dir: StateDir = Path(DEFAULT_STATE_DIR)) -> None:
+def stack_down_cmd(
+    state_dir: StateDir = Path(DEFAULT_STATE_DIR),
+    backend: Annotated[str, typer.Option("--backend", help="embedded or compose.")] = "embedded",
+) -> None:
     """Stop the stack and every process it started."""
     from datadrill.stacks.embedded.manager import read_state, stack_down
+
+    if backend == "compose":
+        from datadrill.stacks.compose.backend import ComposeBackend, require_docker
+
+        require_docker("--backend")
+        ComposeBackend(_compose_settings(3), state_dir / "compose").down()
+        out.print(f"compose stack in {state_dir / 'compose'} stopped")
+        return
+    if backend != "embedded":
+        raise ConfigError("--backend", "--backend", backend, "embedded or compose")
 
     paths = StatePaths(state_dir)
     running = read_state(paths) is not None
@@ -159,10 +214,11 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # One line, however long: scripts and CI logs grep for it.
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except DrillError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         for note in getattr(exc, "__notes__", []):
             err.print(note, highlight=False, markup=False)
         sys.exit(1)

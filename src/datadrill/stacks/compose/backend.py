@@ -1,0 +1,105 @@
+"""Bring the compose stack up and down (testcontainers' compose support), and wait until it
+is really ready. Without a Docker engine nothing starts: the caller gets one clear error.
+
+Example::
+
+    backend = ComposeBackend(ComposeSettings(brokers=3), Path(".datadrill/compose"))
+    backend.up(on_progress=print)      # renders the files, docker compose up, waits for readiness
+    backend.down()
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from datadrill.errors import ConfigError, StackStartFailed
+from datadrill.stacks.compose.readiness import Readiness, check_all
+from datadrill.stacks.compose.render import COMPOSE_FILE, write
+from datadrill.stacks.compose.settings import ComposeSettings
+
+
+def docker_problem() -> str | None:
+    """Why no Docker engine can be used here, or None when one answers."""
+    # A failed connection leaves its socket to the garbage collector (inside requests);
+    # collect it here, where its ResourceWarning says nothing the answer does not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        problem = _ping_docker()
+        gc.collect()
+    return problem
+
+
+def _ping_docker() -> str | None:
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - a dependency of datadrill
+        return f"the docker package is missing: {exc}"
+    try:
+        # A fixed API version: "auto" asks the engine while constructing the client, and a
+        # failure there would leave the socket open with nothing to close it.
+        client = docker.from_env(timeout=3, version="1.41")
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - every failure means "no engine", with its reason
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return reason[:200]
+    return None
+
+
+def require_docker(flag: str = "--stack") -> None:
+    """Raise a one-line ConfigError (exit 2) when no Docker engine answers."""
+    problem = docker_problem()
+    if problem is not None:
+        raise ConfigError(
+            flag,
+            flag,
+            "compose",
+            f"the compose backend needs a Docker engine and none answered ({problem}); "
+            "use 'embedded', which needs none",
+        )
+
+
+@dataclass
+class ComposeBackend:
+    settings: ComposeSettings
+    directory: Path
+
+    def _compose(self) -> object:
+        from testcontainers.compose import DockerCompose
+
+        return DockerCompose(str(self.directory), compose_file_name=COMPOSE_FILE, pull=True, wait=True)
+
+    def up(
+        self, *, timeout_s: float = 600.0, on_progress: Callable[[str], None] | None = None
+    ) -> list[Readiness]:
+        require_docker()
+        write(self.settings, self.directory)
+        progress = on_progress or (lambda message: None)
+        progress("docker compose up (pulling pinned images on first use)")
+        compose = self._compose()
+        compose.start()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = check_all(self.settings)
+            waiting = [s for s in states if not s.ready]
+            if not waiting:
+                return states
+            progress("; ".join(f"{s.service}: {s.reason}" for s in waiting))
+            if time.monotonic() >= deadline:
+                raise StackStartFailed(
+                    f"the compose stack was not ready after {timeout_s:g} s: "
+                    + "; ".join(f"{s.service}: {s.reason}" for s in waiting)
+                )
+            time.sleep(2)
+
+    def down(self) -> None:
+        require_docker()
+        if (self.directory / COMPOSE_FILE).is_file():
+            self._compose().stop()  # type: ignore[attr-defined]

@@ -1,0 +1,76 @@
+"""What a compose stack is made of: broker count, host ports, pinned images, credentials.
+
+Every client outside the compose network goes through Toxiproxy: each Kafka broker
+advertises its own proxy's address, and PostgreSQL and Trino are reached through proxies
+too, so a network fault can never be bypassed.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Pinned by version (never "latest"): a game day must be repeatable.
+IMAGES: dict[str, str] = {
+    "kafka": "apache/kafka:3.9.1",
+    "schema-registry": "confluentinc/cp-schema-registry:7.7.1",
+    "postgres": "postgres:16.4-alpine",
+    "minio": "minio/minio:RELEASE.2024-10-13T13-34-11Z",
+    "minio-init": "minio/mc:RELEASE.2024-10-08T09-37-26Z",
+    "trino": "trinodb/trino:464",
+    "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
+}
+
+
+class ComposeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brokers: int = Field(3, ge=1, le=3, description="Kafka brokers (KRaft, each also a controller)")
+    project: str = Field("datadrill", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    # Host ports, all published by the toxiproxy container except the admin UIs.
+    toxiproxy_api_port: int = Field(8474, ge=1024, le=65535)
+    kafka_proxy_base_port: int = Field(19091, ge=1024, le=65000, description="broker N is at base + N - 1")
+    postgres_proxy_port: int = Field(15432, ge=1024, le=65535)
+    trino_proxy_port: int = Field(18080, ge=1024, le=65535)
+    schema_registry_port: int = Field(18081, ge=1024, le=65535)
+    minio_port: int = Field(19000, ge=1024, le=65535)
+    database_user: str = "drill"
+    # Throwaway credentials of containers bound to 127.0.0.1 (not secrets).
+    database_password: str = "drill"  # noqa: S105
+    catalog_database: str = "catalog"
+    source_database: str = "source"
+    s3_access_key: str = "drill"
+    s3_secret_key: str = "drilldrill"  # noqa: S105 - MinIO wants at least 8 characters
+    bucket: str = "warehouse"
+    # KRaft cluster id: 16 bytes, base64url without padding.
+    kafka_cluster_id: str = "ZGF0YWRyaWxsLWthZmthMQ"
+
+    def broker_names(self) -> list[str]:
+        return [f"kafka-{n}" for n in range(1, self.brokers + 1)]
+
+    def broker_proxy_port(self, broker: int) -> int:
+        return self.kafka_proxy_base_port + broker - 1
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """What clients on the host use: every broker's proxy."""
+        return ",".join(f"127.0.0.1:{self.broker_proxy_port(n)}" for n in range(1, self.brokers + 1))
+
+    @property
+    def catalog_uri(self) -> str:
+        """The pyiceberg SQL catalog on PostgreSQL, through its proxy."""
+        return (
+            f"postgresql+psycopg2://{self.database_user}:{self.database_password}"
+            f"@127.0.0.1:{self.postgres_proxy_port}/{self.catalog_database}"
+        )
+
+    @property
+    def trino_url(self) -> str:
+        return f"http://127.0.0.1:{self.trino_proxy_port}"
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.toxiproxy_api_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.minio_port}"
