@@ -143,9 +143,21 @@ def _compose_up(state_dir: Path, brokers: int, timeout: float) -> None:
 def stack_status_cmd(
     state_dir: StateDir = Path(DEFAULT_STATE_DIR),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded, or external (the [external] cluster of the config).")
+    ] = "embedded",
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML config (default: ./datadrill.toml if present).")
+    ] = None,
 ) -> None:
     """List every component with its endpoint and health; exit 0 only if all are healthy."""
     from datadrill.stacks.embedded.manager import stack_status
+
+    if backend == "external":
+        _external_status(config_file, as_json)
+        return
+    if backend != "embedded":
+        raise ConfigError("--backend", "--backend", backend, "embedded or external")
 
     try:
         status = stack_status(StatePaths(state_dir))
@@ -161,6 +173,36 @@ def stack_status_cmd(
     else:
         _print_status(status)
     raise typer.Exit(0 if status["healthy"] else 1)
+
+
+def _external_status(config_file: Path | None, as_json: bool) -> None:
+    """Readiness of an existing cluster (Kafka, the catalog database, Trino)."""
+    from datadrill.stacks.compose.readiness import check_all
+
+    config = load_config(config_file)
+    if config.external is None:
+        raise ConfigError(
+            str(config_file or "datadrill.toml"),
+            "external",
+            None,
+            "an [external] section with bootstrap_servers, catalog_uri and trino_url",
+        )
+    states = check_all(config.external)
+    healthy = all(s.ready for s in states)
+    if as_json:
+        payload = {"healthy": healthy, "components": [s.__dict__ for s in states]}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        table = Table(title="external cluster")
+        table.add_column("component")
+        table.add_column("health")
+        table.add_column("detail")
+        for state in states:
+            table.add_row(
+                state.service, "[green]ready[/green]" if state.ready else "[red]NOT READY[/red]", state.reason
+            )
+        out.print(table)
+    raise typer.Exit(0 if healthy else 1)
 
 
 def _print_status(status: dict[str, Any]) -> None:

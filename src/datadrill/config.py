@@ -16,7 +16,7 @@ import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -116,6 +116,34 @@ class SafetyConfig(_Section):
     )
 
 
+class ExternalConfig(_Section):
+    """An existing cluster to drill (``--backend external``). Every host must be loopback
+    or listed in ``safety.allow_hosts``."""
+
+    bootstrap_servers: str = Field(min_length=1, description="Kafka bootstrap servers, host:port[,host:port]")
+    brokers: int = Field(1, ge=1, le=100, description="brokers the metadata must list to count as ready")
+    catalog_uri: str = Field(
+        min_length=1,
+        description="the Iceberg JDBC catalog's database: postgresql://USER:PASSWORD@HOST:PORT/DB",
+    )
+    trino_url: str = Field(pattern=r"^https?://[^/:]+(:\d+)?/?$", description="http(s)://HOST:PORT of Trino")
+    toxiproxy_url: str = Field("", description="http://HOST:PORT of a Toxiproxy API in front of it, if any")
+
+    @field_validator("catalog_uri")
+    @classmethod
+    def _postgres(cls, uri: str) -> str:
+        if not uri.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("expected postgresql://USER:PASSWORD@HOST:PORT/DB")
+        return uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    @property
+    def trino_host_port(self) -> tuple[str, int]:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.trino_url)
+        return parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 8080)
+
+
 class StackConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     catalog: CatalogConfig = CatalogConfig()
@@ -125,16 +153,35 @@ class StackConfig(_Section):
     sink: SinkConfig = SinkConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     safety: SafetyConfig = SafetyConfig()
+    external: ExternalConfig | None = None
 
     @model_validator(mode="after")
     def _catalog_host_allowed(self) -> StackConfig:
+        from sqlalchemy.engine import make_url
+
+        from datadrill.safety import check_host, check_servers
+
+        allowed = self.safety.allow_hosts
         if self.catalog.uri.startswith("postgresql"):
-            from sqlalchemy.engine import make_url
-
-            from datadrill.safety import check_host
-
             host = make_url(self.catalog.uri).host or "localhost"
-            check_host(host, allow_hosts=self.safety.allow_hosts, what="catalog.uri")
+            check_host(host, allow_hosts=allowed, what="catalog.uri")
+        if self.external is not None:
+            from urllib.parse import urlsplit
+
+            external = self.external
+            check_servers(external.bootstrap_servers, allow_hosts=allowed, what="external.bootstrap_servers")
+            check_host(
+                make_url(external.catalog_uri).host or "localhost",
+                allow_hosts=allowed,
+                what="external.catalog_uri",
+            )
+            check_host(external.trino_host_port[0], allow_hosts=allowed, what="external.trino_url")
+            if external.toxiproxy_url:
+                check_host(
+                    urlsplit(external.toxiproxy_url).hostname or "localhost",
+                    allow_hosts=allowed,
+                    what="external.toxiproxy_url",
+                )
         return self
 
 
@@ -157,8 +204,14 @@ def _first_error(source: str, error: ValidationError, data: Mapping[str, Any]) -
         model: type[BaseModel] = StackConfig
         for part in section_path:
             annotation = model.model_fields[part].annotation
-            assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            model = annotation
+            # An optional section (``external``) is ``Section | None``: use the section.
+            sections = [
+                a
+                for a in (get_args(annotation) or (annotation,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ]
+            assert sections, f"{part} is not a section"
+            model = sections[0]
         allowed = "unknown field; allowed: " + ", ".join(sorted(model.model_fields))
     else:
         allowed = detail["msg"]

@@ -188,3 +188,53 @@ def test_compose_without_an_engine_is_one_line_and_exit_2(tmp_path: Path) -> Non
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Docker engine" in lines[0] and "Traceback" not in result.stderr
+
+
+EXTERNAL = {
+    "bootstrap_servers": "127.0.0.1:9092",
+    "catalog_uri": "postgresql://drill:drill@127.0.0.1:5432/catalog",
+    "trino_url": "http://127.0.0.1:8080",
+}
+
+
+@pytest.mark.parametrize(
+    ("external", "setting"),
+    [
+        ({"bootstrap_servers": "127.0.0.1:9092,kafka.prod:9092"}, "external.bootstrap_servers"),
+        ({"catalog_uri": "postgresql://u:p@db.prod:5432/c"}, "external.catalog_uri"),
+        ({"trino_url": "https://trino.prod:8443"}, "external.trino_url"),
+        ({"toxiproxy_url": "http://10.1.2.3:8474"}, "external.toxiproxy_url"),
+    ],
+)
+def test_an_external_cluster_outside_loopback_needs_the_allow_list(
+    external: dict[str, str], setting: str
+) -> None:
+    from datadrill.config import parse_config
+    from datadrill.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"external": {**EXTERNAL, **external}}, source="datadrill.toml")
+    assert setting in str(caught.value) and "safety.allow_hosts" in str(caught.value)
+    host = str(caught.value.value)
+    allowed = parse_config(
+        {"external": {**EXTERNAL, **external}, "safety": {"allow_hosts": [host]}}, source="datadrill.toml"
+    )
+    assert allowed.external is not None
+
+
+@pytest.mark.parametrize(
+    ("external", "field"),
+    [
+        ({"trino_url": "trino:8080"}, "external.trino_url"),
+        ({"catalog_uri": "sqlite:///x.db"}, "external.catalog_uri"),
+        ({"brokers": 0}, "external.brokers"),
+        ({"kafka": "x"}, "external.kafka"),
+    ],
+)
+def test_malformed_external_settings_name_the_field(external: dict[str, Any], field: str) -> None:
+    from datadrill.config import parse_config
+    from datadrill.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"external": {**EXTERNAL, **external}}, source="datadrill.toml")
+    assert str(caught.value).startswith(f"datadrill.toml: {field} = ")

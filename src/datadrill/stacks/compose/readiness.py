@@ -72,7 +72,11 @@ def catalog_readiness(tables: Iterable[str]) -> Readiness:
 
 
 def check_all(settings: Any) -> list[Readiness]:
-    """Ask every service (lazily importing each client); one Readiness per service."""
+    """Ask every service (lazily importing each client); one Readiness per service.
+
+    ``settings`` is a ComposeSettings or an ExternalConfig: anything with
+    ``bootstrap_servers``, ``brokers``, ``catalog_uri``, ``trino_url`` and ``trino_host_port``.
+    """
     return [_check_kafka(settings), _check_catalog(settings), _check_trino(settings)]
 
 
@@ -114,8 +118,13 @@ def _check_trino(settings: Any) -> Readiness:
         import trino
 
         try:
+            host, port = settings.trino_host_port
             connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
-                host="127.0.0.1", port=settings.trino_proxy_port, user="datadrill", request_timeout=10
+                host=host,
+                port=port,
+                http_scheme="https" if settings.trino_url.startswith("https") else "http",
+                user="datadrill",
+                request_timeout=10,
             )
             cursor = connection.cursor()
             cursor.execute("SELECT node_id, coordinator, state FROM system.runtime.nodes")

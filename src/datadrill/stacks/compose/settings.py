@@ -68,6 +68,10 @@ class ComposeSettings(BaseModel):
         return f"http://127.0.0.1:{self.trino_proxy_port}"
 
     @property
+    def trino_host_port(self) -> tuple[str, int]:
+        return "127.0.0.1", self.trino_proxy_port
+
+    @property
     def toxiproxy_url(self) -> str:
         return f"http://127.0.0.1:{self.toxiproxy_api_port}"
 
