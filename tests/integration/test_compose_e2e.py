@@ -29,7 +29,7 @@ def test_the_compose_stack_comes_up_ready_behind_its_proxies(tmp_path: Path) -> 
         assert all(s.ready for s in states), states
         with urllib.request.urlopen(f"{settings.toxiproxy_url}/proxies", timeout=10) as response:
             proxies = json.loads(response.read())
-        assert {"kafka-1", "postgres", "trino"} <= set(proxies)
+        assert {"kafka-1", "catalog", "query"} <= set(proxies)
         import trino
 
         cursor = trino.dbapi.connect(host="127.0.0.1", port=settings.trino_proxy_port, user="test").cursor()

@@ -238,3 +238,17 @@ def test_malformed_external_settings_name_the_field(external: dict[str, Any], fi
     with pytest.raises(ConfigError) as caught:
         parse_config({"external": {**EXTERNAL, **external}}, source="datadrill.toml")
     assert str(caught.value).startswith(f"datadrill.toml: {field} = ")
+
+
+def test_the_catalog_and_query_paths_have_the_embedded_stacks_proxy_names() -> None:
+    settings = ComposeSettings()
+    proxies = {
+        p["name"]: p for p in json.loads(compose_render.render(settings)[compose_render.TOXIPROXY_CONFIG])
+    }
+    assert proxies["catalog"]["upstream"] == "postgres:5432"
+    assert proxies["catalog"]["listen"].endswith(f":{settings.postgres_proxy_port}")
+    assert proxies["query"]["upstream"] == "trino:8080"
+    assert proxies["query"]["listen"].endswith(f":{settings.trino_proxy_port}")
+    services = _document(settings)["services"]
+    # PostgreSQL and Trino publish no port of their own: the proxies are the only way in.
+    assert "ports" not in services["postgres"] and "ports" not in services["trino"]

@@ -12,7 +12,7 @@ Wiring (checked by tests/unit/test_compose_render.py):
 - broker N listens INTERNAL (kafka-N:9092, between containers), CONTROLLER (9093) and
   EXTERNAL (9094), and advertises EXTERNAL as 127.0.0.1:<base+N-1>, the host port of its
   own Toxiproxy proxy ``kafka-N``, whose upstream is kafka-N:9094;
-- Trino reaches the catalog database through Toxiproxy (``postgres`` proxy), so catalog
+- Trino reaches the catalog database through Toxiproxy (``catalog`` proxy), so catalog
   network faults hit the query engine too;
 - Trino's JDBC catalog name is pyiceberg's catalog name, on the same database and bucket.
 """
@@ -194,7 +194,8 @@ def compose_document(settings: ComposeSettings) -> dict[str, Any]:
 
 
 def toxiproxy_proxies(settings: ComposeSettings) -> list[dict[str, Any]]:
-    """Toxiproxy's startup config: one proxy per broker, the catalog database, Trino."""
+    """Toxiproxy's startup config: one proxy per broker (``kafka-N``), the catalog database
+    (``catalog``) and Trino (``query``)."""
     proxies = [
         {
             "name": f"kafka-{n}",
@@ -204,9 +205,11 @@ def toxiproxy_proxies(settings: ComposeSettings) -> list[dict[str, Any]]:
         }
         for n in range(1, settings.brokers + 1)
     ]
+    # Named as on the embedded stack, so NetworkFault(path="catalog"|"query") means the same
+    # on both backends.
     proxies.append(
         {
-            "name": "postgres",
+            "name": "catalog",
             "listen": f"0.0.0.0:{settings.postgres_proxy_port}",
             "upstream": "postgres:5432",
             "enabled": True,
@@ -214,7 +217,7 @@ def toxiproxy_proxies(settings: ComposeSettings) -> list[dict[str, Any]]:
     )
     proxies.append(
         {
-            "name": "trino",
+            "name": "query",
             "listen": f"0.0.0.0:{settings.trino_proxy_port}",
             "upstream": "trino:8080",
             "enabled": True,
