@@ -248,6 +248,11 @@ class Runner:
             self.harness_s += self.clock.monotonic() - began
 
     def _probe_all_timed(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
+        # The round is dated when its probes are issued: everything this loop changes (a
+        # fault applied or reverted) happens before a round starts, so a round that finds
+        # the platform healthy says it was healthy from that moment. Dating it when the
+        # last answer came back would add the probes' own latency to time to recover.
+        started = self.journal.now()
         samples = {}
         for name, probe in self.probes.items():
             sample = probe.measure()
@@ -264,11 +269,10 @@ class Runner:
                     self.live.detected_s = float(alert["t"])
             fired = self.alerts.fired(name)
             self.live.alerts[name] = "FIRING" if self.alerts.firing(name) else ("fired" if fired else "")
-        t = self.journal.now()
         self.live.samples = samples
-        self.live.elapsed_s = t
+        self.live.elapsed_s = self.journal.now()
         self.on_update(self.live)
-        return t, samples
+        return started, samples
 
     def _sleep_until(self, deadline: float) -> None:
         remaining = deadline - self.clock.monotonic()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -26,9 +26,9 @@ TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 class DeleteCatalogEntry:
     """Delete the table's row from the catalog (the metastore forgets the table)."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
-    duration_s: Annotated[float | None, Field(gt=0)] = None
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     kind: Literal["metadata.catalog_entry"] = "metadata.catalog_entry"
 
     def describe(self) -> str:
@@ -39,10 +39,12 @@ class DeleteCatalogEntry:
 class DeleteMetadataFiles:
     """Delete every ``*.metadata.json`` of the table (the catalog row now dangles)."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
-    keep_newest: Annotated[int, Field(ge=0, description="metadata files that survive, newest first")] = 0
-    duration_s: Annotated[float | None, Field(gt=0)] = None
+    keep_newest: Annotated[
+        int, Strict(), Field(ge=0, description="metadata files that survive, newest first")
+    ] = 0
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     kind: Literal["metadata.files"] = "metadata.files"
 
     def describe(self) -> str:
@@ -55,8 +57,8 @@ class HideTable:
     """Rename the table away in the catalog for ``duration_s``, then back: readers fail
     for an exactly known time. Used to calibrate detection and recovery measurements."""
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
     table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
     kind: Literal["calibration.hide_table"] = "calibration.hide_table"
 
@@ -69,11 +71,11 @@ class KillComponent:
     """SIGKILL a connector process, once or as a crash loop (``times`` kills,
     ``every_s`` apart); the supervisor restarts it each time."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     component: Literal["relay", "sink", "workload"] = "sink"
-    times: Annotated[int, Field(ge=1, le=1000)] = 1
-    every_s: Annotated[float, Field(ge=0)] = 0.0
-    duration_s: Annotated[float | None, Field(gt=0)] = None
+    times: Annotated[int, Strict(), Field(ge=1, le=1000)] = 1
+    every_s: Annotated[float, Strict(), Field(ge=0)] = 0.0
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     # "mid_commit": the process kills itself at its worst moment — the sink with data files
     # written and the catalog not yet pointing at them, the relay with a batch published
     # and not yet marked — so the crash is deterministic (a schedule search relies on it).
@@ -105,11 +107,11 @@ class LagSpike:
     """The producer bursts to ``burst_factor`` × its rate while the sink is paused (or
     throttled to ``throttle_rows_per_s``) for ``duration_s``: a consumer-lag spike."""
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
-    burst_factor: Annotated[float, Field(ge=1, le=1000)] = 10.0
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    burst_factor: Annotated[float, Strict(), Field(ge=1, le=1000)] = 10.0
     mode: Literal["pause", "throttle"] = "pause"
-    throttle_rows_per_s: Annotated[float, Field(gt=0)] = 100.0
+    throttle_rows_per_s: Annotated[float, Strict(), Field(gt=0)] = 100.0
     kind: Literal["consumer.lag_spike"] = "consumer.lag_spike"
 
     def describe(self) -> str:
@@ -122,9 +124,9 @@ class BrokerLoss:
     """A broker goes down for ``duration_s``; the stack elects new leaders after its
     election delay; then the broker comes back."""
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
-    broker: Annotated[int, Field(ge=1, le=9)] = 1
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    broker: Annotated[int, Strict(), Field(ge=1, le=9)] = 1
     kind: Literal["kafka.broker_loss"] = "kafka.broker_loss"
 
     def describe(self) -> str:
@@ -148,7 +150,7 @@ class KafkaRequestErrors:
     """The next ``count`` requests of ``api`` fail with ``error`` (a retriable Kafka error
     by default)."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     api: Literal["produce", "fetch", "offset_commit", "metadata"] = "produce"
     error: Literal[
         "NOT_LEADER_OR_FOLLOWER",
@@ -159,8 +161,8 @@ class KafkaRequestErrors:
         "NETWORK_EXCEPTION",
         "UNKNOWN_TOPIC_OR_PARTITION",
     ] = "NOT_LEADER_OR_FOLLOWER"
-    count: Annotated[int, Field(ge=1, le=100_000)] = 100
-    duration_s: Annotated[float | None, Field(gt=0)] = None
+    count: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 100
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     kind: Literal["kafka.request_errors"] = "kafka.request_errors"
 
     def describe(self) -> str:
@@ -171,10 +173,10 @@ class KafkaRequestErrors:
 class BrokerLatency:
     """Every response of ``broker`` (-1: all) is delayed by ``rtt_ms`` for ``duration_s``."""
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
-    rtt_ms: Annotated[int, Field(gt=0, le=600_000)] = 200
-    broker: Annotated[int, Field(ge=-1, le=9)] = -1
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    rtt_ms: Annotated[int, Strict(), Field(gt=0, le=600_000)] = 200
+    broker: Annotated[int, Strict(), Field(ge=-1, le=9)] = -1
     kind: Literal["kafka.broker_latency"] = "kafka.broker_latency"
 
     @model_validator(mode="after")
@@ -193,8 +195,8 @@ class CatalogOutage:
     """The catalog database is locked (held in an exclusive transaction) for
     ``duration_s``: every catalog read and commit waits or fails."""
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
     mode: Literal["lock"] = "lock"
     kind: Literal["catalog.outage"] = "catalog.outage"
 
@@ -207,7 +209,7 @@ class TakeCatalogBackup:
     """Not a fault: back up the catalog entry (and the metadata file it points at) at
     ``at_s``, as a nightly metastore backup would. Restores name it."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     name: Annotated[str, Field(min_length=1)] = "nightly"
     table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
     kind: Literal["backup.catalog"] = "backup.catalog"
@@ -222,10 +224,10 @@ class SchemaDrift:
     With contract ``enforcement`` the relay rejects such records to the dead-letter topic;
     without it they reach the table. Reverting rolls the producer back."""
 
-    at_s: Annotated[float, Field(ge=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
     change: Literal["rename", "retype", "drop"] = "rename"
     enforcement: bool = True
-    duration_s: Annotated[float | None, Field(gt=0)] = None
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     kind: Literal["contract.schema_drift"] = "contract.schema_drift"
 
     def describe(self) -> str:
@@ -255,13 +257,13 @@ class NetworkFault:
         NetworkFault(at_s=5, duration_s=10, toxic="latency", attributes={"latency": 1500, "jitter": 200})
     """
 
-    at_s: Annotated[float, Field(ge=0)]
-    duration_s: Annotated[float, Field(gt=0)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
     toxic: Literal["latency", "bandwidth", "timeout", "reset_peer", "slow_close", "limit_data", "down"]
     path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "query"
     attributes: dict[str, int] = Field(default_factory=dict)
     stream: Literal["upstream", "downstream"] = "downstream"
-    toxicity: Annotated[float, Field(ge=0, le=1)] = 1.0
+    toxicity: Annotated[float, Strict(), Field(ge=0, le=1)] = 1.0
     kind: Literal["network.toxic"] = "network.toxic"
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -47,9 +47,9 @@ class ReplayKafka:
     from a timestamp), up to the high watermarks seen when the step starts, with
     ``workers`` partitions in parallel."""
 
-    workers: Annotated[int, Field(ge=1, le=64)] = 4
+    workers: Annotated[int, Strict(), Field(ge=1, le=64)] = 4
     start: Literal["table_offsets", "earliest"] = "table_offsets"
-    batch_rows: Annotated[int, Field(ge=1)] = 200_000
+    batch_rows: Annotated[int, Strict(), Field(ge=1)] = 200_000
     kind: Literal["replay_kafka"] = "replay_kafka"
 
     def describe(self) -> str:
@@ -62,7 +62,7 @@ class Reconcile:
     with ``repair``, delete duplicates and unexpected rows and insert omissions."""
 
     repair: bool = True
-    buckets: Annotated[int, Field(ge=2, le=65_536)] = 64
+    buckets: Annotated[int, Strict(), Field(ge=2, le=65_536)] = 64
     kind: Literal["reconcile"] = "reconcile"
 
     def describe(self) -> str:
@@ -135,7 +135,7 @@ class Runbook:
     time a person takes to respond), each timed as its own phase."""
 
     steps: Annotated[tuple[Step, ...], Field(min_length=1)]
-    response_delay_s: Annotated[float, Field(ge=0)] = 0.0
+    response_delay_s: Annotated[float, Strict(), Field(ge=0)] = 0.0
     kind: Literal["runbook"] = "runbook"
 
 

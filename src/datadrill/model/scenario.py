@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, SkipValidation, field_validator, model_validator
+from pydantic import Field, SkipValidation, Strict, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -33,22 +33,22 @@ from datadrill.model.slo import SLO, ErrorBudgetPolicy, Target
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class Workload:
-    rate: Annotated[float, Field(ge=0, le=1_000_000, description="orders per second")] = 1000.0
-    canary_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    rate: Annotated[float, Strict(), Field(ge=0, le=1_000_000, description="orders per second")] = 1000.0
+    canary_interval_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 0.5
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class SteadyState:
     """Before any fault: every SLI inside its SLO for ``warmup_s``, within ``timeout_s``."""
 
-    warmup_s: Annotated[float, Field(ge=0)] = 5.0
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    warmup_s: Annotated[float, Strict(), Field(ge=0)] = 5.0
+    timeout_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class Expectations:
-    detect_within_s: Annotated[float | None, Field(gt=0)] = None
-    recover_within_s: Annotated[float | None, Field(gt=0)] = None
+    detect_within_s: Annotated[float | None, Strict(), Field(gt=0)] = None
+    recover_within_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     max_budget_burn: Annotated[
         float | None, Field(gt=0, description="fraction of the policy period's budget")
     ] = None
@@ -58,8 +58,8 @@ class Expectations:
 class ProductionVolume:
     """The volume to project recovery times to."""
 
-    events_per_s: Annotated[float, Field(gt=0)]
-    table_rows: Annotated[int, Field(gt=0)]
+    events_per_s: Annotated[float, Strict(), Field(gt=0)]
+    table_rows: Annotated[int, Strict(), Field(gt=0)]
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -74,9 +74,9 @@ class Scenario:
     recovery: Recovery = Automatic()
     expectations: Expectations = Expectations()
     target: Target = Target()
-    probe_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-    stabilisation_s: Annotated[float, Field(ge=0)] = 5.0
-    max_duration_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    probe_interval_s: Annotated[float, Strict(), Field(gt=0, le=60)] = 0.5
+    stabilisation_s: Annotated[float, Strict(), Field(ge=0)] = 5.0
+    max_duration_s: Annotated[float, Strict(), Field(gt=0, le=86_400)] = 300.0
     verify_integrity: bool = True
     production: ProductionVolume | None = None
     error_budget_policy: ErrorBudgetPolicy = ErrorBudgetPolicy()

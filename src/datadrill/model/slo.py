@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -43,10 +43,10 @@ class Freshness:
     """Age of the newest row a mart query sees (now − max(event time)). Good while
     the age is at most ``max_age_s``; a failing query is bad."""
 
-    max_age_s: Annotated[float, Field(gt=0)]
-    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
-        QUERY_TIMEOUT_S
-    )
+    max_age_s: Annotated[float, Strict(), Field(gt=0)]
+    timeout_s: Annotated[
+        float, Strict(), Field(gt=0, le=300, description="a mart query slower than this fails")
+    ] = QUERY_TIMEOUT_S
     target: Target = Target()
     kind: Literal["freshness"] = "freshness"
 
@@ -61,10 +61,10 @@ class CanaryLatency:
     """End-to-end latency of canary rows, source write → visible to a query. Good while
     the newest canaries arrive within ``max_latency_s`` and none is overdue."""
 
-    max_latency_s: Annotated[float, Field(gt=0)]
-    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
-        QUERY_TIMEOUT_S
-    )
+    max_latency_s: Annotated[float, Strict(), Field(gt=0)]
+    timeout_s: Annotated[
+        float, Strict(), Field(gt=0, le=300, description="a mart query slower than this fails")
+    ] = QUERY_TIMEOUT_S
     target: Target = Target()
     kind: Literal["canary_latency"] = "canary_latency"
 
@@ -78,7 +78,7 @@ class CanaryLatency:
 class ConsumerLag:
     """Messages between the group's committed offsets and the high watermarks."""
 
-    max_messages: Annotated[int, Field(ge=0)]
+    max_messages: Annotated[int, Strict(), Field(ge=0)]
     target: Target = Target()
     kind: Literal["consumer_lag"] = "consumer_lag"
 
@@ -93,9 +93,9 @@ class QuerySuccess:
     """Does the mart query succeed? Each probe is one query: 1 on success, 0 on failure."""
 
     query: str = "SELECT count(*), max({event_time_column}) FROM {table}"
-    timeout_s: Annotated[float, Field(gt=0, le=300, description="a mart query slower than this fails")] = (
-        QUERY_TIMEOUT_S
-    )
+    timeout_s: Annotated[
+        float, Strict(), Field(gt=0, le=300, description="a mart query slower than this fails")
+    ] = QUERY_TIMEOUT_S
     target: Target = Target()
     kind: Literal["query_success"] = "query_success"
 
@@ -110,7 +110,7 @@ class ConnectorErrorRate:
     """Errors per second reported by the relay and the sink (failed commits, rejected
     records, failed deliveries)."""
 
-    max_per_s: Annotated[float, Field(ge=0)]
+    max_per_s: Annotated[float, Strict(), Field(ge=0)]
     target: Target = Target()
     kind: Literal["connector_error_rate"] = "connector_error_rate"
 
@@ -124,8 +124,8 @@ class ConnectorErrorRate:
 class RestartRate:
     """Connector restarts per minute, counted over a sliding window (60 s by default)."""
 
-    max_per_min: Annotated[float, Field(ge=0)]
-    window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    max_per_min: Annotated[float, Strict(), Field(ge=0)]
+    window_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 60.0
     target: Target = Target()
     kind: Literal["restart_rate"] = "restart_rate"
 
@@ -143,8 +143,8 @@ class DataIntegrity:
     written since the run's first sample (cheap on a big table, and what the drill can
     have damaged); ``"table"`` reconciles every key."""
 
-    max_bad_rows: Annotated[int, Field(ge=0)] = 0
-    every_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_bad_rows: Annotated[int, Strict(), Field(ge=0)] = 0
+    every_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 5.0
     scope: Literal["run", "table"] = "run"
     target: Target = Target()
     kind: Literal["data_integrity"] = "data_integrity"
@@ -164,7 +164,7 @@ SLI = (
 class ThresholdAlert:
     """Fire when the SLI has been bad continuously for ``for_s`` seconds."""
 
-    for_s: Annotated[float, Field(ge=0)]
+    for_s: Annotated[float, Strict(), Field(ge=0)]
     kind: Literal["threshold"] = "threshold"
 
     def describe(self) -> str:
@@ -176,9 +176,9 @@ class BurnRateAlert:
     """Multi-window burn rate (Google SRE workbook): fire when the error-budget burn rate
     over both the long and the short window exceeds ``factor``."""
 
-    long_window_s: Annotated[float, Field(gt=0)]
-    short_window_s: Annotated[float, Field(gt=0)]
-    factor: Annotated[float, Field(gt=0)]
+    long_window_s: Annotated[float, Strict(), Field(gt=0)]
+    short_window_s: Annotated[float, Strict(), Field(gt=0)]
+    factor: Annotated[float, Strict(), Field(gt=0)]
     kind: Literal["burn_rate"] = "burn_rate"
 
     @model_validator(mode="after")
@@ -202,7 +202,7 @@ class SLO:
 
     name: Annotated[str, Field(min_length=1)]
     sli: SLI
-    objective: Annotated[float, Field(gt=0, lt=1)]
+    objective: Annotated[float, Strict(), Field(gt=0, lt=1)]
     alert: Alert = ThresholdAlert(for_s=5)
 
     def statement(self) -> str:
@@ -215,6 +215,6 @@ class ErrorBudgetPolicy:
     burns ``postmortem_at`` of a period's budget needs a postmortem, and a burn of
     ``freeze_at`` freezes releases."""
 
-    period_days: Annotated[float, Field(gt=0)] = 28
-    postmortem_at: Annotated[float, Field(gt=0)] = 0.2
-    freeze_at: Annotated[float, Field(gt=0)] = 1.0
+    period_days: Annotated[float, Strict(), Field(gt=0)] = 28
+    postmortem_at: Annotated[float, Strict(), Field(gt=0)] = 0.2
+    freeze_at: Annotated[float, Strict(), Field(gt=0)] = 1.0
