@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import http.client
 import json
 import threading
@@ -41,9 +40,7 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return str(value)
+    return str(value)  # decimals, UUIDs, intervals: their text
 
 
 class QueryService:

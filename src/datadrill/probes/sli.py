@@ -129,6 +129,17 @@ class CanaryLatencyProbe(_MartQueryProbe):
         return Sample(value, value <= self.sli.max_latency_s)
 
 
+def group_lag(consumer: Any, partitions: list[Any], *, timeout_s: float) -> int:
+    """Σ over ``partitions`` of (high watermark − the consumer's group's committed offset);
+    a partition the group never committed counts from its low watermark."""
+    lag = 0
+    for tp in consumer.committed(partitions, timeout=timeout_s):
+        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+        position = tp.offset if tp.offset >= 0 else low
+        lag += max(0, high - position)
+    return lag
+
+
 class ConsumerLagProbe:
     """Σ over partitions of (high watermark − the group's committed offset)."""
 
@@ -156,12 +167,7 @@ class ConsumerLagProbe:
                 self._partitions = [
                     TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)
                 ]
-            committed = self._consumer.committed(self._partitions, timeout=5)
-            lag = 0
-            for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                position = tp.offset if tp.offset >= 0 else low
-                lag += max(0, high - position)
+            lag = group_lag(self._consumer, self._partitions, timeout_s=5)
         except (KafkaException, KeyError) as exc:
             return Sample(None, False, _short(exc))
         return Sample(float(lag), lag <= self.sli.max_messages)

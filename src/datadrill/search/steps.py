@@ -166,24 +166,24 @@ class StepRunner:
 
     # -- settling ----------------------------------------------------------------------
     def _newest_source_key(self) -> int:
+        from datadrill.platform import source_db
+
         with contextlib.closing(self.stack.source()) as db:
-            (newest,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders").fetchone()
-        return int(newest)
+            return source_db.next_order_id(db) - 1
 
     def _depth_and_lag(self, consumer: Any) -> tuple[int, int]:
         """(outbox depth, consumer lag of the sink's group over every partition)."""
         from confluent_kafka import TopicPartition
 
+        from datadrill.platform import source_db
+        from datadrill.probes.sli import group_lag
+
         with contextlib.closing(self.stack.source()) as db:
-            (depth,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+            depth = source_db.outbox_depth(db)
         topic = self.stack.topic
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
-        lag = 0
-        for tp in consumer.committed(partitions, timeout=10):
-            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
-        return int(depth), lag
+        return depth, group_lag(consumer, partitions, timeout_s=10)
 
     def _settle_and_check(self) -> Outcome:
         from confluent_kafka import Consumer
