@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
 JOURNAL_VERSION = 1
 STEP_KINDS = ("inject", "revert", "advance", "recover")
+# Orders still in flight when a schedule begins are the schedule's to lose (a sink killed
+# mid-commit drops the batch it was writing, and that batch is older than the schedule).
+# They are looked for among the newest orders, but never before the last order an
+# earlier recovery on this stack already checked (its file is in the stack's run dir).
+IN_FLIGHT_LOOKBACK = 5_000
+CHECKED_FILE = "schedule-checked-up-to"
 
 
 def spec_to_json(spec: Any) -> dict[str, Any]:
@@ -96,7 +102,7 @@ class StepRunner:
         self.context = DrillContext(self.stack, self.run_dir, MonotonicClock())
         self.ledger = FaultLedger.for_stack(self.stack.paths.root)
         self.stack.set_workload(rate=self.rate)
-        self._first_key = self._newest_source_key() + 1
+        self._first_key = self._window_start()
 
     # -- steps -------------------------------------------------------------------------
     def inject(self, spec: Any) -> int:
@@ -171,6 +177,36 @@ class StepRunner:
         with contextlib.closing(self.stack.source()) as db:
             return source_db.next_order_id(db) - 1
 
+    @property
+    def _checked_file(self) -> Path:
+        return self.stack.paths.run / CHECKED_FILE
+
+    def _window_start(self) -> int:
+        """The first order this schedule answers for: the oldest order not yet in the
+        table (still in flight), or the next order when nothing is in flight."""
+        from datadrill.errors import QueryFailed
+        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
+
+        newest = self._newest_source_key()
+        floor = newest - IN_FLIGHT_LOOKBACK
+        with contextlib.suppress(OSError, ValueError):
+            floor = max(floor, int(self._checked_file.read_text(encoding="utf-8")))
+        if floor >= newest:
+            return newest + 1
+        engine = self.stack.query_engine()
+        try:
+            with contextlib.closing(self.stack.source()) as db:
+                result = reconcile(
+                    SqliteSide(db),
+                    EngineSide(engine, table=self.stack.table, key="order_id"),
+                    key_range=(max(floor + 1, 1), newest),
+                )
+        except QueryFailed:
+            return newest + 1
+        finally:
+            engine.close()
+        return min(result.omissions, default=newest + 1)
+
     def _depth_and_lag(self, consumer: Any) -> tuple[int, int]:
         """(outbox depth, consumer lag of the sink's group over every partition)."""
         from confluent_kafka import TopicPartition
@@ -240,6 +276,7 @@ class StepRunner:
         finally:
             consumer.close()
             self.stack.set_workload(rate=self.rate)
+        self._checked_file.write_text(str(last_key), encoding="utf-8")
         lost, duplicated = len(result.omissions), len(result.duplicates)
         problems = []
         if not result.exact:
