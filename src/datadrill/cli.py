@@ -68,19 +68,19 @@ def stack_up_cmd(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a healthy stack.")] = 60.0,
     backend: Annotated[
-        str, typer.Option("--backend", help="embedded (no Docker) or compose (real services, needs Docker).")
+        str,
+        typer.Option(
+            "--backend",
+            help="embedded (no Docker), external (the [external] cluster of the config) or compose "
+            "(real services in Docker).",
+        ),
     ] = "embedded",
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of a compose stack (1-3).")] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
-    from datadrill.stacks.embedded.manager import stack_up
+    from datadrill.stacks.backends import bring_up, check_backend, stack_config
 
-    if backend == "compose":
-        _compose_up(state_dir, brokers, timeout)
-        return
-    if backend != "embedded":
-        raise ConfigError("--backend", "--backend", backend, "embedded or compose")
-
+    check_backend(backend, "--backend")
     overrides: dict[str, object] = {}
     for key, value in (
         ("workload.rate", rate),
@@ -90,53 +90,28 @@ def stack_up_cmd(
     ):
         if value is not None:
             overrides[key] = value
-    config = load_config(config_file, overrides=overrides)
+    config = stack_config(backend, config_file=config_file, overrides=overrides, brokers=brokers)
     paths = StatePaths(state_dir)
-    with err.status("starting the embedded stack…") as spinner:
-        state = stack_up(
+    with err.status(f"starting the {backend} stack…") as spinner:
+        state = bring_up(
+            backend,
             paths,
             config,
+            brokers=brokers,
             timeout_s=timeout,
-            on_progress=lambda m: spinner.update(f"starting the embedded stack: {m}"),
+            on_progress=lambda m: spinner.update(f"starting the {backend} stack: {m}"),
         )
-    out.print(f"[green]stack up[/green] in {state['state_dir']} (pid {state['pid']})")
+    out.print(f"[green]{backend} stack up[/green] in {state['state_dir']} (pid {state['pid']})")
     out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
     out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")
-    out.print(f"  query    {state['query_url']}  (through the fault proxy)")
-    out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
+    out.print(f"  warehouse {state['warehouse']}")
+    out.print(f"  query    {state['query_url']}  ({state.get('query_engine', 'duckdb')})")
+    if state.get("fault_proxy_url"):
+        out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
     out.print(f"  control  {state['control_url']}")
-    out.print("  next: datadrill stack status | datadrill stack down")
-
-
-def _compose_settings(brokers: int) -> Any:
-    from pydantic import ValidationError
-
-    from datadrill.stacks.compose.settings import ComposeSettings
-
-    try:
-        return ComposeSettings(brokers=brokers)
-    except ValidationError:
-        raise ConfigError("--brokers", "--brokers", brokers, "1, 2 or 3") from None
-
-
-def _compose_up(state_dir: Path, brokers: int, timeout: float) -> None:
-    from datadrill.stacks.compose.backend import ComposeBackend, require_docker
-
-    settings = _compose_settings(brokers)
-    require_docker("--backend")
-    backend = ComposeBackend(settings, state_dir / "compose")
-    with err.status("starting the compose stack…") as spinner:
-        states = backend.up(
-            timeout_s=max(timeout, 600.0), on_progress=lambda m: spinner.update(f"compose: {m}")
-        )
-    out.print(f"[green]compose stack up[/green] in {state_dir / 'compose'}")
-    for state in states:
-        out.print(f"  {state.service:8} {state.reason}")
-    out.print(f"  kafka    {settings.bootstrap_servers}  (each broker behind its own Toxiproxy proxy)")
     out.print(
-        f"  catalog  postgresql://{settings.database_user}@127.0.0.1:{settings.postgres_proxy_port}/catalog"
+        f"  next: datadrill stack status | datadrill stack down{'' if backend == 'embedded' else ' --backend ' + backend}"
     )
-    out.print(f"  trino    {settings.trino_url}   toxiproxy {settings.toxiproxy_url}")
 
 
 @stack_app.command("status")
@@ -144,7 +119,12 @@ def stack_status_cmd(
     state_dir: StateDir = Path(DEFAULT_STATE_DIR),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     backend: Annotated[
-        str, typer.Option("--backend", help="embedded, or external (the [external] cluster of the config).")
+        str,
+        typer.Option(
+            "--backend",
+            help="embedded: the stack running in --state-dir (any backend); external: whether the "
+            "[external] cluster of the config is ready, without a stack running on it.",
+        ),
     ] = "embedded",
     config_file: Annotated[
         Path | None, typer.Option("--config", help="TOML config (default: ./datadrill.toml if present).")
@@ -185,7 +165,7 @@ def _external_status(config_file: Path | None, as_json: bool) -> None:
             str(config_file or "datadrill.toml"),
             "external",
             None,
-            "an [external] section with bootstrap_servers, catalog_uri and trino_url",
+            "an [external] section with bootstrap_servers and catalog_uri (see the README)",
         )
     states = check_all(config.external)
     healthy = all(s.ready for s in states)
@@ -222,28 +202,29 @@ def _print_status(status: dict[str, Any]) -> None:
 @stack_app.command("down")
 def stack_down_cmd(
     state_dir: StateDir = Path(DEFAULT_STATE_DIR),
-    backend: Annotated[str, typer.Option("--backend", help="embedded or compose.")] = "embedded",
+    backend: Annotated[
+        str, typer.Option("--backend", help="embedded, external, or compose (also stops its services).")
+    ] = "embedded",
+    brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of the compose stack.")] = 3,
 ) -> None:
-    """Stop the stack and every process it started."""
-    from datadrill.stacks.embedded.manager import read_state, stack_down
+    """Stop the stack and every process it started (and the compose services)."""
+    from datadrill.stacks.backends import check_backend, tear_down
+    from datadrill.stacks.embedded.manager import read_state
 
+    check_backend(backend, "--backend")
     if backend == "compose":
-        from datadrill.stacks.compose.backend import ComposeBackend, require_docker
+        from datadrill.stacks.compose.backend import require_docker
 
         require_docker("--backend")
-        ComposeBackend(_compose_settings(3), state_dir / "compose").down()
-        out.print(f"compose stack in {state_dir / 'compose'} stopped")
-        return
-    if backend != "embedded":
-        raise ConfigError("--backend", "--backend", backend, "embedded or compose")
-
     paths = StatePaths(state_dir)
     running = read_state(paths) is not None
-    killed = stack_down(paths)
+    killed = tear_down(backend, paths, brokers=brokers)
     if running:
         out.print(f"stack in {paths.root} stopped")
     else:
         out.print(f"no stack was running in {paths.root}")
+    if backend == "compose":
+        out.print(f"compose services in {paths.root / 'compose'} stopped")
     if killed:
         out.print(f"killed {len(killed)} leftover processes: {', '.join(map(str, killed))}")
 

@@ -117,24 +117,56 @@ class SafetyConfig(_Section):
 
 
 class ExternalConfig(_Section):
-    """An existing cluster to drill (``--backend external``). Every host must be loopback
-    or listed in ``safety.allow_hosts``."""
+    """An existing cluster to drill (``--stack external``; ``--stack compose`` fills it in
+    from the compose stack). datadrill runs the reference platform's workload, relay and
+    sink on this host against it. Every host must be loopback or listed in
+    ``safety.allow_hosts``."""
 
     bootstrap_servers: str = Field(min_length=1, description="Kafka bootstrap servers, host:port[,host:port]")
     brokers: int = Field(1, ge=1, le=100, description="brokers the metadata must list to count as ready")
     catalog_uri: str = Field(
         min_length=1,
-        description="the Iceberg JDBC catalog's database: postgresql://USER:PASSWORD@HOST:PORT/DB",
+        description="the Iceberg JDBC catalog's database as the platform reaches it (through "
+        "Toxiproxy, if one sits in front): postgresql://USER:PASSWORD@HOST:PORT/DB",
     )
-    trino_url: str = Field(pattern=r"^https?://[^/:]+(:\d+)?/?$", description="http(s)://HOST:PORT of Trino")
+    direct_catalog_uri: str = Field(
+        "",
+        description="the same database without the proxy, for reverts and checks that a "
+        "network fault must not slow down; empty: catalog_uri",
+    )
+    trino_url: str = Field(
+        "",
+        pattern=r"^(https?://[^/:]+(:\d+)?/?)?$",
+        description="http(s)://HOST:PORT of Trino, which dashboards and probes query; empty: "
+        "datadrill serves queries itself with DuckDB over the catalog",
+    )
     toxiproxy_url: str = Field("", description="http://HOST:PORT of a Toxiproxy API in front of it, if any")
+    warehouse: str = Field(
+        "",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]*(/.*)?)?$",
+        description="where table files live: s3://BUCKET[/PATH] (MinIO, S3); empty: the state directory",
+    )
+    s3_endpoint: str = Field("", description="http(s)://HOST:PORT of the S3 API (MinIO); empty: AWS")
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    compose_project: str = Field(
+        "",
+        description="the compose project of the cluster's containers: broker loss then kills the "
+        "broker's container; without it, broker loss cuts the broker's Toxiproxy proxy",
+    )
 
-    @field_validator("catalog_uri")
+    @field_validator("catalog_uri", "direct_catalog_uri")
     @classmethod
     def _postgres(cls, uri: str) -> str:
+        if uri == "":
+            return uri
         if not uri.startswith(("postgresql://", "postgresql+psycopg2://")):
             raise ValueError("expected postgresql://USER:PASSWORD@HOST:PORT/DB")
         return uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    @property
+    def harness_catalog_uri(self) -> str:
+        return self.direct_catalog_uri or self.catalog_uri
 
     @property
     def trino_host_port(self) -> tuple[str, int]:
@@ -142,6 +174,18 @@ class ExternalConfig(_Section):
 
         parts = urlsplit(self.trino_url)
         return parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 8080)
+
+    def s3_properties(self) -> dict[str, str]:
+        """pyiceberg FileIO properties for an s3:// warehouse (nothing for a local one)."""
+        if not self.warehouse:
+            return {}
+        properties = {"s3.path-style-access": "true", "s3.region": "us-east-1"}
+        if self.s3_endpoint:
+            properties["s3.endpoint"] = self.s3_endpoint
+        if self.s3_access_key_id:
+            properties["s3.access-key-id"] = self.s3_access_key_id
+            properties["s3.secret-access-key"] = self.s3_secret_access_key
+        return properties
 
 
 class StackConfig(_Section):
@@ -170,18 +214,18 @@ class StackConfig(_Section):
 
             external = self.external
             check_servers(external.bootstrap_servers, allow_hosts=allowed, what="external.bootstrap_servers")
-            check_host(
-                make_url(external.catalog_uri).host or "localhost",
-                allow_hosts=allowed,
-                what="external.catalog_uri",
-            )
-            check_host(external.trino_host_port[0], allow_hosts=allowed, what="external.trino_url")
-            if external.toxiproxy_url:
-                check_host(
-                    urlsplit(external.toxiproxy_url).hostname or "localhost",
-                    allow_hosts=allowed,
-                    what="external.toxiproxy_url",
-                )
+            for what in ("catalog_uri", "direct_catalog_uri"):
+                uri = getattr(external, what)
+                if uri:
+                    check_host(
+                        make_url(uri).host or "localhost", allow_hosts=allowed, what=f"external.{what}"
+                    )
+            for what in ("trino_url", "toxiproxy_url", "s3_endpoint"):
+                url = getattr(external, what)
+                if url:
+                    check_host(
+                        urlsplit(url).hostname or "localhost", allow_hosts=allowed, what=f"external.{what}"
+                    )
         return self
 
 

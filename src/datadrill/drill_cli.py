@@ -25,7 +25,6 @@ from datadrill.errors import ConfigError, StackNotRunning
 from datadrill.model.scenario import Scenario
 
 DEFAULT_REPORTS = Path("reports")
-STACKS = ("embedded", "compose")
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -76,32 +75,52 @@ def render_live(state: object, scenario: Scenario) -> Group:
 
 @contextlib.contextmanager
 def _stack_for_run(
-    state_dir: Path, console: Console, overrides: dict[str, object] | None = None
+    state_dir: Path,
+    console: Console,
+    *,
+    backend: str = "embedded",
+    config_file: Path | None = None,
+    overrides: dict[str, object] | None = None,
 ) -> Iterator[tuple[object, str]]:
-    """A running stack in ``state_dir`` if there is one, else a throwaway stack (configured
-    with ``overrides``)."""
-    from datadrill.config import load_config
+    """A running stack in ``state_dir`` if there is one (of the asked backend), else a
+    throwaway stack of ``backend`` (configured from ``config_file`` and ``overrides``)."""
     from datadrill.paths import StatePaths
+    from datadrill.stacks.backends import bring_up, running_backend, stack_config, tear_down
     from datadrill.stacks.embedded.client import EmbeddedStack
-    from datadrill.stacks.embedded.manager import stack_down, stack_up
 
     try:
         stack = EmbeddedStack.attach(state_dir)
     except StackNotRunning:
         pass
     else:
-        console.print(f"using the stack running in {state_dir}")
+        running = running_backend(stack.state)
+        wanted = "embedded" if backend == "embedded" else "external"
+        if running != wanted:
+            raise ConfigError(
+                "--stack",
+                "--stack",
+                backend,
+                f"the stack running in {state_dir} is {running}; stop it ('datadrill stack down') "
+                f"or pass --stack {'embedded' if running == 'embedded' else 'external or compose'}",
+            )
+        console.print(f"using the {running} stack running in {state_dir}")
         yield stack, "running"
         return
+    config = stack_config(backend, config_file=config_file, overrides=overrides)
     with tempfile.TemporaryDirectory(prefix="datadrill-stack-") as tmp:
         paths = StatePaths(Path(tmp) / ".datadrill")
-        with console.status("starting a throwaway embedded stack…"):
-            stack_up(paths, load_config(None, overrides=overrides))
         try:
+            with console.status(f"starting a throwaway {backend} stack…") as spinner:
+                bring_up(
+                    backend,
+                    paths,
+                    config,
+                    on_progress=lambda m: spinner.update(f"starting a throwaway {backend} stack: {m}"),
+                )
             yield EmbeddedStack.attach(paths.root), "throwaway"
         finally:
-            with console.status("stopping the throwaway stack…"):
-                stack_down(paths)
+            with console.status(f"stopping the throwaway {backend} stack…"):
+                tear_down(backend, paths)
 
 
 def register(app: typer.Typer, out: Console, err: Console) -> None:
@@ -145,8 +164,17 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
     def run_cmd(
         scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules to run, in order.")],
         stack: Annotated[
-            str, typer.Option("--stack", help="Stack backend: embedded (default) or compose (needs Docker).")
+            str,
+            typer.Option(
+                "--stack",
+                help="embedded (default), external (the [external] cluster of --config) or compose "
+                "(needs Docker). A stack already running in --state-dir is used as it is.",
+            ),
         ] = "embedded",
+        config_file: Annotated[
+            Path | None,
+            typer.Option("--config", help="TOML config of a throwaway stack (default: ./datadrill.toml)."),
+        ] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed recorded with the run.")] = 0,
         report_dir: Annotated[
             Path | None,
@@ -161,25 +189,16 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
         from datadrill.engine.runner import Runner
         from datadrill.model.report import Verdict
         from datadrill.reporting import write_reports
+        from datadrill.stacks.backends import check_backend
 
-        if stack not in STACKS:
-            raise ConfigError("--stack", "--stack", stack, f"one of {', '.join(STACKS)}")
+        check_backend(stack, "--stack")
         if stack == "compose":
             from datadrill.stacks.compose.backend import require_docker
 
             require_docker()
-            # The compose services come up (`datadrill stack up --backend compose`); running the
-            # reference platform and scenarios on them is the part still being built.
-            raise ConfigError(
-                "--stack",
-                "--stack",
-                stack,
-                "scenarios cannot run on the compose stack yet; bring its services up with "
-                "'datadrill stack up --backend compose', or use --stack embedded",
-            )
         loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
         failures = 0
-        with _stack_for_run(state_dir, err) as (running, _how):
+        with _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how):
             for path, scenario in loaded:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
                 if report_dir is None:
@@ -251,7 +270,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
             if step["step"] == "inject":
                 spec_from_json(dict(step.get("fault", {})), source=str(journal))
         guarantee = str(header.get("sink_guarantee", "exactly_once"))
-        with _stack_for_run(state_dir, err, {"sink.guarantee": guarantee}) as (running, _how):
+        with _stack_for_run(state_dir, err, overrides={"sink.guarantee": guarantee}) as (running, _how):
             actual = running.config.sink.guarantee  # type: ignore[attr-defined]
             if actual != guarantee:
                 err.print(

@@ -250,5 +250,50 @@ def test_the_catalog_and_query_paths_have_the_embedded_stacks_proxy_names() -> N
     assert proxies["query"]["upstream"] == "trino:8080"
     assert proxies["query"]["listen"].endswith(f":{settings.trino_proxy_port}")
     services = _document(settings)["services"]
-    # PostgreSQL and Trino publish no port of their own: the proxies are the only way in.
-    assert "ports" not in services["postgres"] and "ports" not in services["trino"]
+    # Trino publishes no port of its own; PostgreSQL publishes one for the harness only
+    # (reverts and checks), while the platform is pointed at the proxy.
+    assert "ports" not in services["trino"]
+    assert services["postgres"]["ports"] == [f"127.0.0.1:{settings.postgres_port}:5432"]
+
+
+def test_the_platform_on_compose_goes_through_the_proxies() -> None:
+    from datadrill.config import parse_config
+    from datadrill.platform.catalog import network_address
+
+    settings = ComposeSettings(brokers=2)
+    config = parse_config({"external": settings.external()}, source="compose")
+    external = config.external
+    assert external is not None
+    proxies = {
+        p["name"]: p for p in json.loads(compose_render.render(settings)[compose_render.TOXIPROXY_CONFIG])
+    }
+    published = _document(settings)["services"]["toxiproxy"]["ports"]
+
+    def published_by_toxiproxy(address: str) -> bool:
+        port = address.rsplit(":", 1)[1]
+        return f"127.0.0.1:{port}:{port}" in published
+
+    # Every address the platform uses is a proxy's, published by the toxiproxy container.
+    for n, address in enumerate(external.bootstrap_servers.split(","), start=1):
+        assert proxies[f"kafka-{n}"]["listen"].endswith(address.rsplit(":", 1)[1]) and published_by_toxiproxy(
+            address
+        )
+    platform_catalog = network_address(external.catalog_uri)
+    assert platform_catalog is not None and published_by_toxiproxy(platform_catalog)
+    assert external.trino_url == f"http://127.0.0.1:{settings.trino_proxy_port}"
+    # The harness's own path skips the proxy, so a fault on "catalog" never blocks a revert.
+    assert network_address(external.harness_catalog_uri) == f"127.0.0.1:{settings.postgres_port}"
+    # Table files go to MinIO with the keys the MinIO container was given.
+    io = external.s3_properties()
+    assert external.warehouse == f"s3://{settings.bucket}"
+    assert io["s3.endpoint"] == settings.s3_endpoint and io["s3.path-style-access"] == "true"
+    minio_env = _document(settings)["services"]["minio"]["environment"]
+    assert (io["s3.access-key-id"], io["s3.secret-access-key"]) == (
+        minio_env["MINIO_ROOT_USER"],
+        minio_env["MINIO_ROOT_PASSWORD"],
+    )
+    # Trino reads the same catalog (the same name, the same database) and the same bucket.
+    trino = compose_render.trino_catalog_properties(settings)
+    assert trino["iceberg.jdbc-catalog.catalog-name"] == "datadrill"
+    assert trino["iceberg.jdbc-catalog.default-warehouse-dir"].startswith(external.warehouse)
+    assert external.compose_project == _document(settings)["name"]

@@ -83,7 +83,10 @@ TABLE_PROPERTIES = {
 
 
 def catalog_uri(config: StackConfig, paths: StatePaths) -> str:
-    """The SQLAlchemy URI of the catalog database."""
+    """The SQLAlchemy URI of the catalog database, as the harness reaches it (on an
+    external cluster: directly, not through the platform's proxy)."""
+    if config.external is not None:
+        return config.external.harness_catalog_uri
     uri = config.catalog.uri
     if not uri:
         return f"sqlite:///{paths.catalog_db.resolve()}"
@@ -140,14 +143,44 @@ def check_catalog_reachable(uri: str, *, source: str, timeout_s: int = 3) -> Non
         engine.dispose()
 
 
-def open_catalog(uri: str, warehouse: Path, *, init_tables: bool = True) -> SqlCatalog:
+def warehouse_location(config: StackConfig, paths: StatePaths) -> str:
+    """Where table files go: the state directory, or an external cluster's s3:// bucket."""
+    if config.external is not None and config.external.warehouse:
+        return config.external.warehouse
+    return f"file://{paths.warehouse.resolve()}"
+
+
+def open_catalog(
+    uri: str,
+    warehouse: Path | str,
+    *,
+    init_tables: bool = True,
+    properties: dict[str, str] | None = None,
+) -> SqlCatalog:
     """Open the SQL catalog; ``init_tables`` creates its tables on first use (only the
-    stack process does, so two processes never race to create them)."""
+    stack process does, so two processes never race to create them). ``properties``
+    configure the FileIO (S3 endpoint and keys for an s3:// warehouse)."""
+    location = f"file://{warehouse.resolve()}" if isinstance(warehouse, Path) else warehouse
     return SqlCatalog(
         CATALOG_NAME,
         uri=uri,
-        warehouse=f"file://{warehouse.resolve()}",
+        warehouse=location,
         init_catalog_tables="true" if init_tables else "false",
+        **(properties or {}),
+    )
+
+
+def open_stack_catalog(
+    config: StackConfig, paths: StatePaths, *, uri: str | None = None, init_tables: bool = False
+) -> SqlCatalog:
+    """The stack's catalog with its warehouse; ``uri`` overrides the database address
+    (the platform's path through a proxy)."""
+    properties = config.external.s3_properties() if config.external is not None else {}
+    return open_catalog(
+        uri or catalog_uri(config, paths),
+        warehouse_location(config, paths),
+        init_tables=init_tables,
+        properties=properties,
     )
 
 

@@ -65,7 +65,9 @@ class QueryEngine:
             files = self._appended_files(table, cached) if cached is not None else None
             if files is None:
                 tasks = list(table.scan().plan_files())
-                if any(task.delete_files for task in tasks):
+                # Deletes (merge-on-read) or files in object storage (DuckDB's httpfs is an
+                # extension download): pyiceberg reads those, DuckDB scans the result.
+                if any(task.delete_files or not task.file.file_path.startswith("file:") for task in tasks):
                     files = None
                 else:
                     files = [_local_path(task.file.file_path) for task in tasks]
@@ -83,7 +85,6 @@ class QueryEngine:
         self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         view = f'"{namespace}"."{name}"'
         if files is None:
-            # Merge-on-read deletes: let pyiceberg apply them, DuckDB scans the result.
             self._register(view, table.scan().to_arrow())
             self._resolved.pop(identifier, None)
             return

@@ -47,9 +47,12 @@ class QueryService:
     """One engine behind a lock: probes query in turn, and one long-lived engine plans a
     table's scan once per change instead of once per connection."""
 
-    def __init__(self, catalog_uri: str, warehouse: Path, *, table: str) -> None:
+    def __init__(
+        self, catalog_uri: str, warehouse: Path | str, *, table: str, properties: dict[str, str] | None = None
+    ) -> None:
         self._catalog_uri = catalog_uri
         self._warehouse = warehouse
+        self._properties = properties or {}
         self._table = table
         self._engine: QueryEngine | None = None
         self._lock = threading.Lock()
@@ -82,7 +85,9 @@ class QueryService:
             self.queries += 1
             try:
                 if self._engine is None:
-                    catalog = open_catalog(self._catalog_uri, self._warehouse, init_tables=False)
+                    catalog = open_catalog(
+                        self._catalog_uri, self._warehouse, init_tables=False, properties=self._properties
+                    )
                     self._engine = QueryEngine(catalog, default_tables=(self._table,))
                 return self._engine.columns_and_rows(sql, params, tables=tables)
             except QueryFailed:

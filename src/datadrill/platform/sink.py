@@ -35,7 +35,7 @@ from datadrill.platform.catalog import (
     OFFSETS_PROPERTY,
     ORDERS_ARROW_SCHEMA,
     catalog_uri,
-    open_catalog,
+    open_stack_catalog,
     sink_state,
     via_address,
 )
@@ -167,8 +167,8 @@ class Sink:
         self.paths = paths
         self.component = Component("sink", paths)
         uri = catalog_uri(config, paths)
-        self.catalog: SqlCatalog = open_catalog(
-            via_address(uri, catalog_via) if catalog_via else uri, paths.warehouse, init_tables=False
+        self.catalog: SqlCatalog = open_stack_catalog(
+            config, paths, uri=via_address(uri, catalog_via) if catalog_via else uri
         )
         self.topic = config.kafka.topic
         self.consumer = Consumer(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from datadrill.engine.clock import Clock
 
 if TYPE_CHECKING:
     from datadrill.model.slo import SLI
     from datadrill.platform.query import QueryEngine
-    from datadrill.platform.query_service import RemoteQueryEngine
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,16 @@ class Sample:
     value: float | None
     good: bool
     error: str | None = None
+
+
+class MartQueries(Protocol):
+    """A client on the dashboards' query path: datadrill's query service or Trino."""
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
 
 
 class Probe(Protocol):
@@ -40,7 +49,7 @@ class ProbeEnv:
     bootstrap_servers: str
     query_engine: Callable[[], QueryEngine]  # in-process, for heavy work (reconciliation)
     # Over the network through the stack's query path, as dashboards query: (timeout_s) -> client.
-    mart_queries: Callable[[float], RemoteQueryEngine]
+    mart_queries: Callable[[float], MartQueries]
     source_db: Callable[[], sqlite3.Connection]
     heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
     events_file: Path  # supervisor events (process exits)

@@ -10,8 +10,7 @@ from typing import Any
 from datadrill.errors import DrillError
 from datadrill.model import slo
 from datadrill.platform.query import QueryEngine
-from datadrill.platform.query_service import RemoteQueryEngine
-from datadrill.probes.base import ProbeEnv, Sample
+from datadrill.probes.base import MartQueries, ProbeEnv, Sample
 
 
 def _short(exc: BaseException) -> str:
@@ -26,10 +25,10 @@ class _MartQueryProbe:
     def __init__(self, env: ProbeEnv, timeout_s: float) -> None:
         self.env = env
         self.timeout_s = timeout_s
-        self._engine: RemoteQueryEngine | None = None
+        self._engine: MartQueries | None = None
 
     @property
-    def engine(self) -> RemoteQueryEngine:
+    def engine(self) -> MartQueries:
         if self._engine is None:
             self._engine = self.env.mart_queries(self.timeout_s)
         return self._engine

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from datadrill.platform.query import QueryEngine
-    from datadrill.platform.query_service import RemoteQueryEngine
+    from datadrill.probes.base import MartQueries
 
 
 @runtime_checkable
@@ -45,6 +45,6 @@ class Stack(Protocol):
         """A fresh query engine that resolves tables through the catalog."""
         ...
 
-    def mart_queries(self, *, timeout_s: float = 2.0) -> RemoteQueryEngine:
+    def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries:
         """A client of the stack's query service over the network, as dashboards reach it."""
         ...

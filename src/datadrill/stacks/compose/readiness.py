@@ -63,11 +63,14 @@ def kafka_readiness(seen_brokers: Iterable[int], expected: int) -> Readiness:
     )
 
 
+SCHEMA_MISSING = "the catalog schema is missing"
+
+
 def catalog_readiness(tables: Iterable[str]) -> Readiness:
     present = set(tables)
     missing = [t for t in CATALOG_TABLES if t not in present]
     if missing:
-        return Readiness("catalog", False, f"the catalog schema is missing {', '.join(missing)}")
+        return Readiness("catalog", False, f"{SCHEMA_MISSING} {', '.join(missing)}")
     return Readiness("catalog", True, "catalog schema present")
 
 
@@ -77,7 +80,11 @@ def check_all(settings: Any) -> list[Readiness]:
     ``settings`` is a ComposeSettings or an ExternalConfig: anything with
     ``bootstrap_servers``, ``brokers``, ``catalog_uri``, ``trino_url`` and ``trino_host_port``.
     """
-    return [_check_kafka(settings), _check_catalog(settings), _check_trino(settings)]
+    checks = [_check_kafka(settings), _check_catalog(settings)]
+    # An external cluster without Trino is queried by datadrill's own DuckDB service.
+    if settings.trino_url:
+        checks.append(_check_trino(settings))
+    return checks
 
 
 def _check_kafka(settings: Any) -> Readiness:

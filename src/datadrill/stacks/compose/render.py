@@ -153,6 +153,9 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
             "POSTGRES_DB": settings.catalog_database,
         },
         "volumes": [f"./{POSTGRES_INIT}:/docker-entrypoint-initdb.d/10-datadrill.sql:ro"],
+        # Direct, for the harness only (reverts and checks must not wait out a network fault);
+        # the platform and Trino reach the database through the "catalog" proxy.
+        "ports": [f"127.0.0.1:{settings.postgres_port}:5432"],
         "healthcheck": _healthcheck(
             ["CMD", "pg_isready", "-U", settings.database_user, "-d", settings.catalog_database], start_s=5
         ),

@@ -30,6 +30,7 @@ class ComposeSettings(BaseModel):
     toxiproxy_api_port: int = Field(8474, ge=1024, le=65535)
     kafka_proxy_base_port: int = Field(19091, ge=1024, le=65000, description="broker N is at base + N - 1")
     postgres_proxy_port: int = Field(15432, ge=1024, le=65535)
+    postgres_port: int = Field(15433, ge=1024, le=65535, description="direct, for the harness only")
     trino_proxy_port: int = Field(18080, ge=1024, le=65535)
     schema_registry_port: int = Field(18081, ge=1024, le=65535)
     minio_port: int = Field(19000, ge=1024, le=65535)
@@ -62,6 +63,30 @@ class ComposeSettings(BaseModel):
             f"postgresql+psycopg2://{self.database_user}:{self.database_password}"
             f"@127.0.0.1:{self.postgres_proxy_port}/{self.catalog_database}"
         )
+
+    @property
+    def direct_catalog_uri(self) -> str:
+        """The catalog without the proxy: reverts and checks (see ExternalConfig)."""
+        return (
+            f"postgresql+psycopg2://{self.database_user}:{self.database_password}"
+            f"@127.0.0.1:{self.postgres_port}/{self.catalog_database}"
+        )
+
+    def external(self) -> dict[str, object]:
+        """The ``[external]`` section that points datadrill's platform at this stack."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "brokers": self.brokers,
+            "catalog_uri": self.catalog_uri,
+            "direct_catalog_uri": self.direct_catalog_uri,
+            "trino_url": self.trino_url,
+            "toxiproxy_url": self.toxiproxy_url,
+            "warehouse": f"s3://{self.bucket}",
+            "s3_endpoint": self.s3_endpoint,
+            "s3_access_key_id": self.s3_access_key,
+            "s3_secret_access_key": self.s3_secret_key,
+            "compose_project": self.project,
+        }
 
     @property
     def trino_url(self) -> str:

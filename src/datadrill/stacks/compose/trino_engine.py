@@ -62,6 +62,16 @@ class TrinoQueryEngine:
         self._default_tables = tuple(default_tables)
         self._connection: Any = None
 
+    @classmethod
+    def from_url(cls, url: str, *, timeout_s: float = 5.0) -> TrinoQueryEngine:
+        """An engine for ``http(s)://HOST[:PORT]``."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        scheme = parts.scheme or "http"
+        port = parts.port or (443 if scheme == "https" else 8080)
+        return cls(host=parts.hostname or "localhost", port=port, http_scheme=scheme, timeout_s=timeout_s)
+
     def rows(
         self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
     ) -> list[tuple[Any, ...]]:

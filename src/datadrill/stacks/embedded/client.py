@@ -20,9 +20,10 @@ from pyiceberg.catalog.sql import SqlCatalog
 from datadrill.config import StackConfig, read_running_config
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
-from datadrill.platform.catalog import catalog_uri, open_catalog
+from datadrill.platform.catalog import catalog_uri, open_stack_catalog
 from datadrill.platform.query import QueryEngine
 from datadrill.platform.query_service import RemoteQueryEngine
+from datadrill.probes.base import MartQueries
 from datadrill.stacks.embedded.control import ControlClient
 from datadrill.stacks.embedded.manager import require_state
 
@@ -61,7 +62,7 @@ class EmbeddedStack:
         return catalog_uri(self.config, self.paths)
 
     def catalog(self) -> SqlCatalog:
-        return open_catalog(self.catalog_uri, self.paths.warehouse, init_tables=False)
+        return open_stack_catalog(self.config, self.paths)
 
     def query_engine(self) -> QueryEngine:
         return QueryEngine(self.catalog(), default_tables=(self.table,))
@@ -76,8 +77,13 @@ class EmbeddedStack:
         """Proxied network paths by name (``query``; ``catalog`` for a PostgreSQL catalog)."""
         return dict(self.state.get("proxies", {}))
 
-    def mart_queries(self, *, timeout_s: float = 2.0) -> RemoteQueryEngine:
-        """A client of the query service through the ``query`` proxy: what dashboards see."""
+    def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries:
+        """A client on the dashboards' query path: the query service through the ``query``
+        proxy, or an external cluster's Trino."""
+        if self.state.get("query_engine") == "trino":
+            from datadrill.stacks.compose.trino_engine import TrinoQueryEngine
+
+            return TrinoQueryEngine.from_url(str(self.state["query_url"]), timeout_s=timeout_s)
         return RemoteQueryEngine(str(self.state["query_url"]), timeout_s=timeout_s)
 
     def source(self) -> sqlite3.Connection:

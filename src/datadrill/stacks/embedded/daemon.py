@@ -35,6 +35,7 @@ from datadrill.platform.supervisor import EventLog, Supervisor
 from datadrill.stacks.embedded.control import ControlServer
 from datadrill.stacks.embedded.election import LeaderElector
 from datadrill.stacks.embedded.kafka_mock import MockCluster
+from datadrill.stacks.external.kafka import ExternalKafka
 
 log = logging.getLogger("datadrill.stack")
 
@@ -59,13 +60,53 @@ class StackProcess:
         self.supervisor: Supervisor | None = None
         self.control: ControlServer | None = None
         self.catalog_uri = ""
+        self.external_kafka: ExternalKafka | None = None
         self.fault_proxy: FaultProxyServer | None = None
         self.query_service: QueryService | None = None
+        self.query_url = ""
         # Proxies the fault proxy runs in front of the stack's network paths, by name.
         self.proxies: dict[str, dict[str, str]] = {}
 
     # -- start-up ------------------------------------------------------------------------
     def start(self) -> None:
+        if self.config.external is None:
+            self._start_mock_kafka()
+        else:
+            self._start_external_kafka()
+        source_db.connect(self.paths.source_db).close()
+        if not self.paths.workload_file.exists():
+            write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
+
+        from datadrill.platform.catalog import catalog_uri, network_address
+
+        # The harness's own path to the catalog (reverts, checks); the platform's path may
+        # go through a proxy (catalog_via), so that network faults hit the platform only.
+        self.catalog_uri = catalog_uri(self.config, self.paths)
+        if self.config.external is None:
+            catalog_via = self._start_fault_proxy()
+        else:
+            self._external_fault_paths()
+            catalog_via = None
+            platform_uri = network_address(self.config.external.catalog_uri)
+            if platform_uri != network_address(self.catalog_uri):
+                catalog_via = platform_uri
+
+        # Start the platform before the catalog is ready: the processes spend their first
+        # second importing, and the sink waits for the table anyway.
+        self._start_platform(catalog_via)
+
+        from datadrill.platform.catalog import ensure_orders_table, open_stack_catalog
+
+        ensure_orders_table(
+            open_stack_catalog(self.config, self.paths, init_tables=True), self.config.catalog.table
+        )
+        self._start_queries(catalog_via)
+        self.control = ControlServer(self._routes())
+        self.control.start()
+        self._write_state()
+        self._event("stack_started", control=self.control.url)
+
+    def _start_mock_kafka(self) -> None:
         kafka = self.config.kafka
         self.cluster = MockCluster.start(brokers=kafka.brokers)
         self.cluster.set_group_initial_rebalance_delay(kafka.group_initial_rebalance_delay_ms)
@@ -79,29 +120,57 @@ class StackProcess:
             "kafka_started", bootstrap=self.cluster.bootstrap_servers, library=self.cluster.library.path
         )
 
-        source_db.connect(self.paths.source_db).close()
-        if not self.paths.workload_file.exists():
-            write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
+    def _start_external_kafka(self) -> None:
+        from datadrill.stacks.external.kafka import ContainerControl, ExternalKafka
 
-        from datadrill.platform.catalog import catalog_uri, network_address, via_address
+        external = self.config.external
+        assert external is not None
+        kafka = self.config.kafka
+        containers = ContainerControl(external.compose_project) if external.compose_project else None
+        self.external_kafka = ExternalKafka(
+            external.bootstrap_servers, toxiproxy_url=external.toxiproxy_url, containers=containers
+        )
+        self.external_kafka.create_topic(
+            kafka.topic, partitions=kafka.partitions, replication_factor=kafka.replication_factor
+        )
+        self.external_kafka.create_topic(
+            f"{kafka.topic}.dlq", partitions=1, replication_factor=kafka.replication_factor
+        )
+        self._event("kafka_attached", bootstrap=external.bootstrap_servers)
 
-        # The fault proxy (Toxiproxy's API) sits on the stack's network paths, so network
-        # faults hit the platform the way a bad link would. A SQLite catalog is a file and
-        # has no network path; a PostgreSQL catalog is reached through the "catalog" proxy.
-        self.catalog_uri = catalog_uri(self.config, self.paths)
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.external_kafka is not None:
+            return self.external_kafka.bootstrap_servers
+        assert self.cluster is not None
+        return self.cluster.bootstrap_servers
+
+    def _start_fault_proxy(self) -> str | None:
+        """datadrill's own fault proxy (Toxiproxy's API) on the stack's network paths, so
+        network faults hit the platform the way a bad link would. A SQLite catalog is a
+        file and has no network path; a PostgreSQL one is reached through "catalog"."""
+        from datadrill.platform.catalog import network_address
+
         self.fault_proxy = FaultProxyServer(allow_hosts=self.config.safety.allow_hosts)
         admin = ToxiproxyAdmin(self.fault_proxy.start())
-        catalog_via: str | None = None
         database = network_address(self.catalog_uri)
-        if database is not None:
-            catalog_via = admin.create_proxy("catalog", "127.0.0.1:0", database).listen
-            self.proxies["catalog"] = {"listen": catalog_via, "upstream": database}
-        platform_catalog_uri = via_address(self.catalog_uri, catalog_via) if catalog_via else self.catalog_uri
+        if database is None:
+            return None
+        catalog_via = admin.create_proxy("catalog", "127.0.0.1:0", database).listen
+        self.proxies["catalog"] = {"listen": catalog_via, "upstream": database}
+        return catalog_via
 
-        # Start the platform before the catalog is ready: the processes spend their first
-        # second importing, and the sink waits for the table anyway.
+    def _external_fault_paths(self) -> None:
+        """The proxies of the cluster's Toxiproxy, if it has one (kafka-N, catalog, query)."""
+        assert self.config.external is not None
+        url = self.config.external.toxiproxy_url
+        if url:
+            for name, info in ToxiproxyAdmin(url).proxies().items():
+                self.proxies[name] = {"listen": info.listen, "upstream": info.upstream}
+
+    def _start_platform(self, catalog_via: str | None) -> None:
         state_dir = str(self.paths.root.resolve())
-        bootstrap = self.cluster.bootstrap_servers
+        bootstrap = self.bootstrap_servers
         python = sys.executable
         self.supervisor = Supervisor(
             self.paths,
@@ -129,21 +198,30 @@ class StackProcess:
         self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
         self.supervisor.start_all()
 
-        from datadrill.platform.catalog import ensure_orders_table, open_catalog
+    def _start_queries(self, catalog_via: str | None) -> None:
+        """Dashboards' queries: Trino on an external cluster that has one; otherwise the
+        DuckDB query service, reached only through the "query" proxy of our fault proxy."""
+        from datadrill.platform.catalog import via_address, warehouse_location
 
-        ensure_orders_table(open_catalog(self.catalog_uri, self.paths.warehouse), self.config.catalog.table)
-        # Queries reach the engine only through the "query" proxy (see query_service).
+        external = self.config.external
+        if external is not None and external.trino_url:
+            self.query_url = external.trino_url.rstrip("/")
+            return
+        platform_uri = via_address(self.catalog_uri, catalog_via) if catalog_via else self.catalog_uri
         self.query_service = QueryService(
-            platform_catalog_uri, self.paths.warehouse, table=self.config.catalog.table
+            platform_uri,
+            warehouse_location(self.config, self.paths),
+            table=self.config.catalog.table,
+            properties=external.s3_properties() if external is not None else None,
         )
         service_address = self.query_service.start().removeprefix("http://")
+        if self.fault_proxy is None:
+            self.query_url = f"http://{service_address}"
+            return
+        admin = ToxiproxyAdmin(self.fault_proxy.url)
         query_listen = admin.create_proxy("query", "127.0.0.1:0", service_address).listen
         self.proxies["query"] = {"listen": query_listen, "upstream": service_address}
-
-        self.control = ControlServer(self._routes())
-        self.control.start()
-        self._write_state()
-        self._event("stack_started", control=self.control.url)
+        self.query_url = f"http://{query_listen}"
 
     def _create_topic(self, topic: str, partitions: int, replication_factor: int) -> None:
         assert self.cluster is not None and self.elector is not None
@@ -154,9 +232,21 @@ class StackProcess:
         ):
             self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
 
+    @property
+    def broker_addresses(self) -> dict[int, str]:
+        if self.external_kafka is not None:
+            return self.external_kafka.broker_addresses
+        assert self.cluster is not None
+        return self.cluster.broker_addresses
+
     def _write_state(self) -> None:
-        assert self.cluster is not None and self.control is not None
-        from datadrill.platform.catalog import describe_uri
+        assert self.control is not None
+        from datadrill.platform.catalog import describe_uri, warehouse_location
+
+        external = self.config.external
+        fault_proxy_url = (
+            self.fault_proxy.url if self.fault_proxy else (external.toxiproxy_url if external else "")
+        )
 
         write_json_atomic(
             self.paths.state_file,
@@ -165,31 +255,35 @@ class StackProcess:
                 "pgid": os.getpgid(0),
                 "state_dir": str(self.paths.root.resolve()),
                 "control_url": self.control.url,
-                "bootstrap_servers": self.cluster.bootstrap_servers,
-                "brokers": {str(k): v for k, v in self.cluster.broker_addresses.items()},
+                "backend": "embedded" if external is None else "external",
+                "bootstrap_servers": self.bootstrap_servers,
+                "brokers": {str(k): v for k, v in self.broker_addresses.items()},
                 "topic": self.config.kafka.topic,
                 "catalog_uri": describe_uri(self.catalog_uri),
-                "fault_proxy_url": self.fault_proxy.url if self.fault_proxy else None,
+                "fault_proxy_url": fault_proxy_url or None,
                 "proxies": self.proxies,
-                "query_url": f"http://{self.proxies['query']['listen']}",
+                "query_url": self.query_url,
+                "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
                 "table": self.config.catalog.table,
-                "warehouse": str(self.paths.warehouse.resolve()),
+                "warehouse": warehouse_location(self.config, self.paths),
                 "source_db": str(self.paths.source_db.resolve()),
                 "started_wall": self.started_wall,
-                "librdkafka": self.cluster.library.path,
+                "librdkafka": self.cluster.library.path if self.cluster else None,
             },
         )
 
     # -- running -------------------------------------------------------------------------
     def run_forever(self) -> None:
-        assert self.supervisor is not None and self.elector is not None and self.cluster is not None
+        assert self.supervisor is not None
         while not self.stop_requested.wait(0.05):
-            with self._lock:
-                for move in self.elector.due_moves():
-                    self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
-                    self._event(
-                        "leader_elected", topic=move.topic, partition=move.partition, leader=move.leader
-                    )
+            # Only the mock cluster needs us to elect leaders; real brokers elect their own.
+            if self.elector is not None and self.cluster is not None:
+                with self._lock:
+                    for move in self.elector.due_moves():
+                        self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
+                        self._event(
+                            "leader_elected", topic=move.topic, partition=move.partition, leader=move.leader
+                        )
             self.supervisor.poll()
 
     def shutdown(self) -> None:
@@ -204,6 +298,8 @@ class StackProcess:
             self.fault_proxy.stop()
         if self.cluster is not None:
             self.cluster.close()
+        if self.external_kafka is not None:
+            self.external_kafka.close()
         self.paths.state_file.unlink(missing_ok=True)
         self._event("stack_stopped")
 
@@ -232,8 +328,16 @@ class StackProcess:
             ("POST", "/shutdown", self._h_shutdown),
         ]
 
+    def _mock(self, what: str) -> MockCluster:
+        """The mock cluster, for faults that only it can inject."""
+        if self.external_kafka is not None:
+            raise self.external_kafka.unsupported(what)
+        assert self.cluster is not None
+        return self.cluster
+
     def _leaders(self) -> dict[str, Any]:
-        assert self.elector is not None
+        if self.elector is None:
+            raise ControlError("leaders are tracked for the mock cluster only; ask the real cluster")
         return {
             "leaders": [
                 {"topic": t, "partition": p, "leader": leader}
@@ -247,13 +351,21 @@ class StackProcess:
         partitions = int(body.get("partitions", 1))
         rf = int(body.get("replication_factor", min(3, self.config.kafka.brokers)))
         with self._lock:
-            self._create_topic(name, partitions, rf)
+            if self.external_kafka is not None:
+                self.external_kafka.create_topic(name, partitions=partitions, replication_factor=rf)
+            else:
+                self._create_topic(name, partitions, rf)
         self._event("topic_created", topic=name, partitions=partitions, replication_factor=rf)
         return {"topic": name, "partitions": partitions, "replication_factor": rf}
 
     def _h_broker_down(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None and self.elector is not None
         broker = int(params["broker"])
+        if self.external_kafka is not None:
+            self.external_kafka.broker_down(broker)
+            how = self.external_kafka.how_brokers_fail()
+            self._event("broker_down", broker=broker, how=how)
+            return {"broker": broker, "up": False, "how": how}
+        assert self.cluster is not None and self.elector is not None
         with self._lock:
             self.cluster.broker_down(broker)
             self.elector.broker_down(broker)
@@ -261,8 +373,12 @@ class StackProcess:
         return {"broker": broker, "up": False, "election_delay_s": self.elector.delay_s}
 
     def _h_broker_up(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None and self.elector is not None
         broker = int(params["broker"])
+        if self.external_kafka is not None:
+            self.external_kafka.broker_up(broker)
+            self._event("broker_up", broker=broker)
+            return {"broker": broker, "up": True}
+        assert self.cluster is not None and self.elector is not None
         with self._lock:
             self.cluster.broker_up(broker)
             for move in self.elector.broker_up(broker):
@@ -271,43 +387,45 @@ class StackProcess:
         return {"broker": broker, "up": True}
 
     def _h_rtt(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None
         broker, rtt = int(params["broker"]), int(body["rtt_ms"])
         if rtt < 0:
             raise ControlError(f"rtt_ms must be >= 0, got {rtt}")
-        self.cluster.set_broker_rtt(broker, rtt)
+        if self.external_kafka is not None:
+            self.external_kafka.set_broker_rtt(broker, rtt)
+        else:
+            assert self.cluster is not None
+            self.cluster.set_broker_rtt(broker, rtt)
         self._event("broker_rtt", broker=broker, rtt_ms=rtt)
         return {"broker": broker, "rtt_ms": rtt}
 
     def _h_push_errors(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None
+        cluster = self._mock("queued Kafka request errors")
         api_key = int(body["api_key"])
         errors = [int(e) for e in body["errors"]]
         broker = body.get("broker_id")
         if broker is None:
-            self.cluster.push_request_errors(api_key, errors)
+            cluster.push_request_errors(api_key, errors)
         else:
             rtts = [int(r) for r in body.get("rtts_ms", [0] * len(errors))]
             if len(rtts) != len(errors):
                 raise ControlError("rtts_ms must have one entry per error")
-            self.cluster.push_broker_request_errors(
-                int(broker), api_key, list(zip(errors, rtts, strict=True))
-            )
+            cluster.push_broker_request_errors(int(broker), api_key, list(zip(errors, rtts, strict=True)))
         self._event("request_errors_pushed", api_key=api_key, errors=errors, broker=broker)
         return {"api_key": api_key, "count": len(errors)}
 
     def _h_clear_errors(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None
+        cluster = self._mock("queued Kafka request errors")
         api_key = int(params["api_key"])
-        self.cluster.clear_request_errors(api_key)
+        cluster.clear_request_errors(api_key)
         self._event("request_errors_cleared", api_key=api_key)
         return {"api_key": api_key, "cleared": True}
 
     def _h_leader(self, params: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-        assert self.cluster is not None and self.elector is not None
+        cluster = self._mock("moving a partition leader by hand")
+        assert self.elector is not None
         topic, partition, broker = str(body["topic"]), int(body["partition"]), int(body["broker_id"])
         with self._lock:
-            self.cluster.set_partition_leader(topic, partition, broker)
+            cluster.set_partition_leader(topic, partition, broker)
             self.elector.record_leader(topic, partition, broker)
         self._event("leader_moved", topic=topic, partition=partition, leader=broker)
         return {"topic": topic, "partition": partition, "leader": broker}
@@ -351,11 +469,12 @@ class StackProcess:
 
     # -- status --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        assert self.cluster is not None and self.elector is not None and self.supervisor is not None
+        assert self.supervisor is not None
         components: list[dict[str, Any]] = []
         components.extend(self._kafka_status())
         components.extend(self._catalog_status())
-        components.append(self._fault_proxy_status())
+        if self.fault_proxy is not None or self.proxies:
+            components.append(self._fault_proxy_status())
         components.append(self._source_status())
         components.extend(self._process_status())
         assert self.control is not None
@@ -375,25 +494,29 @@ class StackProcess:
         }
 
     def _kafka_status(self) -> list[dict[str, Any]]:
-        assert self.cluster is not None and self.elector is not None
         from confluent_kafka.admin import AdminClient
 
-        leaders = self.elector.leaders()
+        leaders = self.elector.leaders() if self.elector is not None else {}
         topic = self.config.kafka.topic
         out = []
         try:
-            metadata = AdminClient({"bootstrap.servers": self.cluster.bootstrap_servers}).list_topics(
-                timeout=3
-            )
+            metadata = AdminClient({"bootstrap.servers": self.bootstrap_servers}).list_topics(timeout=3)
             seen = len(metadata.brokers)
             partitions = len(metadata.topics[topic].partitions) if topic in metadata.topics else 0
             ok = partitions == self.config.kafka.partitions
             detail = f"{seen} brokers in metadata, {topic}: {partitions} partitions"
         except Exception as exc:  # noqa: BLE001 - any failure is reported as unhealthy
             ok, detail = False, f"metadata request failed: {exc}"
-        out.append(
-            {"name": "kafka", "endpoint": self.cluster.bootstrap_servers, "healthy": ok, "detail": detail}
-        )
+        out.append({"name": "kafka", "endpoint": self.bootstrap_servers, "healthy": ok, "detail": detail})
+        if self.external_kafka is not None:
+            for broker, address in self.broker_addresses.items():
+                up = self.external_kafka.is_up(broker)
+                detail = f"{'up' if up else 'DOWN'}; broker loss: {self.external_kafka.how_brokers_fail()}"
+                out.append(
+                    {"name": f"kafka-broker-{broker}", "endpoint": address, "healthy": up, "detail": detail}
+                )
+            return out
+        assert self.cluster is not None and self.elector is not None
         for broker, address in self.cluster.broker_addresses.items():
             up = self.elector.is_up(broker)
             led = sum(1 for leader in leaders.values() if leader == broker)
@@ -408,14 +531,13 @@ class StackProcess:
         return out
 
     def _catalog_status(self) -> list[dict[str, Any]]:
-        from datadrill.platform.catalog import describe_uri, open_catalog
+        from datadrill.platform.catalog import describe_uri, open_stack_catalog
 
-        assert self.query_service is not None
         table = self.config.catalog.table
         catalog_entry: dict[str, Any] = {"name": "catalog", "endpoint": describe_uri(self.catalog_uri)}
-        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": self.query_service.url}
+        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": self.query_url}
         try:
-            catalog = open_catalog(self.catalog_uri, self.paths.warehouse)
+            catalog = open_stack_catalog(self.config, self.paths)
             loaded = catalog.load_table(table)
             snapshot = loaded.current_snapshot()
             catalog_entry.update(
@@ -425,6 +547,8 @@ class StackProcess:
             catalog_entry.update(healthy=False, detail=f"cannot load {table}: {exc}")
             query_entry.update(healthy=False, detail="catalog unavailable")
             return [catalog_entry, query_entry]
+        if self.query_service is None:
+            return [catalog_entry, self._trino_status(query_entry)]
         try:
             # Straight to the service, not through its proxy: a network fault on the query
             # path is the drill's business, not a sign that the stack is broken.
@@ -437,11 +561,30 @@ class StackProcess:
             query_entry.update(healthy=False, detail=str(exc))
         return [catalog_entry, query_entry]
 
-    def _fault_proxy_status(self) -> dict[str, Any]:
-        assert self.fault_proxy is not None
-        entry: dict[str, Any] = {"name": "fault-proxy", "endpoint": self.fault_proxy.url}
+    def _trino_status(self, entry: dict[str, Any]) -> dict[str, Any]:
+        from datadrill.stacks.compose.trino_engine import TrinoQueryEngine
+
+        table = self.config.catalog.table
+        engine = TrinoQueryEngine.from_url(self.query_url, timeout_s=10)
         try:
-            proxies = ToxiproxyAdmin(self.fault_proxy.url).proxies()
+            rows = engine.rows(f"SELECT count(*) FROM {table}")
+            entry.update(healthy=True, detail=f"trino, {table}: {rows[0][0]} rows")
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            entry.update(healthy=False, detail=f"trino: {exc}")
+        finally:
+            engine.close()
+        return entry
+
+    def _fault_proxy_status(self) -> dict[str, Any]:
+        external = self.config.external
+        url = (
+            self.fault_proxy.url
+            if self.fault_proxy is not None
+            else (external.toxiproxy_url if external else "")
+        )
+        entry: dict[str, Any] = {"name": "fault-proxy", "endpoint": url}
+        try:
+            proxies = ToxiproxyAdmin(url).proxies()
         except Exception as exc:  # noqa: BLE001 - reported as unhealthy
             entry.update(healthy=False, detail=f"Toxiproxy API failed: {exc}")
             return entry

@@ -1,0 +1,164 @@
+"""A real Kafka cluster, as the stack process sees it: topics through the admin API,
+broker faults through the broker's container or its Toxiproxy proxy.
+
+Broker N (1-based) is the Nth address of ``bootstrap_servers``; on the compose stack that
+is the proxy ``kafka-N`` its broker advertises. Real brokers elect leaders themselves, so
+the faults librdkafka's mock cluster offers beyond loss and latency (queued request
+errors, moving a leader by hand) are refused with a reason.
+
+Example::
+
+    kafka = ExternalKafka("127.0.0.1:19091,127.0.0.1:19092", toxiproxy_url="http://127.0.0.1:8474")
+    kafka.create_topic("orders", partitions=6, replication_factor=2)
+    kafka.broker_down(2)      # proxy kafka-2 disabled (or its container killed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from datadrill.errors import ControlError
+
+RTT_TOXIC = "datadrill-broker-rtt"
+
+
+@dataclass
+class ContainerControl:
+    """The containers of one compose project, by service name (docker SDK)."""
+
+    project: str
+    _client: Any = field(default=None, repr=False)
+
+    def _container(self, service: str) -> Any:
+        import docker
+
+        if self._client is None:
+            self._client = docker.from_env(timeout=30, version="1.41")
+        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+        found = self._client.containers.list(all=True, filters={"label": labels})
+        if not found:
+            raise ControlError(f"no container of service {service!r} in compose project {self.project!r}")
+        return found[0]
+
+    def kill(self, service: str) -> None:
+        self._container(service).kill()
+
+    def start(self, service: str) -> None:
+        self._container(service).start()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class ExternalKafka:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        toxiproxy_url: str = "",
+        containers: ContainerControl | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._addresses = [a.strip() for a in bootstrap_servers.split(",") if a.strip()]
+        self._toxiproxy_url = toxiproxy_url
+        self._containers = containers
+        self._down: set[int] = set()
+
+    @property
+    def broker_addresses(self) -> dict[int, str]:
+        return {n: address for n, address in enumerate(self._addresses, start=1)}
+
+    @property
+    def broker_ids(self) -> list[int]:
+        return list(self.broker_addresses)
+
+    def is_up(self, broker: int) -> bool:
+        return broker not in self._down
+
+    def how_brokers_fail(self) -> str:
+        if self._containers is not None:
+            return f"container kill (compose project {self._containers.project})"
+        if self._toxiproxy_url:
+            return "Toxiproxy proxy kafka-N disabled"
+        return "not possible (no compose project, no Toxiproxy)"
+
+    def _check_broker(self, broker: int) -> None:
+        if broker not in self.broker_addresses:
+            raise ControlError(f"no broker {broker}: this cluster has brokers 1..{len(self._addresses)}")
+
+    def _admin_proxy(self) -> Any:
+        from datadrill.netfaults import ToxiproxyAdmin
+
+        if not self._toxiproxy_url:
+            raise ControlError(
+                "this fault needs Toxiproxy in front of the brokers: set external.toxiproxy_url"
+            )
+        return ToxiproxyAdmin(self._toxiproxy_url)
+
+    # -- topics ----------------------------------------------------------------------------
+    def create_topic(self, name: str, *, partitions: int, replication_factor: int) -> None:
+        """Create ``name`` unless it exists (a re-used cluster keeps its topics)."""
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.cimpl import NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        try:
+            existing = admin.list_topics(timeout=30).topics
+        except KafkaException as exc:
+            raise ControlError(f"cannot read the cluster's metadata: {exc.args[0].str()}") from None
+        if name in existing and existing[name].error is None:
+            return
+        rf = min(replication_factor, len(self._addresses))
+        future = admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name]
+        try:
+            future.result(timeout=60)
+        except TimeoutError:
+            raise ControlError(f"the cluster did not create topic {name} within 60 s") from None
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ControlError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+
+    # -- broker faults ---------------------------------------------------------------------
+    def broker_down(self, broker: int) -> None:
+        self._check_broker(broker)
+        if self._containers is not None:
+            self._containers.kill(f"kafka-{broker}")
+        else:
+            self._admin_proxy().disable(f"kafka-{broker}")
+        self._down.add(broker)
+
+    def broker_up(self, broker: int) -> None:
+        self._check_broker(broker)
+        if self._containers is not None:
+            self._containers.start(f"kafka-{broker}")
+        else:
+            self._admin_proxy().enable(f"kafka-{broker}")
+        self._down.discard(broker)
+
+    def set_broker_rtt(self, broker: int, rtt_ms: int) -> None:
+        """Latency on the broker's proxy (``-1``: every broker); 0 removes it."""
+        from datadrill.netfaults import ToxicNotFound
+
+        admin = self._admin_proxy()
+        targets = self.broker_ids if broker == -1 else [broker]
+        for target in targets:
+            self._check_broker(target)
+            proxy = f"kafka-{target}"
+            with contextlib.suppress(ToxicNotFound):
+                admin.remove_toxic(proxy, RTT_TOXIC)
+            if rtt_ms > 0:
+                admin.add_toxic(proxy, "latency", "downstream", name=RTT_TOXIC, latency=rtt_ms)
+
+    def unsupported(self, what: str) -> ControlError:
+        return ControlError(
+            f"{what} is a fault of librdkafka's mock cluster; a real cluster elects its own "
+            "leaders and answers requests itself, so it is not available on this stack"
+        )
+
+    def close(self) -> None:
+        if self._containers is not None:
+            self._containers.close()
