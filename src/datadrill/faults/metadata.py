@@ -7,7 +7,6 @@ quarantine), so reverting always works, even when no recovery step ran.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -17,10 +16,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError
 
 from datadrill.faults.base import DrillContext, RevertData
 from datadrill.model.faults import CatalogOutage, DeleteCatalogEntry, DeleteMetadataFiles, HideTable
-
-
-def _local(location: str) -> Path:
-    return Path(location.removeprefix("file://"))
+from datadrill.platform.warehouse import Warehouse
 
 
 def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
@@ -31,16 +27,6 @@ def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
         return any(t == (namespace, name) for t in catalog.list_tables(namespace))
     except NoSuchNamespaceError:
         return False
-
-
-def metadata_files(metadata_dir: Path) -> list[Path]:
-    """``*.metadata.json`` files, oldest first (their names start with a version number)."""
-
-    def version(path: Path) -> int:
-        head = path.name.split("-", 1)[0]
-        return int(head) if head.isdigit() else -1
-
-    return sorted(metadata_dir.glob("*.metadata.json"), key=lambda p: (version(p), p.stat().st_mtime))
 
 
 class CatalogEntryFault:
@@ -74,44 +60,51 @@ class CatalogEntryFault:
 
 
 class MetadataFilesFault:
-    """Move the table's ``*.metadata.json`` files into the run's quarantine: to readers
-    they are gone; to a revert they are one rename away."""
+    """Move the table's ``*.metadata.json`` files (local or in object storage) into the
+    run's quarantine: to readers they are gone; a revert writes them back."""
 
     kind = "metadata.files"
     spec_type = DeleteMetadataFiles
 
     def prepare(self, spec: DeleteMetadataFiles, context: DrillContext) -> RevertData:
         table = context.stack.catalog().load_table(spec.table)
-        metadata_dir = _local(table.metadata_location).parent
-        files = metadata_files(metadata_dir)
+        metadata_dir = Warehouse.parent(table.metadata_location)
+        files = context.stack.warehouse().metadata_files(metadata_dir)
         doomed = files[: len(files) - spec.keep_newest] if spec.keep_newest else files
         aside = context.quarantine / "metadata" / spec.table
         return {
             "table": spec.table,
-            "metadata_dir": str(metadata_dir),
+            "metadata_dir": metadata_dir,
             "quarantine": str(aside),
-            "files": [p.name for p in doomed],
+            "files": [f.name for f in doomed],
         }
 
     def apply(self, spec: DeleteMetadataFiles, context: DrillContext, data: RevertData) -> RevertData:
+        warehouse = context.stack.warehouse()
         aside = Path(data["quarantine"])
         aside.mkdir(parents=True, exist_ok=True)
         moved = []
         for name in data["files"]:
-            with contextlib.suppress(FileNotFoundError):  # expired by a concurrent commit
-                shutil.move(Path(data["metadata_dir"]) / name, aside / name)
+            location = Warehouse.join(data["metadata_dir"], name)
+            if not warehouse.exists(location):
+                continue  # expired by a concurrent commit
+            with contextlib.suppress(FileNotFoundError):  # ... or just now
+                # Kept aside before it is deleted: the ledger's revert must find it.
+                (aside / name).write_bytes(warehouse.read_bytes(location))
+                warehouse.delete(location)
                 moved.append(name)
         return {"moved": moved}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        aside, home = Path(data["quarantine"]), Path(data["metadata_dir"])
+        warehouse = context.stack.warehouse()
+        aside = Path(data["quarantine"])
         restored = 0
         moved: list[str] = list(data["moved"] if "moved" in data else data["files"])
         for name in moved:
-            kept, original = aside / name, home / name
-            if kept.exists() and not original.exists():
-                home.mkdir(parents=True, exist_ok=True)
-                shutil.move(kept, original)
+            kept, original = aside / name, Warehouse.join(data["metadata_dir"], name)
+            if kept.exists() and not warehouse.exists(original):
+                warehouse.write_bytes(original, kept.read_bytes())
+                kept.unlink()
                 restored += 1
         return f"put {restored} of {len(moved)} metadata files back"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ class CatalogBackup:
 
     @property
     def metadata_copy_name(self) -> str:
-        return Path(self.metadata_location.removeprefix("file://")).name
+        return self.metadata_location.rsplit("/", 1)[-1]
 
 
 def backup_dir(context: DrillContext, name: str) -> Path:
@@ -58,7 +57,9 @@ def take_backup(context: DrillContext, name: str, identifier: str) -> CatalogBac
     )
     target = backup_dir(context, name)
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(backup.metadata_location.removeprefix("file://")), target / backup.metadata_copy_name)
+    # The file may be local or in object storage; the copy is kept with the run.
+    data = context.stack.warehouse().read_bytes(backup.metadata_location)
+    (target / backup.metadata_copy_name).write_bytes(data)
     (target / "backup.json").write_text(json.dumps(backup.__dict__, indent=2), encoding="utf-8")
     return backup
 
@@ -76,10 +77,10 @@ def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
     """Point the catalog at the backup's metadata file (putting the file back if it was
     deleted). Whatever the catalog held for the table before is replaced."""
     backup = load_backup(context, name)
-    original = Path(backup.metadata_location.removeprefix("file://"))
-    if not original.exists():
-        original.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(backup_dir(context, name) / backup.metadata_copy_name, original)
+    warehouse = context.stack.warehouse()
+    if not warehouse.exists(backup.metadata_location):
+        copy = backup_dir(context, name) / backup.metadata_copy_name
+        warehouse.write_bytes(backup.metadata_location, copy.read_bytes())
     catalog = context.stack.catalog()
     namespace = backup.identifier.split(".", 1)[0]
     if not catalog.namespace_exists(namespace):

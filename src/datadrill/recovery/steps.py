@@ -41,8 +41,8 @@ def run_step(step: steps.Step, context: DrillContext) -> StepResult:
     elif isinstance(step, steps.ReregisterFromMetadata):
         from datadrill.recovery.reregister import reregister
 
-        path = reregister(context, step.table)
-        return StepResult(f"{step.table} registered from {path.name}")
+        location = reregister(context, step.table)
+        return StepResult(f"{step.table} registered from {location.rsplit('/', 1)[-1]}")
     elif isinstance(step, steps.ReplayKafka):
         from datadrill.recovery.replay import replay_kafka
 

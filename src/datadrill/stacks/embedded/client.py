@@ -20,9 +20,10 @@ from pyiceberg.catalog.sql import SqlCatalog
 from datadrill.config import StackConfig, read_running_config
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
-from datadrill.platform.catalog import catalog_uri, open_stack_catalog
+from datadrill.platform.catalog import catalog_uri, open_stack_catalog, warehouse_location
 from datadrill.platform.query import QueryEngine
 from datadrill.platform.query_service import RemoteQueryEngine
+from datadrill.platform.warehouse import Warehouse
 from datadrill.probes.base import MartQueries
 from datadrill.stacks.embedded.control import ControlClient
 from datadrill.stacks.embedded.manager import require_state
@@ -63,6 +64,13 @@ class EmbeddedStack:
 
     def catalog(self) -> SqlCatalog:
         return open_stack_catalog(self.config, self.paths)
+
+    def warehouse(self) -> Warehouse:
+        """The table files' storage (the state directory, or an external cluster's bucket)."""
+        external = self.config.external
+        return Warehouse(
+            warehouse_location(self.config, self.paths), external.s3_properties() if external else None
+        )
 
     def query_engine(self) -> QueryEngine:
         return QueryEngine(self.catalog(), default_tables=(self.table,))
