@@ -141,6 +141,12 @@ class ExternalConfig(_Section):
         "datadrill serves queries itself with DuckDB over the catalog",
     )
     toxiproxy_url: str = Field("", description="http://HOST:PORT of a Toxiproxy API in front of it, if any")
+    schema_registry_url: str = Field(
+        "",
+        pattern=r"^(https?://[^/:]+(:\d+)?/?)?$",
+        description="http(s)://HOST:PORT of a Confluent Schema Registry: the relay registers its writer "
+        "schemas there and frames values in its wire format; empty: ids in message headers",
+    )
     warehouse: str = Field(
         "",
         pattern=r"^(s3://[a-z0-9][a-z0-9.-]*(/.*)?)?$",
@@ -220,7 +226,7 @@ class StackConfig(_Section):
                     check_host(
                         make_url(uri).host or "localhost", allow_hosts=allowed, what=f"external.{what}"
                     )
-            for what in ("trino_url", "toxiproxy_url", "s3_endpoint"):
+            for what in ("trino_url", "toxiproxy_url", "s3_endpoint", "schema_registry_url"):
                 url = getattr(external, what)
                 if url:
                     check_host(

@@ -224,6 +224,12 @@ def drift_record(record: dict[str, Any], drift: str) -> dict[str, Any]:
     return drifted
 
 
+def known_contracts() -> list[Contract]:
+    """Every writer schema datadrill ships: the contract in each format and every drift."""
+    shipped = [load_contract(name, version, fmt) for name, version, fmt in _SCHEMA_IDS]
+    return shipped + [load_drifted_writer(drift) for drift in DRIFTS]
+
+
 def contract_for_headers(headers: list[tuple[str, bytes]] | None) -> Contract:
     """The contract a message was written with, from its headers."""
     values = {k: v for k, v in headers or []}

@@ -27,6 +27,7 @@ from datadrill.platform.contracts import (
     load_contract,
     load_drifted_writer,
 )
+from datadrill.platform.registry import schema_ids
 from datadrill.platform.source_db import OutboxEvent, connect, mark_published, pending_events
 
 log = logging.getLogger("datadrill.relay")
@@ -63,7 +64,8 @@ class _Delivery:
 def run(paths: StatePaths, *, bootstrap: str) -> None:
     config = read_running_config(paths)
     component = Component("relay", paths)
-    contract: Contract = load_contract("orders", 1, config.contract.format)
+    ids = schema_ids(config)
+    contract: Contract = ids.writer(load_contract("orders", 1, config.contract.format))
     db = connect(paths.source_db)
     producer = Producer(
         {
@@ -94,7 +96,19 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
             continue
         delivery = _Delivery()
         drift, enforce = writer_settings(paths)
-        writer = contract if drift is None else load_drifted_writer(drift)
+        try:
+            writer = contract if drift is None else ids.writer(load_drifted_writer(drift))
+        except ContractViolation as exc:
+            # The registry refused or is unreachable: nothing is published until it answers.
+            last_error = str(exc)
+            component.heartbeat(
+                {
+                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
+                    "dead_lettered": dead_lettered,
+                }
+            )
+            time.sleep(1.0)
+            continue
         for index, event in enumerate(events):
             record = event_record(event)
             if drift is not None:
@@ -105,11 +119,8 @@ def run(paths: StatePaths, *, bootstrap: str) -> None:
                 # Every record of a batch has the same shape (one writer, typed outbox columns):
                 # the full contract check runs on the first; fastavro type-checks the rest.
                 check = index == 0
-                value = (
-                    contract.encode(record, validate=check)
-                    if enforce
-                    else writer.encode(record, validate=check)
-                )
+                used = contract if enforce else writer
+                value = ids.frame(used, used.encode(record, validate=check))
                 target, message_headers = topic, (headers if enforce else writer.headers)
             except ContractViolation as exc:
                 rejected += 1

@@ -42,6 +42,7 @@ from datadrill.platform.catalog import (
 from datadrill.platform.component import Component
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
 from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers
+from datadrill.platform.registry import SchemaIds, schema_ids
 
 log = logging.getLogger("datadrill.sink")
 
@@ -92,9 +93,18 @@ class EventDecoder:
     duplicate.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ids: SchemaIds | None = None) -> None:
         self._contracts: dict[bytes, Contract] = {}
+        self._ids = ids
         self.last_error = ""
+
+    def _decode(self, msg: Message) -> dict[str, Any]:
+        value = msg.value() or b""
+        if self._ids is not None and self._ids.framed:
+            # Schema Registry wire format: the id is in the value's first five bytes.
+            contract, payload = self._ids.unframe(value, header_id=None)
+            return contract.decode(payload)
+        return self._contract(msg).decode(value)
 
     def _contract(self, msg: Message) -> Contract:
         # Hot path: find the schema id without normalising every header of every message.
@@ -120,7 +130,7 @@ class EventDecoder:
         batch.messages += 1
         batch.offsets[partition] = offset + 1
         try:
-            record = self._contract(msg).decode(msg.value() or b"")
+            record = self._decode(msg)
         except ContractViolation as exc:
             self.last_error = f"{msg.topic()}[{partition}]@{offset}: {exc}"
             return "rejected"
@@ -188,7 +198,7 @@ class Sink:
             log.warning("sink.guarantee = offsets_first: this sink loses rows when it crashes mid-commit")
         self.offsets: dict[int, int] = {}
         self.max_ids: dict[int, int] = {}
-        self.decoder = EventDecoder()
+        self.decoder = EventDecoder(schema_ids(config))
         self.table: Table | None = None
 
     # -- state -------------------------------------------------------------------------

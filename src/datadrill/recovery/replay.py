@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from datadrill.faults.base import DrillContext
 from datadrill.model.recovery import ReplayKafka
 from datadrill.platform.catalog import sink_state
+from datadrill.platform.registry import SchemaIds, schema_ids
 from datadrill.platform.sink import Batch, EventDecoder, snapshot_properties
 
 
@@ -50,6 +51,7 @@ def _worker(
     batch_rows: int,
     out: queue.Queue[object],
     deadline: float,
+    ids: SchemaIds,
 ) -> tuple[int, int]:
     consumer = Consumer(
         {
@@ -60,7 +62,7 @@ def _worker(
             "client.id": "datadrill-replay",
         }
     )
-    decoder = EventDecoder()
+    decoder = EventDecoder(ids)
     messages = duplicates = 0
     remaining = {p for p in starts if starts[p] < ends[p]}
     consumer.assign([TopicPartition(topic, p, starts[p]) for p in remaining])
@@ -127,6 +129,8 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
     deadline = started + timeout_s
     rows = commits = 0
     committed_offsets, committed_ids = dict(offsets), dict(max_ids)
+    # One registry client for every worker (it caches the schemas it has fetched).
+    ids = schema_ids(stack.config)
     with ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="replay") as pool:
         futures = [
             pool.submit(
@@ -139,6 +143,7 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
                 step.batch_rows,
                 out,
                 deadline,
+                ids,
             )
             for share in shares
         ]

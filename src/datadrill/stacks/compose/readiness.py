@@ -84,7 +84,33 @@ def check_all(settings: Any) -> list[Readiness]:
     # An external cluster without Trino is queried by datadrill's own DuckDB service.
     if settings.trino_url:
         checks.append(_check_trino(settings))
+    if getattr(settings, "schema_registry_url", ""):
+        checks.append(_check_schema_registry(settings.schema_registry_url))
     return checks
+
+
+def schema_registry_readiness(status: int | None, body: object) -> Readiness:
+    """A registry is ready when ``GET /subjects`` answers 200 with a JSON list (it has
+    read its schemas topic; before that it answers 5xx or not at all)."""
+    if status is None:
+        return Readiness("schema-registry", False, "no answer")
+    if status != 200 or not isinstance(body, list):
+        return Readiness("schema-registry", False, f"GET /subjects answered HTTP {status}")
+    return Readiness("schema-registry", True, f"{len(body)} subjects")
+
+
+def _check_schema_registry(url: str) -> Readiness:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=5) as response:  # noqa: S310
+            return schema_registry_readiness(response.status, json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        return schema_registry_readiness(exc.code, None)
+    except (OSError, ValueError):
+        return schema_registry_readiness(None, None)
 
 
 def _check_kafka(settings: Any) -> Readiness:

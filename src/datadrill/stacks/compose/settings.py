@@ -81,6 +81,7 @@ class ComposeSettings(BaseModel):
             "direct_catalog_uri": self.direct_catalog_uri,
             "trino_url": self.trino_url,
             "toxiproxy_url": self.toxiproxy_url,
+            "schema_registry_url": self.schema_registry_url,
             "warehouse": f"s3://{self.bucket}",
             "s3_endpoint": self.s3_endpoint,
             "s3_access_key_id": self.s3_access_key,
@@ -95,6 +96,10 @@ class ComposeSettings(BaseModel):
     @property
     def trino_host_port(self) -> tuple[str, int]:
         return "127.0.0.1", self.trino_proxy_port
+
+    @property
+    def schema_registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.schema_registry_port}"
 
     @property
     def toxiproxy_url(self) -> str:
