@@ -92,3 +92,31 @@ def test_failures_are_failed_queries_and_the_connection_is_dropped() -> None:
     with pytest.raises(QueryFailed):
         engine.rows("SELECT count(*) FROM dwh.orders")
     assert len(attempts) == 3  # a connection that failed a query is not reused
+
+
+def test_freshness_on_trino_uses_trinos_functions(tmp_path: Any) -> None:
+    import time
+
+    from datadrill.engine.clock import MonotonicClock
+    from datadrill.model import slo
+    from datadrill.probes.base import ProbeEnv
+    from datadrill.probes.sli import FreshnessProbe
+
+    now_us = int(time.time() * 1e6)
+    connection = _Connection([[now_us - 2_000_000]])
+    engine = TrinoQueryEngine(host="127.0.0.1", port=1, connect=lambda **_: connection)
+    env = ProbeEnv(
+        clock=MonotonicClock(),
+        bootstrap_servers="127.0.0.1:1",
+        query_engine=lambda: None,  # type: ignore[arg-type,return-value]
+        mart_queries=lambda timeout_s: engine,
+        source_db=lambda: None,  # type: ignore[arg-type,return-value]
+        heartbeat_dir=tmp_path,
+        events_file=tmp_path / "events.jsonl",
+    )
+    sample = FreshnessProbe(slo.Freshness(max_age_s=10), env).measure()
+    assert sample.good and sample.value is not None and 1.5 < sample.value < 10
+    ((statement, _),) = connection.cursor_obj.executed
+    assert statement == (
+        "SELECT CAST(to_unixtime(max(created_at)) * 1000000 AS bigint) FROM iceberg.dwh.orders"
+    )

@@ -116,6 +116,8 @@ class RemoteQueryEngine:
     error from the engine, a refused or reset connection, a timeout) is a QueryFailed that
     says which it was, since that is what a probe reports."""
 
+    dialect = "duckdb"
+
     def __init__(self, url: str, *, timeout_s: float = 2.0) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname or parts.port is None:

@@ -28,6 +28,8 @@ class Sample:
 class MartQueries(Protocol):
     """A client on the dashboards' query path: datadrill's query service or Trino."""
 
+    dialect: str  # "duckdb" or "trino": the few functions that differ (see probes.sli)
+
     def rows(
         self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
     ) -> list[tuple[Any, ...]]: ...

@@ -39,6 +39,13 @@ class _MartQueryProbe:
             self._engine = None
 
 
+def epoch_us(dialect: str, expr: str) -> str:
+    """SQL for microseconds since the epoch of a timestamp with time zone."""
+    if dialect == "trino":
+        return f"CAST(to_unixtime({expr}) * 1000000 AS bigint)"
+    return f"epoch_us({expr})"
+
+
 class FreshnessProbe(_MartQueryProbe):
     """now − max(event time) as a mart query sees it."""
 
@@ -49,9 +56,9 @@ class FreshnessProbe(_MartQueryProbe):
     def measure(self) -> Sample:
         target = self.sli.target
         try:
+            newest = f"max({target.event_time_column})"
             rows = self.engine.rows(
-                f"SELECT epoch_us(max({target.event_time_column})) FROM {target.table}",
-                tables=(target.table,),
+                f"SELECT {epoch_us(self.engine.dialect, newest)} FROM {target.table}", tables=(target.table,)
             )
         except DrillError as exc:
             return Sample(None, False, _short(exc))

@@ -40,6 +40,8 @@ def _trino_connect(**settings: Any) -> Any:
 class TrinoQueryEngine:
     """One Trino connection (through its Toxiproxy proxy on the compose stack)."""
 
+    dialect = "trino"
+
     def __init__(
         self,
         *,
