@@ -81,6 +81,10 @@ def stack_up_cmd(
     from datadrill.stacks.backends import bring_up, check_backend, stack_config
 
     check_backend(backend, "--backend")
+    if backend == "compose":
+        from datadrill.stacks.compose.backend import require_docker
+
+        require_docker("--backend")
     overrides: dict[str, object] = {}
     for key, value in (
         ("workload.rate", rate),

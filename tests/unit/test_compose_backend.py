@@ -174,9 +174,10 @@ def test_kafka_and_catalog_readiness() -> None:
 
 @pytest.mark.skipif(docker_problem() is None, reason="a Docker engine answers here")
 def test_compose_without_an_engine_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    for args in (
-        ["run", str(REPO / "scenarios" / "calibration.py"), "--stack", "compose"],
-        ["stack", "up", "--backend", "compose"],
+    for args, flag in (
+        (["run", str(REPO / "scenarios" / "calibration.py"), "--stack", "compose"], "--stack"),
+        (["stack", "up", "--backend", "compose"], "--backend"),
+        (["stack", "down", "--backend", "compose"], "--backend"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", "datadrill.cli", *args, "--state-dir", str(tmp_path / "s")],
@@ -188,6 +189,7 @@ def test_compose_without_an_engine_is_one_line_and_exit_2(tmp_path: Path) -> Non
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Docker engine" in lines[0] and "Traceback" not in result.stderr
+        assert lines[0].startswith(f"error: {flag}: {flag} = 'compose'"), lines[0]
 
 
 EXTERNAL = {
