@@ -153,6 +153,7 @@ class ExternalConfig(_Section):
         description="where table files live: s3://BUCKET[/PATH] (MinIO, S3); empty: the state directory",
     )
     s3_endpoint: str = Field("", description="http(s)://HOST:PORT of the S3 API (MinIO); empty: AWS")
+    s3_region: str = Field("us-east-1", min_length=1)
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
     compose_project: str = Field(
@@ -185,9 +186,11 @@ class ExternalConfig(_Section):
         """pyiceberg FileIO properties for an s3:// warehouse (nothing for a local one)."""
         if not self.warehouse:
             return {}
-        properties = {"s3.path-style-access": "true", "s3.region": "us-east-1"}
+        properties = {"s3.region": self.s3_region}
         if self.s3_endpoint:
+            # An S3-compatible server (MinIO) wants bucket names in the path.
             properties["s3.endpoint"] = self.s3_endpoint
+            properties["s3.force-virtual-addressing"] = "false"
         if self.s3_access_key_id:
             properties["s3.access-key-id"] = self.s3_access_key_id
             properties["s3.secret-access-key"] = self.s3_secret_access_key

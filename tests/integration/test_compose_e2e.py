@@ -93,7 +93,7 @@ def test_the_headline_scenario_runs_on_the_compose_stack(
 def test_broker_loss_kills_the_brokers_container(compose_stack: EmbeddedStack) -> None:
     import docker
 
-    client = docker.from_env(version="1.41")
+    client = docker.from_env(version="auto")
     labels = [f"com.docker.compose.project={SETTINGS.project}", "com.docker.compose.service=kafka-2"]
 
     def status() -> str:

@@ -149,6 +149,23 @@ def test_the_headline_scenario_runs_on_an_external_cluster(
         down = run_cli("stack", "down", "--backend", "external", "--state-dir", str(state_dir), cwd=tmp_path)
         assert down.returncode == 0, down.stdout + down.stderr
 
+    # The table now holds this source's event ids; a stack with a new source database (a
+    # fresh state directory) would drop every new event as a duplicate: it is refused.
+    again = run_cli(
+        "stack",
+        "up",
+        "--backend",
+        "external",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(tmp_path / "other"),
+        cwd=tmp_path,
+    )
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "already written by another datadrill stack" in again.stderr
+    assert "Traceback" not in again.stderr
+
 
 def test_an_embedded_run_refuses_a_config_with_an_external_section(tmp_path: Path) -> None:
     config = tmp_path / "datadrill.toml"

@@ -288,7 +288,7 @@ def test_the_platform_on_compose_goes_through_the_proxies() -> None:
     # Table files go to MinIO with the keys the MinIO container was given.
     io = external.s3_properties()
     assert external.warehouse == f"s3://{settings.bucket}"
-    assert io["s3.endpoint"] == settings.s3_endpoint and io["s3.path-style-access"] == "true"
+    assert io["s3.endpoint"] == settings.s3_endpoint and io["s3.force-virtual-addressing"] == "false"
     minio_env = _document(settings)["services"]["minio"]["environment"]
     assert (io["s3.access-key-id"], io["s3.secret-access-key"]) == (
         minio_env["MINIO_ROOT_USER"],

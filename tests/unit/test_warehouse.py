@@ -55,7 +55,7 @@ def test_an_s3_warehouse_is_addressed_by_bucket_and_key_on_the_configured_endpoi
             "s3.endpoint": "http://127.0.0.1:19000",
             "s3.access-key-id": "drill",
             "s3.secret-access-key": "drilldrill",
-            "s3.path-style-access": "true",
+            "s3.force-virtual-addressing": "false",
         },
     )
     assert warehouse.location == "s3://warehouse" and not warehouse.is_local

@@ -52,6 +52,9 @@ class QueryEngine:
         # Planning a scan reads every manifest; for a table that only grew by appends since,
         # reading the new snapshots' manifests is enough (see _appended_files).
         self._resolved: dict[str, tuple[str, int | None, list[str]]] = {}
+        # identifier -> metadata location of a view registered from a pyiceberg scan (files in
+        # object storage, or deletes): scanned again only when the table changes.
+        self._scanned: dict[str, str] = {}
 
     def _resolve(self, identifier: str) -> None:
         namespace, name = identifier.split(".", 1)
@@ -59,6 +62,8 @@ class QueryEngine:
             table = self._catalog.load_table(identifier)
             cached = self._resolved.get(identifier)
             if cached is not None and cached[0] == table.metadata_location:
+                return
+            if self._scanned.get(identifier) == table.metadata_location:
                 return
             snapshot = table.current_snapshot()
             snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -71,6 +76,7 @@ class QueryEngine:
                     files = None
                 else:
                     files = [_local_path(task.file.file_path) for task in tasks]
+            scanned = table.scan().to_arrow() if files is None else None
         except NoSuchTableError as exc:
             raise QueryFailed(f"table {identifier} does not exist in the catalog: {exc}") from exc
         except FileNotFoundError as exc:
@@ -84,10 +90,13 @@ class QueryEngine:
             raise QueryFailed(f"table {identifier}: the catalog database failed: {reason}") from exc
         self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         view = f'"{namespace}"."{name}"'
-        if files is None:
-            self._register(view, table.scan().to_arrow())
+        if scanned is not None:
+            self._register(view, scanned)
             self._resolved.pop(identifier, None)
+            self._scanned[identifier] = table.metadata_location
             return
+        self._scanned.pop(identifier, None)
+        assert files is not None  # no scan: every file is local
         if files:
             # DDL cannot take parameters: the file list is inlined as quoted literals.
             listed = ", ".join(_quote(f) for f in files)

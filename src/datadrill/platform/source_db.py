@@ -122,5 +122,11 @@ def count_orders(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
 
+def last_event_id(db: sqlite3.Connection) -> int:
+    """The highest event id ever handed out (0 for a new source)."""
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def outbox_depth(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -51,7 +51,7 @@ class Warehouse:
             region=self._properties.get("s3.region", "us-east-1"),
             endpoint_override=endpoint.netloc or None,
             scheme=endpoint.scheme or "https",
-            force_virtual_addressing=self._properties.get("s3.path-style-access") != "true",
+            force_virtual_addressing=self._properties.get("s3.force-virtual-addressing") == "true",
         )
 
     def _resolve(self, location: str) -> tuple[pafs.FileSystem, str]:

@@ -97,9 +97,22 @@ def bring_up(
         from datadrill.stacks.compose.backend import ComposeBackend, require_docker
 
         require_docker()
-        ComposeBackend(compose_settings(brokers), paths.root / COMPOSE_DIR).up(
-            timeout_s=max(timeout_s, 600.0), on_progress=lambda m: progress(f"compose: {m}")
-        )
+        compose = ComposeBackend(compose_settings(brokers), paths.root / COMPOSE_DIR)
+        elsewhere = compose.running_elsewhere()
+        if elsewhere is not None:
+            raise ConfigError(
+                "--state-dir",
+                "--state-dir",
+                str(paths.root),
+                f"a compose stack (project {compose.settings.project}) already runs from {elsewhere}; "
+                f"use it with --state-dir {Path(elsewhere).parent}, or stop it there first",
+            )
+        compose.up(timeout_s=max(timeout_s, 600.0), on_progress=lambda m: progress(f"compose: {m}"))
+        # Toxiproxy is ours on the compose stack: toxics a killed run left on it (in no
+        # ledger, if that run's state directory was a throwaway) come off here.
+        from datadrill.netfaults import ToxiproxyAdmin
+
+        ToxiproxyAdmin(compose.settings.toxiproxy_url).reset()
     elif backend == "external":
         from datadrill.stacks.compose.readiness import SCHEMA_MISSING, check_all
 
@@ -116,7 +129,47 @@ def bring_up(
                 "not ready",
                 "; ".join(f"{s.service}: {s.reason}" for s in waiting),
             )
+    check_table_is_ours(paths, config)
     return stack_up(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+
+
+def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
+    """Refuse a table another stack's sink wrote on a cluster that outlived it.
+
+    The sink keeps its exactly-once state (per partition: the highest event id committed)
+    in the table's snapshots, and event ids come from this state directory's source
+    database. A table written from another source is ahead of this one: every new event
+    would look like a duplicate and be dropped, silently.
+    """
+    import contextlib
+    import sqlite3
+
+    from pyiceberg.exceptions import NoSuchTableError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from datadrill.platform import source_db
+    from datadrill.platform.catalog import open_stack_catalog, sink_state
+
+    try:
+        table = open_stack_catalog(config, paths).load_table(config.catalog.table)
+    except (NoSuchTableError, SQLAlchemyError, OSError):
+        return  # no table yet (or no catalog schema yet): the stack creates it
+    _, max_ids = sink_state(table)
+    if not max_ids:
+        return
+    ours = 0
+    if paths.source_db.exists():
+        with contextlib.closing(source_db.connect(paths.source_db)) as db, contextlib.suppress(sqlite3.Error):
+            ours = source_db.last_event_id(db)
+    if max(max_ids.values()) > ours:
+        raise ConfigError(
+            "[catalog]",
+            "table",
+            config.catalog.table,
+            f"already written by another datadrill stack (its sink is at event {max(max_ids.values())}, "
+            f"this state directory's source at {ours}); use the state directory that wrote it, or "
+            "another catalog.table and kafka.topic, or drop the table and the topic",
+        )
 
 
 def tear_down(backend: str, paths: StatePaths, *, brokers: int = 3) -> list[int]:

@@ -40,9 +40,10 @@ def _ping_docker() -> str | None:
     except ImportError as exc:  # pragma: no cover - a dependency of datadrill
         return f"the docker package is missing: {exc}"
     try:
-        # A fixed API version: "auto" asks the engine while constructing the client, and a
-        # failure there would leave the socket open with nothing to close it.
-        client = docker.from_env(timeout=3, version="1.41")
+        # "auto": engines refuse clients older than their minimum API version (1.44 on
+        # Docker 29). Asking fails here, without an engine, leaving a socket to the garbage
+        # collector: docker_problem collects it.
+        client = docker.from_env(timeout=3, version="auto")
         try:
             client.ping()
         finally:
@@ -98,6 +99,25 @@ class ComposeBackend:
                     + "; ".join(f"{s.service}: {s.reason}" for s in waiting)
                 )
             time.sleep(2)
+
+    def running_elsewhere(self) -> str | None:
+        """The directory of a compose stack of the same project started from another state
+        directory (its containers would be taken over, and torn down with this one)."""
+        import docker
+
+        client = docker.from_env(timeout=10, version="auto")
+        try:
+            containers = client.containers.list(
+                filters={"label": [f"com.docker.compose.project={self.settings.project}"]}
+            )
+        finally:
+            client.close()
+        ours = str(self.directory.resolve())
+        for container in containers:
+            where = container.labels.get("com.docker.compose.project.working_dir", "")
+            if where and where != ours:
+                return str(where)
+        return None
 
     def down(self) -> None:
         require_docker()

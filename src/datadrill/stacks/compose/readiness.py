@@ -142,7 +142,7 @@ def _check_trino(settings: Any) -> Readiness:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{settings.trino_url}/v1/info", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{settings.trino_url.rstrip('/')}/v1/info", timeout=5) as response:  # noqa: S310
             info = json.loads(response.read())
     except Exception:  # noqa: BLE001
         info = None

@@ -128,7 +128,10 @@ class StackProcess:
         kafka = self.config.kafka
         containers = ContainerControl(external.compose_project) if external.compose_project else None
         self.external_kafka = ExternalKafka(
-            external.bootstrap_servers, toxiproxy_url=external.toxiproxy_url, containers=containers
+            external.bootstrap_servers,
+            brokers=external.brokers,
+            toxiproxy_url=external.toxiproxy_url,
+            containers=containers,
         )
         self.external_kafka.create_topic(
             kafka.topic, partitions=kafka.partitions, replication_factor=kafka.replication_factor
@@ -567,7 +570,7 @@ class StackProcess:
         table = self.config.catalog.table
         engine = TrinoQueryEngine.from_url(self.query_url, timeout_s=10)
         try:
-            rows = engine.rows(f"SELECT count(*) FROM {table}")
+            rows = engine.rows(f"SELECT count(*) FROM {table}", tables=(table,))
             entry.update(healthy=True, detail=f"trino, {table}: {rows[0][0]} rows")
         except Exception as exc:  # noqa: BLE001 - reported as unhealthy
             entry.update(healthy=False, detail=f"trino: {exc}")

@@ -158,6 +158,7 @@ def stack_up(
     progress(f"stack process {process.pid} starting")
     deadline = time.monotonic() + timeout_s
     last_status: dict[str, Any] | None = None
+    reverted = False
     while time.monotonic() < deadline:
         code = process.poll()
         if code is not None:
@@ -175,8 +176,13 @@ def stack_up(
                 last_status = ControlClient(started["control_url"]).get("/status")
             except StackNotRunning:
                 last_status = None
-            if last_status and last_status["healthy"]:
+            if not reverted and last_status is not None:
+                # Before health counts: a leftover fault (a query path left down on a real
+                # cluster's Toxiproxy, a deleted catalog row) may be why it is not healthy.
                 _revert_leftover_faults(paths, progress)
+                reverted = True
+                continue
+            if last_status and last_status["healthy"]:
                 return started
             if last_status:
                 waiting = [c["name"] for c in last_status["components"] if not c["healthy"]]

@@ -35,7 +35,7 @@ class ContainerControl:
         import docker
 
         if self._client is None:
-            self._client = docker.from_env(timeout=30, version="1.41")
+            self._client = docker.from_env(timeout=30, version="auto")
         labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
         found = self._client.containers.list(all=True, filters={"label": labels})
         if not found:
@@ -58,18 +58,23 @@ class ExternalKafka:
         self,
         bootstrap_servers: str,
         *,
+        brokers: int | None = None,
         toxiproxy_url: str = "",
         containers: ContainerControl | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._addresses = [a.strip() for a in bootstrap_servers.split(",") if a.strip()]
+        # Broker N is the Nth bootstrap address (its proxy kafka-N) when every broker is
+        # listed; a shorter list still names a cluster of ``brokers`` brokers.
+        self._brokers = brokers if brokers is not None else len(self._addresses)
         self._toxiproxy_url = toxiproxy_url
         self._containers = containers
         self._down: set[int] = set()
 
     @property
     def broker_addresses(self) -> dict[int, str]:
-        return {n: address for n, address in enumerate(self._addresses, start=1)}
+        listed = dict(enumerate(self._addresses, start=1))
+        return {n: listed.get(n, f"(proxy kafka-{n})") for n in range(1, self._brokers + 1)}
 
     @property
     def broker_ids(self) -> list[int]:
@@ -87,7 +92,7 @@ class ExternalKafka:
 
     def _check_broker(self, broker: int) -> None:
         if broker not in self.broker_addresses:
-            raise ControlError(f"no broker {broker}: this cluster has brokers 1..{len(self._addresses)}")
+            raise ControlError(f"no broker {broker}: this cluster has brokers 1..{self._brokers}")
 
     def _admin_proxy(self) -> Any:
         from datadrill.netfaults import ToxiproxyAdmin
@@ -112,7 +117,7 @@ class ExternalKafka:
             raise ControlError(f"cannot read the cluster's metadata: {exc.args[0].str()}") from None
         if name in existing and existing[name].error is None:
             return
-        rf = min(replication_factor, len(self._addresses))
+        rf = min(replication_factor, self._brokers)
         future = admin.create_topics([NewTopic(name, partitions, rf)], operation_timeout=30)[name]
         try:
             future.result(timeout=60)
