@@ -538,7 +538,9 @@ class StackProcess:
 
         table = self.config.catalog.table
         catalog_entry: dict[str, Any] = {"name": "catalog", "endpoint": describe_uri(self.catalog_uri)}
-        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": self.query_url}
+        # The engine's own address (clients get the proxy's, in stack.json's query_url).
+        engine_url = self.query_service.url if self.query_service is not None else self.query_url
+        query_entry: dict[str, Any] = {"name": "query-engine", "endpoint": engine_url}
         try:
             catalog = open_stack_catalog(self.config, self.paths)
             loaded = catalog.load_table(table)
