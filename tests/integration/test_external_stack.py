@@ -128,6 +128,7 @@ def test_the_headline_scenario_runs_on_an_external_cluster(
             timeout=400,
         )
         assert run.returncode == 0, run.stdout + run.stderr
+        print(run.stdout)  # the run's summary: `pytest -s` shows detection and recovery times
         assert "using the external stack running in" in run.stderr
         report = json.loads((reports / "report.json").read_text(encoding="utf-8"))
         assert report["verdict"] == "passed", report.get("reasons")
