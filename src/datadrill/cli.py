@@ -28,7 +28,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stack_app = typer.Typer(help="Start, inspect and stop the embedded stack.", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="Start, inspect and stop a stack: embedded, external (your cluster) or compose (Docker).",
+    no_args_is_help=True,
+)
 app.add_typer(stack_app, name="stack")
 
 # Tables are read in CI logs and pasted into tickets: never squeeze them to 80 columns.
@@ -71,7 +74,7 @@ def stack_up_cmd(
         str,
         typer.Option(
             "--backend",
-            help="embedded (no Docker), external (the [external] cluster of the config) or compose "
+            help="embedded (no Docker), external (the \\[external] cluster of the config) or compose "
             "(real services in Docker).",
         ),
     ] = "embedded",
@@ -127,7 +130,7 @@ def stack_status_cmd(
         typer.Option(
             "--backend",
             help="embedded: the stack running in --state-dir (any backend); external: whether the "
-            "[external] cluster of the config is ready, without a stack running on it.",
+            "\\[external] cluster of the config is ready, without a stack running on it.",
         ),
     ] = "embedded",
     config_file: Annotated[

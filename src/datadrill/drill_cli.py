@@ -167,7 +167,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
             str,
             typer.Option(
                 "--stack",
-                help="embedded (default), external (the [external] cluster of --config) or compose "
+                help="embedded (default), external (the \\[external] cluster of --config) or compose "
                 "(needs Docker). A stack already running in --state-dir is used as it is.",
             ),
         ] = "embedded",
