@@ -10,6 +10,7 @@ scenario then runs on it, unchanged, and broker faults go through the proxies.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,20 @@ def _database(postgres_dsn: str, name: str) -> str:
     return postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
+def _stack_up(config: Path, state_dir: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "stack",
+        "up",
+        "--backend",
+        "external",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(state_dir),
+        cwd=config.parent,
+    )
+
+
 @pytest.mark.timeout(600)
 def test_the_headline_scenario_runs_on_an_external_cluster(
     stack: EmbeddedStack, postgres_dsn: str, toxiproxy: ToxiproxyAdmin, tmp_path: Path
@@ -75,17 +90,7 @@ def test_the_headline_scenario_runs_on_an_external_cluster(
         encoding="utf-8",
     )
     state_dir = tmp_path / ".datadrill"
-    up = run_cli(
-        "stack",
-        "up",
-        "--backend",
-        "external",
-        "--config",
-        str(config),
-        "--state-dir",
-        str(state_dir),
-        cwd=tmp_path,
-    )
+    up = _stack_up(config, state_dir)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         assert "external stack up" in up.stdout
@@ -152,17 +157,7 @@ def test_the_headline_scenario_runs_on_an_external_cluster(
 
     # The table now holds this source's event ids; a stack with a new source database (a
     # fresh state directory) would drop every new event as a duplicate: it is refused.
-    again = run_cli(
-        "stack",
-        "up",
-        "--backend",
-        "external",
-        "--config",
-        str(config),
-        "--state-dir",
-        str(tmp_path / "other"),
-        cwd=tmp_path,
-    )
+    again = _stack_up(config, tmp_path / "other")
     assert again.returncode == 2, again.stdout + again.stderr
     assert "already written by another datadrill stack" in again.stderr
     assert "Traceback" not in again.stderr

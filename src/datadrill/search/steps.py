@@ -185,7 +185,6 @@ class StepRunner:
         """The first order this schedule answers for: the oldest order not yet in the
         table (still in flight), or the next order when nothing is in flight."""
         from datadrill.errors import QueryFailed
-        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
 
         newest = self._newest_source_key()
         floor = newest - IN_FLIGHT_LOOKBACK
@@ -195,17 +194,23 @@ class StepRunner:
             return newest + 1
         engine = self.stack.query_engine()
         try:
-            with contextlib.closing(self.stack.source()) as db:
-                result = reconcile(
-                    SqliteSide(db),
-                    EngineSide(engine, table=self.stack.table, key="order_id"),
-                    key_range=(max(floor + 1, 1), newest),
-                )
+            result = self._reconcile(engine, (max(floor + 1, 1), newest))
         except QueryFailed:
             return newest + 1
         finally:
             engine.close()
         return min(result.omissions, default=newest + 1)
+
+    def _reconcile(self, engine: Any, key_range: tuple[int, int]) -> Any:
+        """Source orders in ``key_range`` against the table."""
+        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
+
+        with contextlib.closing(self.stack.source()) as db:
+            return reconcile(
+                SqliteSide(db),
+                EngineSide(engine, table=self.stack.table, key="order_id"),
+                key_range=key_range,
+            )
 
     def _depth_and_lag(self, consumer: Any) -> tuple[int, int]:
         """(outbox depth, consumer lag of the sink's group over every partition)."""
@@ -223,8 +228,6 @@ class StepRunner:
 
     def _settle_and_check(self) -> Outcome:
         from confluent_kafka import Consumer
-
-        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
 
         began = time.monotonic()
         self.stack.set_workload(rate=0)
@@ -259,12 +262,7 @@ class StepRunner:
                 # until their number stops falling. Lost rows stay lost.
                 result = None
                 for _attempt in range(4):
-                    with contextlib.closing(self.stack.source()) as db:
-                        again = reconcile(
-                            SqliteSide(db),
-                            EngineSide(engine, table=self.stack.table, key="order_id"),
-                            key_range=(min(first, last_key), last_key),
-                        )
+                    again = self._reconcile(engine, (min(first, last_key), last_key))
                     if again.exact or (result is not None and len(again.omissions) >= len(result.omissions)):
                         result = again
                         break

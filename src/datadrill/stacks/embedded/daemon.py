@@ -247,10 +247,6 @@ class StackProcess:
         from datadrill.platform.catalog import describe_uri, warehouse_location
 
         external = self.config.external
-        fault_proxy_url = (
-            self.fault_proxy.url if self.fault_proxy else (external.toxiproxy_url if external else "")
-        )
-
         write_json_atomic(
             self.paths.state_file,
             {
@@ -263,7 +259,7 @@ class StackProcess:
                 "brokers": {str(k): v for k, v in self.broker_addresses.items()},
                 "topic": self.config.kafka.topic,
                 "catalog_uri": describe_uri(self.catalog_uri),
-                "fault_proxy_url": fault_proxy_url or None,
+                "fault_proxy_url": self.fault_proxy_url or None,
                 "proxies": self.proxies,
                 "query_url": self.query_url,
                 "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
@@ -580,13 +576,15 @@ class StackProcess:
             engine.close()
         return entry
 
+    @property
+    def fault_proxy_url(self) -> str:
+        """The Toxiproxy API on the stack's paths: our own fault proxy, or the cluster's."""
+        if self.fault_proxy is not None:
+            return self.fault_proxy.url
+        return self.config.external.toxiproxy_url if self.config.external is not None else ""
+
     def _fault_proxy_status(self) -> dict[str, Any]:
-        external = self.config.external
-        url = (
-            self.fault_proxy.url
-            if self.fault_proxy is not None
-            else (external.toxiproxy_url if external else "")
-        )
+        url = self.fault_proxy_url
         entry: dict[str, Any] = {"name": "fault-proxy", "endpoint": url}
         try:
             proxies = ToxiproxyAdmin(url).proxies()

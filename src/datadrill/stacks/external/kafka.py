@@ -129,20 +129,27 @@ class ExternalKafka:
 
     # -- broker faults ---------------------------------------------------------------------
     def broker_down(self, broker: int) -> None:
-        self._check_broker(broker)
-        if self._containers is not None:
-            self._containers.kill(f"kafka-{broker}")
-        else:
-            self._admin_proxy().disable(f"kafka-{broker}")
-        self._down.add(broker)
+        self._set_up(broker, up=False)
 
     def broker_up(self, broker: int) -> None:
+        self._set_up(broker, up=True)
+
+    def _set_up(self, broker: int, *, up: bool) -> None:
+        """Start or kill the broker's container; without containers, its proxy."""
         self._check_broker(broker)
-        if self._containers is not None:
-            self._containers.start(f"kafka-{broker}")
+        name = f"kafka-{broker}"
+        if self._containers is not None and up:
+            self._containers.start(name)
+        elif self._containers is not None:
+            self._containers.kill(name)
+        elif up:
+            self._admin_proxy().enable(name)
         else:
-            self._admin_proxy().enable(f"kafka-{broker}")
-        self._down.discard(broker)
+            self._admin_proxy().disable(name)
+        if up:
+            self._down.discard(broker)
+        else:
+            self._down.add(broker)
 
     def set_broker_rtt(self, broker: int, rtt_ms: int) -> None:
         """Latency on the broker's proxy (``-1``: every broker); 0 removes it."""
