@@ -187,6 +187,20 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def new_database(postgres_dsn: str, name: str) -> str:
+    """A fresh database on the session's PostgreSQL (a catalog no other test has touched)."""
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(
+        postgres_dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
 def wait_for_event(
     stack: EmbeddedStack, predicate: Any, *, after: int = 0, timeout: float = 60
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import run_cli
+from conftest import new_database, run_cli
 
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.stacks.embedded.client import EmbeddedStack
@@ -34,17 +34,6 @@ def toxiproxy() -> Iterator[ToxiproxyAdmin]:
         yield admin
     finally:
         server.stop()
-
-
-def _database(postgres_dsn: str, name: str) -> str:
-    admin = sqlalchemy.create_engine(
-        postgres_dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
-        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 
 def _stack_up(config: Path, state_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -65,7 +54,7 @@ def _stack_up(config: Path, state_dir: Path) -> subprocess.CompletedProcess[str]
 def test_the_headline_scenario_runs_on_an_external_cluster(
     stack: EmbeddedStack, postgres_dsn: str, toxiproxy: ToxiproxyAdmin, tmp_path: Path
 ) -> None:
-    dsn = _database(postgres_dsn, "catalog_external_run")
+    dsn = new_database(postgres_dsn, "catalog_external_run")
     database = dsn.split("@", 1)[1].split("/", 1)[0]
     brokers = stack.bootstrap_servers.split(",")
     proxied = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import run_cli
+from conftest import new_database, run_cli
 
 from datadrill.stacks.compose.render import CATALOG_SCHEMA
 from datadrill.stacks.embedded.client import EmbeddedStack
@@ -26,13 +26,7 @@ def _closed_port() -> int:
 def test_external_status_reports_each_service(
     stack: EmbeddedStack, postgres_dsn: str, tmp_path: Path
 ) -> None:
-    admin = sqlalchemy.create_engine(
-        postgres_dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text("CREATE DATABASE catalog_external"))
-    admin.dispose()
-    dsn = postgres_dsn.rsplit("/", 1)[0] + "/catalog_external"
+    dsn = new_database(postgres_dsn, "catalog_external")
     config = tmp_path / "datadrill.toml"
     config.write_text(
         "[external]\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import drain, sink_rows, start_stack, stop_stack
+from conftest import drain, new_database, sink_rows, start_stack, stop_stack
 
 from datadrill.engine.wait import wait_until
 
@@ -43,13 +43,7 @@ def test_network_faults_on_the_catalog_path(postgres_dsn: str, tmp_path: Path) -
     from datadrill.model import NetworkFault
 
     # A database of its own: the catalog of another test's stack must not be inherited.
-    admin = sqlalchemy.create_engine(
-        postgres_dsn.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text("CREATE DATABASE catalog_network"))
-    admin.dispose()
-    dsn = postgres_dsn.rsplit("/", 1)[0] + "/catalog_network"
+    dsn = new_database(postgres_dsn, "catalog_network")
     stack = start_stack(tmp_path / ".datadrill", **{"catalog.uri": dsn})
     try:
         proxy = stack.proxies["catalog"]
