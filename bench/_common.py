@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from datadrill.backends.stackd.manager import group_members, stack_down, stack_up
 from datadrill.config import parse_config
 from datadrill.paths import StatePaths
-from datadrill.stacks.embedded.client import EmbeddedStack
-from datadrill.stacks.embedded.manager import group_members, stack_down, stack_up
+from datadrill.stack.client import EmbeddedStack
 
 
 def rss_bytes(pid: int) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from datadrill.backends.stackd.manager import stack_down, stack_up
 from datadrill.config import parse_config
 from datadrill.engine.wait import wait_until
 from datadrill.integrity.exactly_once import check_exactly_once
@@ -21,8 +22,7 @@ from datadrill.paths import StatePaths
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT
 from datadrill.platform.supervisor import EventLog
-from datadrill.stacks.embedded.client import EmbeddedStack
-from datadrill.stacks.embedded.manager import stack_down, stack_up
+from datadrill.stack.client import EmbeddedStack
 
 console = Console()
 

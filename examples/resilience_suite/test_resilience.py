@@ -28,7 +28,7 @@ from datadrill.model import (
 from datadrill.pytest_plugin import Drill
 from datadrill.search.machine import platform_machine
 from datadrill.search.strategies import single_faults
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -26,8 +26,8 @@ from datadrill.errors import (
 )
 
 if TYPE_CHECKING:
-    from datadrill.stacks.base import Stack
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
 __version__ = "0.1.0"
 
@@ -53,11 +53,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Heavy imports (pyiceberg, duckdb) only when asked for: keeps `import datadrill` cheap.
     if name == "EmbeddedStack":
-        from datadrill.stacks.embedded.client import EmbeddedStack
+        from datadrill.stack.client import EmbeddedStack
 
         return EmbeddedStack
     if name == "Stack":
-        from datadrill.stacks.base import Stack
+        from datadrill.stack.port import Stack
 
         return Stack
     raise AttributeError(f"module 'datadrill' has no attribute {name!r}")

@@ -81,11 +81,11 @@ def stack_up_cmd(
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of a compose stack (1-3).")] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
-    from datadrill.stacks.backends import bring_up, check_backend, stack_config
+    from datadrill.backends.names import bring_up, check_backend, stack_config
 
     check_backend(backend, "--backend")
     if backend == "compose":
-        from datadrill.stacks.compose.backend import require_docker
+        from datadrill.backends.compose.backend import require_docker
 
         require_docker("--backend")
     overrides: dict[str, object] = {}
@@ -138,7 +138,7 @@ def stack_status_cmd(
     ] = None,
 ) -> None:
     """List every component with its endpoint and health; exit 0 only if all are healthy."""
-    from datadrill.stacks.embedded.manager import stack_status
+    from datadrill.backends.stackd.manager import stack_status
 
     if backend == "external":
         _external_status(config_file, as_json)
@@ -164,7 +164,7 @@ def stack_status_cmd(
 
 def _external_status(config_file: Path | None, as_json: bool) -> None:
     """Readiness of an existing cluster (Kafka, the catalog database, Trino)."""
-    from datadrill.stacks.compose.readiness import check_all
+    from datadrill.backends.compose.readiness import check_all
 
     config = load_config(config_file)
     if config.external is None:
@@ -215,12 +215,12 @@ def stack_down_cmd(
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of the compose stack.")] = 3,
 ) -> None:
     """Stop the stack and every process it started (and the compose services)."""
-    from datadrill.stacks.backends import check_backend, tear_down
-    from datadrill.stacks.embedded.manager import read_state
+    from datadrill.backends.names import check_backend, tear_down
+    from datadrill.backends.stackd.manager import read_state
 
     check_backend(backend, "--backend")
     if backend == "compose":
-        from datadrill.stacks.compose.backend import require_docker
+        from datadrill.backends.compose.backend import require_docker
 
         require_docker("--backend")
     paths = StatePaths(state_dir)

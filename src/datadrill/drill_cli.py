@@ -84,9 +84,9 @@ def _stack_for_run(
 ) -> Iterator[tuple[object, str]]:
     """A running stack in ``state_dir`` if there is one (of the asked backend), else a
     throwaway stack of ``backend`` (configured from ``config_file`` and ``overrides``)."""
+    from datadrill.backends.names import bring_up, running_backend, stack_config, tear_down
     from datadrill.paths import StatePaths
-    from datadrill.stacks.backends import bring_up, running_backend, stack_config, tear_down
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
     try:
         stack = EmbeddedStack.attach(state_dir)
@@ -186,14 +186,14 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
         ] = Path(DEFAULT_STATE_DIR),
     ) -> None:
         """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
+        from datadrill.backends.names import check_backend
         from datadrill.engine.runner import Runner
         from datadrill.model.report import Verdict
         from datadrill.reporting import write_reports
-        from datadrill.stacks.backends import check_backend
 
         check_backend(stack, "--stack")
         if stack == "compose":
-            from datadrill.stacks.compose.backend import require_docker
+            from datadrill.backends.compose.backend import require_docker
 
             require_docker()
         loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
@@ -237,7 +237,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
     ) -> None:
         """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
         from datadrill.faults.ledger import cleanup
-        from datadrill.stacks.embedded.client import EmbeddedStack
+        from datadrill.stack.client import EmbeddedStack
 
         stack = EmbeddedStack.attach(state_dir)
         results = cleanup(stack)

@@ -36,7 +36,7 @@ import pytest
 if TYPE_CHECKING:
     from datadrill.model.report import RunReport
     from datadrill.model.scenario import Scenario
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
 EMBEDDED = "embedded"
 # A scenario module assigns SCENARIO at the top level; nothing else needs importing to tell.
@@ -111,15 +111,15 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def drill_stack(pytestconfig: pytest.Config) -> Iterator[EmbeddedStack]:
     """The stack drills run on: attached, or started for the session and stopped after it."""
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
     settings = pytestconfig.stash[_SETTINGS]
     if settings.stack != EMBEDDED:
         yield EmbeddedStack.attach(Path(settings.stack))
         return
+    from datadrill.backends.stackd.manager import stack_down, stack_up
     from datadrill.config import load_config
     from datadrill.paths import StatePaths
-    from datadrill.stacks.embedded.manager import stack_down, stack_up
 
     with tempfile.TemporaryDirectory(prefix="datadrill-pytest-") as tmp:
         paths = StatePaths(Path(tmp) / ".datadrill")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from datadrill.stacks.compose.backend import docker_problem
-from datadrill.stacks.compose.settings import ComposeSettings
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.backends.compose.backend import docker_problem
+from datadrill.backends.compose.settings import ComposeSettings
+from datadrill.stack.client import EmbeddedStack
 
 _NO_ENGINE = docker_problem()
 

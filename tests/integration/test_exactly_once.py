@@ -12,7 +12,7 @@ from conftest import drain, events, heartbeat, wait_for_event
 from datadrill.engine.wait import wait_until
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

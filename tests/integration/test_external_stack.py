@@ -19,7 +19,7 @@ import sqlalchemy
 from conftest import new_database, run_cli
 
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

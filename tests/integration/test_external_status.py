@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy
 from conftest import new_database, run_cli
 
-from datadrill.stacks.compose.render import CATALOG_SCHEMA
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.backends.compose.render import CATALOG_SCHEMA
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -31,7 +31,7 @@ from datadrill.model import (
     SchemaDrift,
 )
 from datadrill.model.report import Verdict
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

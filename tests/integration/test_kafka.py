@@ -11,7 +11,7 @@ import pytest
 from conftest import drain, sink_rows
 
 from datadrill.engine.wait import wait_until
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from conftest import run_cli, start_stack, stop_stack
 from datadrill.engine.journal import read_journal
 from datadrill.engine.wait import wait_until
 from datadrill.faults.ledger import FaultLedger
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

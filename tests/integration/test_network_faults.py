@@ -16,7 +16,7 @@ from datadrill.faults.base import DrillContext
 from datadrill.faults.ledger import FaultLedger, inject
 from datadrill.model import NetworkFault
 from datadrill.netfaults import ToxiproxyAdmin
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

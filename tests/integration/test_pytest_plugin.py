@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

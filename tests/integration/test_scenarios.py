@@ -19,7 +19,7 @@ from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner
 from datadrill.engine.wait import wait_until
 from datadrill.model.report import Verdict
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

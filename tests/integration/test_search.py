@@ -16,7 +16,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from datadrill.search.machine import FAILING_JOURNAL, platform_machine
 from datadrill.search.strategies import single_faults
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

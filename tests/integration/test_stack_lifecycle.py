@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, start_stack, stop_stack
 
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from datadrill.platform.catalog import CATALOG_NAME
-from datadrill.stacks.compose import render as compose_render
-from datadrill.stacks.compose.backend import docker_problem
-from datadrill.stacks.compose.readiness import (
+from datadrill.backends.compose import render as compose_render
+from datadrill.backends.compose.backend import docker_problem
+from datadrill.backends.compose.readiness import (
     catalog_readiness,
     kafka_readiness,
     trino_readiness,
 )
-from datadrill.stacks.compose.settings import ComposeSettings
+from datadrill.backends.compose.settings import ComposeSettings
+from datadrill.platform.catalog import CATALOG_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from datadrill.backends.stackd.election import LeaderElector, LeaderMove
 from datadrill.engine.clock import FakeClock
-from datadrill.stacks.embedded.election import LeaderElector, LeaderMove
 
 TOPIC = "orders.v1"
 BROKERS = (1, 2, 3)

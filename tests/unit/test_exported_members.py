@@ -45,8 +45,8 @@ def test_every_exported_name_resolves(name: str) -> None:
 
 
 def test_lazy_exports_are_the_real_classes() -> None:
-    from datadrill.stacks.base import Stack
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
     assert datadrill.EmbeddedStack is EmbeddedStack
     assert datadrill.Stack is Stack

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from datadrill.backends.kafka.external import ExternalKafka
 from datadrill.errors import ControlError
-from datadrill.stacks.external.kafka import ExternalKafka
 
 
 def test_broker_n_is_the_nth_bootstrap_address() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from datadrill.backends.kafka import mock as kafka_mock
+from datadrill.backends.kafka.mock import LibraryCandidate, load_librdkafka
 from datadrill.errors import KafkaMockUnavailable, StackError
-from datadrill.stacks.embedded import kafka_mock
-from datadrill.stacks.embedded.kafka_mock import LibraryCandidate, load_librdkafka
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from datadrill.backends.compose.readiness import schema_registry_readiness
 from datadrill.platform.contracts import ContractViolation, drift_record, load_contract, load_drifted_writer
 from datadrill.platform.registry import BuiltinIds, RegistryIds, registry_client, schema_ids
 from datadrill.platform.sink import Batch, EventDecoder
-from datadrill.stacks.compose.readiness import schema_registry_readiness
 
 RECORD = {
     "event_id": 7,
@@ -123,8 +123,8 @@ def test_without_a_registry_ids_stay_in_the_headers() -> None:
 
 
 def test_the_compose_stack_points_the_platform_at_its_registry() -> None:
+    from datadrill.backends.compose.settings import ComposeSettings
     from datadrill.config import parse_config
-    from datadrill.stacks.compose.settings import ComposeSettings
 
     settings = ComposeSettings()
     config = parse_config({"external": settings.external()}, source="compose")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from datadrill.backends.compose.trino_engine import TrinoQueryEngine, qualify
 from datadrill.errors import QueryFailed
-from datadrill.stacks.compose.trino_engine import TrinoQueryEngine, qualify
 
 
 @pytest.mark.parametrize(

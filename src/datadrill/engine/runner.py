@@ -35,7 +35,7 @@ from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent,
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
 from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
-from datadrill.stacks.embedded.client import EmbeddedStack
+from datadrill.stack.client import EmbeddedStack
 
 
 def sli_threshold(sli: slo_model.SLI) -> float | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from datadrill.engine.clock import Clock
 
 if TYPE_CHECKING:
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
 RevertData = dict[str, Any]
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from datadrill.backends.stackd.control import ControlServer
 from datadrill.errors import QueryFailed
 from datadrill.platform.query import QueryEngine
-from datadrill.stacks.embedded.control import ControlServer
 
 STATEMENT_PATH = "/v1/statement"
 

@@ -28,7 +28,7 @@ from datadrill.search.steps import StepRunner
 from datadrill.search.strategies import single_faults
 
 if TYPE_CHECKING:
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
 FAILING_JOURNAL = "failing-schedule.jsonl"
 

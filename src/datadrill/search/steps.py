@@ -35,7 +35,7 @@ from datadrill.faults.base import DrillContext
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, inject
 
 if TYPE_CHECKING:
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
 JOURNAL_VERSION = 1
 STEP_KINDS = ("inject", "revert", "advance", "recover")

@@ -6,7 +6,7 @@ pid, control URL) once every component is started, and removes it on a clean sto
 
 Run by hand for debugging::
 
-    python -m datadrill.stacks.embedded.daemon --state-dir .datadrill
+    python -m datadrill.backends.stackd.daemon --state-dir .datadrill
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from datadrill.backends.kafka.external import ExternalKafka
+from datadrill.backends.kafka.mock import MockCluster
+from datadrill.backends.stackd.control import ControlServer
+from datadrill.backends.stackd.election import LeaderElector
 from datadrill.config import StackConfig, read_running_config
 from datadrill.engine.clock import MonotonicClock
 from datadrill.errors import ControlError
@@ -32,10 +36,6 @@ from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat, write_json_atomic
 from datadrill.platform.query_service import QueryService
 from datadrill.platform.supervisor import EventLog, Supervisor
-from datadrill.stacks.embedded.control import ControlServer
-from datadrill.stacks.embedded.election import LeaderElector
-from datadrill.stacks.embedded.kafka_mock import MockCluster
-from datadrill.stacks.external.kafka import ExternalKafka
 
 log = logging.getLogger("datadrill.stack")
 
@@ -121,7 +121,7 @@ class StackProcess:
         )
 
     def _start_external_kafka(self) -> None:
-        from datadrill.stacks.external.kafka import ContainerControl, ExternalKafka
+        from datadrill.backends.kafka.external import ContainerControl, ExternalKafka
 
         external = self.config.external
         assert external is not None
@@ -563,7 +563,7 @@ class StackProcess:
         return [catalog_entry, query_entry]
 
     def _trino_status(self, entry: dict[str, Any]) -> dict[str, Any]:
-        from datadrill.stacks.compose.trino_engine import TrinoQueryEngine
+        from datadrill.backends.compose.trino_engine import TrinoQueryEngine
 
         table = self.config.catalog.table
         engine = TrinoQueryEngine.from_url(self.query_url, timeout_s=10)

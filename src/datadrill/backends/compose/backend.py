@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from datadrill.backends.compose.readiness import Readiness, check_all
+from datadrill.backends.compose.render import COMPOSE_FILE, write
+from datadrill.backends.compose.settings import ComposeSettings
 from datadrill.errors import ConfigError, StackStartFailed
-from datadrill.stacks.compose.readiness import Readiness, check_all
-from datadrill.stacks.compose.render import COMPOSE_FILE, write
-from datadrill.stacks.compose.settings import ComposeSettings
 
 
 def docker_problem() -> str | None:

@@ -40,7 +40,7 @@ def check_backend(value: str, flag: str) -> str:
 def compose_settings(brokers: int) -> Any:
     from pydantic import ValidationError
 
-    from datadrill.stacks.compose.settings import ComposeSettings
+    from datadrill.backends.compose.settings import ComposeSettings
 
     try:
         return ComposeSettings(brokers=brokers)
@@ -90,11 +90,11 @@ def bring_up(
     on_progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Start the stack process in ``paths`` (after the compose services, for ``compose``)."""
-    from datadrill.stacks.embedded.manager import stack_up
+    from datadrill.backends.stackd.manager import stack_up
 
     progress = on_progress or (lambda message: None)
     if backend == "compose":
-        from datadrill.stacks.compose.backend import ComposeBackend, require_docker
+        from datadrill.backends.compose.backend import ComposeBackend, require_docker
 
         require_docker()
         compose = ComposeBackend(compose_settings(brokers), paths.root / COMPOSE_DIR)
@@ -114,7 +114,7 @@ def bring_up(
 
         ToxiproxyAdmin(compose.settings.toxiproxy_url).reset()
     elif backend == "external":
-        from datadrill.stacks.compose.readiness import SCHEMA_MISSING, check_all
+        from datadrill.backends.compose.readiness import SCHEMA_MISSING, check_all
 
         assert config.external is not None
         # The stack process creates a missing catalog schema itself (pyiceberg's SQL catalog
@@ -174,11 +174,11 @@ def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
 
 def tear_down(backend: str, paths: StatePaths, *, brokers: int = 3) -> list[int]:
     """Stop the stack process, then the compose services (for ``compose``)."""
-    from datadrill.stacks.embedded.manager import stack_down
+    from datadrill.backends.stackd.manager import stack_down
 
     killed = stack_down(paths)
     if backend == "compose":
-        from datadrill.stacks.compose.backend import ComposeBackend
+        from datadrill.backends.compose.backend import ComposeBackend
 
         ComposeBackend(compose_settings(brokers), paths.root / COMPOSE_DIR).down()
     return killed

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from datadrill.backends.stackd.control import ControlClient
+from datadrill.backends.stackd.daemon import EXIT_ALREADY_RUNNING
 from datadrill.config import StackConfig, write_running_config
 from datadrill.errors import StackAlreadyRunning, StackNotRunning, StackStartFailed
 from datadrill.paths import StatePaths
-from datadrill.stacks.embedded.control import ControlClient
-from datadrill.stacks.embedded.daemon import EXIT_ALREADY_RUNNING
 
 # Stack processes this Python process started and must reap (tests start several).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -144,7 +144,7 @@ def stack_up(
             [
                 sys.executable,
                 "-m",
-                "datadrill.stacks.embedded.daemon",
+                "datadrill.backends.stackd.daemon",
                 "--state-dir",
                 str(paths.root.resolve()),
             ],
@@ -203,7 +203,7 @@ def _revert_leftover_faults(paths: StatePaths, progress: Callable[[str], None]) 
     """Faults a killed run left in this directory's data (a deleted catalog row, moved
     metadata files) outlive the stack process: the next stack reverts them."""
     from datadrill.faults.ledger import FaultLedger, cleanup
-    from datadrill.stacks.embedded.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack
 
     ledger = FaultLedger.for_stack(paths.root)
     if not ledger.outstanding():

@@ -17,6 +17,8 @@ from typing import Any
 
 from pyiceberg.catalog.sql import SqlCatalog
 
+from datadrill.backends.stackd.control import ControlClient
+from datadrill.backends.stackd.manager import require_state
 from datadrill.config import StackConfig, read_running_config
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
@@ -25,8 +27,6 @@ from datadrill.platform.query import QueryEngine
 from datadrill.platform.query_service import RemoteQueryEngine
 from datadrill.platform.warehouse import Warehouse
 from datadrill.probes.base import MartQueries
-from datadrill.stacks.embedded.control import ControlClient
-from datadrill.stacks.embedded.manager import require_state
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class EmbeddedStack:
         """A client on the dashboards' query path: the query service through the ``query``
         proxy, or an external cluster's Trino."""
         if self.state.get("query_engine") == "trino":
-            from datadrill.stacks.compose.trino_engine import TrinoQueryEngine
+            from datadrill.backends.compose.trino_engine import TrinoQueryEngine
 
             return TrinoQueryEngine.from_url(str(self.state["query_url"]), timeout_s=timeout_s)
         return RemoteQueryEngine(str(self.state["query_url"]), timeout_s=timeout_s)

@@ -1,1 +1,0 @@
-"""Stack backends: the running components and their endpoints."""
