@@ -24,22 +24,20 @@ from pyiceberg.table import Table
 
 from datadrill.engine.clock import FakeClock
 from datadrill.errors import ConfigError
-from datadrill.integrity.reconcile import (
-    DICTIONARY_MIN_SPAN,
+from datadrill.integrity.dialects import DICTIONARY_MIN_SPAN, Column
+from datadrill.integrity.hashing import ColumnKind, row_hash
+from datadrill.integrity.reconcile import reconcile
+from datadrill.integrity.repair import RepairFailed, repair
+from datadrill.integrity.result import ReconcileResult
+from datadrill.integrity.sides import (
     SOURCE_ORDER_COLUMNS,
     ArrowSide,
-    Column,
-    ColumnKind,
     EngineSide,
     RangeSummary,
-    ReconcileResult,
     Side,
     SqliteSide,
-    reconcile,
-    row_hash,
     split_range,
 )
-from datadrill.integrity.repair import RepairFailed, repair
 from datadrill.platform.catalog import ORDERS_ARROW_SCHEMA, ensure_orders_table, open_catalog
 from datadrill.platform.query import QueryEngine
 from datadrill.platform.source_db import SCHEMA
