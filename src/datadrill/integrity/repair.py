@@ -35,7 +35,8 @@ from pyiceberg.table import Table
 
 from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError, DrillError, QueryFailed
-from datadrill.integrity.reconcile import ReconcileResult
+from datadrill.integrity.dialects import quote_identifier, subquery
+from datadrill.integrity.result import ReconcileResult
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY
 from datadrill.platform.catalog import ORDERS_ARROW_SCHEMA
 
@@ -93,7 +94,7 @@ def source_rows(
     columns: dict[str, list[Any]] = {name: [] for name in ORDERS_ARROW_SCHEMA.names}
     for chunk in _chunks(keys, SOURCE_CHUNK):
         placeholders = ", ".join("?" for _ in chunk)
-        sql = f'SELECT * FROM ({query.strip().rstrip(";")}) AS src WHERE "{KEY}" IN ({placeholders})'
+        sql = f"SELECT * FROM {subquery(query)} WHERE {quote_identifier(KEY)} IN ({placeholders})"
         try:
             cursor = db.execute(sql, list(chunk))
         except sqlite3.Error as exc:
