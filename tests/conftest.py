@@ -1,0 +1,79 @@
+"""System binaries some tests need, and skipping those tests, with the reason, where the
+binary is absent: a PostgreSQL server (tests marked ``postgres``) and Chromium (tests
+marked ``chromium``).
+
+``make test`` installs both when it can (scripts/install-system-deps.sh, root with apt, as
+in CI), so there they run; elsewhere they are skipped rather than failed. Both places look
+where ``POSTGRES_GLOB`` and ``CHROMIUM_BIN`` say, by default the Debian packages' paths.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DEFAULT_POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/postgres"
+DEFAULT_CHROMIUM_BIN = "/usr/bin/chromium"
+INSTALL = "`make test` as root installs it, or `sudo apt-get install {package}`"
+
+
+def _postgres_glob() -> str:
+    return os.environ.get("POSTGRES_GLOB", DEFAULT_POSTGRES_GLOB)
+
+
+def _chromium_bin() -> Path:
+    return Path(os.environ.get("CHROMIUM_BIN", DEFAULT_CHROMIUM_BIN))
+
+
+def find_postgres_bindir() -> Path | None:
+    """The directory of the PostgreSQL server binaries (the newest version), or None."""
+    pattern = Path(_postgres_glob())
+    found = sorted(Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))))
+    return found[-1].parent if found else None
+
+
+def find_chromium() -> Path | None:
+    path = _chromium_bin()
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def missing_reason(marker: str) -> str | None:
+    """Why the tests with this marker cannot run here, or None when they can."""
+    if marker == "postgres" and find_postgres_bindir() is None:
+        return (
+            f"PostgreSQL server binaries not found ({_postgres_glob()}); needs the Debian package "
+            "postgresql: " + INSTALL.format(package="postgresql")
+        )
+    if marker == "chromium" and find_chromium() is None:
+        return f"{_chromium_bin()} not found; needs the Debian package chromium: " + INSTALL.format(
+            package="chromium"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reasons = {marker: missing_reason(marker) for marker in ("postgres", "chromium")}
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason is not None and item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _found(path: Path | None, marker: str) -> Path:
+    if path is None:  # the marker skips the test before it gets here
+        pytest.fail(f"{missing_reason(marker)}; a test that needs it must be marked {marker}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_bindir() -> Path:
+    """The PostgreSQL server binaries; for tests marked ``postgres``."""
+    return _found(find_postgres_bindir(), "postgres")
+
+
+@pytest.fixture(scope="session")
+def chromium_bin() -> Path:
+    """The Chromium executable; for tests marked ``chromium``."""
+    return _found(find_chromium(), "chromium")
