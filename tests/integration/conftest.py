@@ -115,18 +115,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_bin() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    if not candidates:
-        pytest.fail(
-            "PostgreSQL server binaries not found; `make test` installs them (scripts/install-system-deps.sh)"
-        )
-    return candidates[-1].parent
-
-
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    bindir = _pg_bin()
+def postgres_dsn(postgres_bindir: Path) -> Iterator[str]:
+    """A throwaway server; tests using it are marked ``postgres`` (skipped where the server
+    binaries are absent: see tests/conftest.py)."""
+    bindir = postgres_bindir
     # Not under pytest's tmp dir: its parents are private to root, and the server runs as
     # the postgres user when we are root (initdb refuses to run as root).
     base = Path(tempfile.mkdtemp(prefix="datadrill-pg-"))
