@@ -269,7 +269,7 @@ class NetworkFault:
     @model_validator(mode="after")
     def _valid_toxic(self) -> NetworkFault:
         from datadrill.errors import ConfigError
-        from datadrill.netfaults.proxy import parse_toxic
+        from datadrill.netfaults.spec import parse_toxic
 
         if self.toxic == "down":
             if self.attributes:

@@ -3,7 +3,18 @@
 The embedded stack runs :class:`FaultProxyServer` in-process (or ``python -m
 datadrill.netfaults`` standalone); the compose stack runs a real Toxiproxy. Either way datadrill
 drives it through :class:`ToxiproxyAdmin`. Proxies only reach loopback unless a host is put in
-``allow_hosts`` (``--allow-host``).
+``allow_hosts`` (``--allow-host``), under the same rule as the rest of datadrill
+(:class:`datadrill.safety.HostPolicy`, exported here as :class:`HostPolicy`).
+
+Modules, by what they hold::
+
+    errors     the error tree
+    spec       addresses, proxies and toxics as validated values (parsing, the host check)
+    toxics     the toxic implementations, one direction of one connection each
+    engine     the TCP proxy engine: listeners, connections, links
+    http_api   the Toxiproxy 2.x HTTP API: routes, JSON, the HTTP server
+    server     FaultProxyServer: the engine's loop and the HTTP API in threads
+    admin      ToxiproxyAdmin, the typed client
 
 Example::
 
@@ -19,23 +30,22 @@ Example::
 
 from __future__ import annotations
 
-from datadrill.netfaults.api import FaultProxyServer, ToxiproxyAdmin
-from datadrill.netfaults.proxy import (
+from datadrill.netfaults.admin import ToxiproxyAdmin
+from datadrill.netfaults.errors import (
     FaultProxyError,
     FaultProxyUnreachable,
-    HostPolicy,
     ProxyAlreadyExists,
-    ProxyInfo,
     ProxyNotFound,
-    Stream,
     TargetNotAllowed,
     ToxicAlreadyExists,
     ToxicNotFound,
-    ToxicSpec,
-    ToxicType,
-    is_loopback_host,
-    make_toxic,
 )
+from datadrill.netfaults.server import FaultProxyServer
+from datadrill.netfaults.spec import ProxyInfo, Stream, ToxicSpec, ToxicType, make_toxic
+
+# The fault proxy decides which hosts it may reach through the project's one policy.
+from datadrill.safety import HostPolicy
+from datadrill.safety import is_loopback as is_loopback_host
 
 __all__ = [
     "FaultProxyError",

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from datadrill.errors import ConfigError
-from datadrill.netfaults.api import FaultProxyServer
+from datadrill.netfaults.server import FaultProxyServer
 
 log = logging.getLogger("datadrill.netfaults")
 
