@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -10,10 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from datadrill.backends.stackd.manager import group_members, stack_down, stack_up
+from datadrill.backends.stackd.manager import group_members
 from datadrill.config import parse_config
-from datadrill.paths import StatePaths
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 
 def rss_bytes(pid: int) -> int:
@@ -56,14 +54,11 @@ class MemorySampler:
 
 
 @contextmanager
-def bench_stack(settings: dict[str, Any]) -> Iterator[EmbeddedStack]:
-    with tempfile.TemporaryDirectory(prefix="datadrill-bench-") as tmp:
-        paths = StatePaths(Path(tmp) / ".datadrill")
-        stack_up(paths, parse_config(settings, source="bench"), timeout_s=120)
-        try:
-            yield EmbeddedStack.attach(paths.root)
-        finally:
-            stack_down(paths)
+def bench_stack(settings: dict[str, Any]) -> Iterator[StackClient]:
+    from datadrill.stack.session import stack_session
+
+    with stack_session(config=parse_config(settings, source="bench"), timeout_s=120) as session:
+        yield session.stack
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from datadrill.backends.stackd.manager import stack_down, stack_up
+from datadrill.backends.stackd.manager import stack_down
 from datadrill.config import parse_config
 from datadrill.engine.wait import wait_until
 from datadrill.integrity.exactly_once import check_exactly_once
@@ -22,7 +22,8 @@ from datadrill.paths import StatePaths
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT
 from datadrill.platform.supervisor import EventLog
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
+from datadrill.stack.session import stack_session
 
 console = Console()
 
@@ -32,18 +33,15 @@ def main() -> int:
     stack_down(paths)  # a previous demo that was interrupted leaves nothing behind
     config = parse_config({"workload": {"rate": 2000, "canary_interval_s": 0.5}}, source="demo")
     started = time.monotonic()
-    with console.status("starting the embedded stack…"):
-        stack_up(paths, config)
-    stack = EmbeddedStack.attach(paths.root)
-    console.print(f"stack healthy in {time.monotonic() - started:.2f}s — kafka {stack.bootstrap_servers}")
-    try:
-        return _game_day(stack)
-    finally:
-        stack_down(paths)
-        console.print("stack stopped; state and logs kept in .datadrill-demo/")
+    with stack_session(config=config, start_in=paths.root) as session:
+        stack = session.stack
+        console.print(f"stack healthy in {time.monotonic() - started:.2f}s — kafka {stack.bootstrap_servers}")
+        result = _game_day(stack)
+    console.print("stack stopped; state and logs kept in .datadrill-demo/")
+    return result
 
 
-def _game_day(stack: EmbeddedStack) -> int:
+def _game_day(stack: StackClient) -> int:
     events = EventLog(stack.paths.events_file)
     time.sleep(3)
     for component, point in (("sink", CRASH_BEFORE_COMMIT), ("relay", CRASH_AFTER_PUBLISH)):
@@ -72,7 +70,7 @@ def _game_day(stack: EmbeddedStack) -> int:
         )
         time.sleep(2)
     console.print("draining the pipeline (workload paused)…")
-    stack.set_workload(rate=0)
+    stack.workload.set(rate=0)
     with stack.source() as db:
         engine = stack.query_engine()
         wait_until(
@@ -86,7 +84,7 @@ def _game_day(stack: EmbeddedStack) -> int:
         )
         result = check_exactly_once(db, engine)
         engine.close()
-    sink = {c["name"]: c for c in stack.status()["components"]}["sink"]
+    sink = {c["name"]: c for c in stack.status().raw["components"]}["sink"]
     console.print(f"integrity: {result.describe()}")
     console.print(f"sink dropped {sink['stats'].get('duplicates_dropped', 0)} republished duplicates")
     console.print("[green]exactly once[/green]" if result.exact else "[red]NOT exactly once[/red]")

@@ -28,7 +28,7 @@ from datadrill.model import (
 from datadrill.pytest_plugin import Drill
 from datadrill.search.machine import platform_machine
 from datadrill.search.strategies import single_faults
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -62,7 +62,7 @@ def test_dashboards_ride_out_a_slow_query_path(drill: Drill) -> None:
     assert report.ttd_s is None, "a 300 ms slowdown must not page anyone"
 
 
-def test_no_crash_schedule_loses_an_order(drill_stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_no_crash_schedule_loses_an_order(drill_stack: StackClient, tmp_path: Path) -> None:
     # A small search: crashes (anywhere and mid-commit) and broker loss, a few steps each.
     machine = platform_machine(
         drill_stack,

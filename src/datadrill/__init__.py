@@ -21,12 +21,13 @@ from datadrill.errors import (
     StackAlreadyRunning,
     StackError,
     StackNotRunning,
+    StackProcessDied,
     StackStartFailed,
     WaitTimeout,
 )
 
 if TYPE_CHECKING:
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.client import EmbeddedStack, StackClient
     from datadrill.stack.port import Stack
 
 __version__ = "0.1.0"
@@ -40,9 +41,11 @@ __all__ = [
     "QueryFailed",
     "Stack",
     "StackAlreadyRunning",
+    "StackClient",
     "StackConfig",
     "StackError",
     "StackNotRunning",
+    "StackProcessDied",
     "StackStartFailed",
     "WaitTimeout",
     "__version__",
@@ -52,10 +55,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Heavy imports (pyiceberg, duckdb) only when asked for: keeps `import datadrill` cheap.
-    if name == "EmbeddedStack":
-        from datadrill.stack.client import EmbeddedStack
+    if name in ("EmbeddedStack", "StackClient"):
+        from datadrill.stack.client import StackClient
 
-        return EmbeddedStack
+        return StackClient
     if name == "Stack":
         from datadrill.stack.port import Stack
 

@@ -81,13 +81,9 @@ def stack_up_cmd(
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of a compose stack (1-3).")] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
-    from datadrill.backends.names import bring_up, check_backend, stack_config
+    from datadrill.backends.registry import backend_for
 
-    check_backend(backend, "--backend")
-    if backend == "compose":
-        from datadrill.backends.compose.backend import require_docker
-
-        require_docker("--backend")
+    chosen = backend_for(backend, flag="--backend", brokers=brokers)
     overrides: dict[str, object] = {}
     for key, value in (
         ("workload.rate", rate),
@@ -97,17 +93,16 @@ def stack_up_cmd(
     ):
         if value is not None:
             overrides[key] = value
-    config = stack_config(backend, config_file=config_file, overrides=overrides, brokers=brokers)
+    config = chosen.configure(config_file=config_file, overrides=overrides)
     paths = StatePaths(state_dir)
     with err.status(f"starting the {backend} stack…") as spinner:
-        state = bring_up(
-            backend,
+        stack = chosen.up(
             paths,
             config,
-            brokers=brokers,
             timeout_s=timeout,
             on_progress=lambda m: spinner.update(f"starting the {backend} stack: {m}"),
         )
+    state = stack.state
     out.print(f"[green]{backend} stack up[/green] in {state['state_dir']} (pid {state['pid']})")
     out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
     out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")
@@ -215,17 +210,17 @@ def stack_down_cmd(
     brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of the compose stack.")] = 3,
 ) -> None:
     """Stop the stack and every process it started (and the compose services)."""
-    from datadrill.backends.names import check_backend, tear_down
-    from datadrill.backends.stackd.manager import read_state
+    from datadrill.backends.registry import backend_for
+    from datadrill.stack.state import read_state
 
-    check_backend(backend, "--backend")
+    chosen = backend_for(backend, flag="--backend", brokers=brokers)
     if backend == "compose":
-        from datadrill.backends.compose.backend import require_docker
+        from datadrill.backends.compose.services import require_docker
 
         require_docker("--backend")
     paths = StatePaths(state_dir)
     running = read_state(paths) is not None
-    killed = tear_down(backend, paths, brokers=brokers)
+    killed = chosen.down(paths)
     if running:
         out.print(f"stack in {paths.root} stopped")
     else:

@@ -6,12 +6,11 @@ Kept apart from the stack commands in :mod:`datadrill.cli`, which registers them
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -21,8 +20,11 @@ from rich.text import Text
 
 from datadrill.config import DEFAULT_STATE_DIR
 from datadrill.engine.loader import discover, load_scenario
-from datadrill.errors import ConfigError, StackNotRunning
+from datadrill.errors import ConfigError
 from datadrill.model.scenario import Scenario
+
+if TYPE_CHECKING:
+    from datadrill.stack.port import Stack
 
 DEFAULT_REPORTS = Path("reports")
 
@@ -81,46 +83,28 @@ def _stack_for_run(
     backend: str = "embedded",
     config_file: Path | None = None,
     overrides: dict[str, object] | None = None,
-) -> Iterator[tuple[object, str]]:
+) -> Iterator[tuple[Stack, str]]:
     """A running stack in ``state_dir`` if there is one (of the asked backend), else a
     throwaway stack of ``backend`` (configured from ``config_file`` and ``overrides``)."""
-    from datadrill.backends.names import bring_up, running_backend, stack_config, tear_down
-    from datadrill.paths import StatePaths
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.session import attach_running, stack_session
 
-    try:
-        stack = EmbeddedStack.attach(state_dir)
-    except StackNotRunning:
-        pass
-    else:
-        running = running_backend(stack.state)
-        wanted = "embedded" if backend == "embedded" else "external"
-        if running != wanted:
-            raise ConfigError(
-                "--stack",
-                "--stack",
-                backend,
-                f"the stack running in {state_dir} is {running}; stop it ('datadrill stack down') "
-                f"or pass --stack {'embedded' if running == 'embedded' else 'external or compose'}",
-            )
-        console.print(f"using the {running} stack running in {state_dir}")
-        yield stack, "running"
+    running = attach_running(state_dir, backend=backend)
+    if running is not None:
+        console.print(f"using the {running.backend} stack running in {state_dir}")
+        with stack_session(state_dir=state_dir, backend=backend) as session:
+            yield session.stack, "running"
         return
-    config = stack_config(backend, config_file=config_file, overrides=overrides)
-    with tempfile.TemporaryDirectory(prefix="datadrill-stack-") as tmp:
-        paths = StatePaths(Path(tmp) / ".datadrill")
+    with console.status(f"starting a throwaway {backend} stack…") as spinner, stack_session(
+        backend=backend,
+        config_file=config_file,
+        overrides=overrides,
+        on_progress=lambda m: spinner.update(f"starting a throwaway {backend} stack: {m}"),
+    ) as session:
+        spinner.stop()
         try:
-            with console.status(f"starting a throwaway {backend} stack…") as spinner:
-                bring_up(
-                    backend,
-                    paths,
-                    config,
-                    on_progress=lambda m: spinner.update(f"starting a throwaway {backend} stack: {m}"),
-                )
-            yield EmbeddedStack.attach(paths.root), "throwaway"
+            yield session.stack, "throwaway"
         finally:
-            with console.status(f"stopping the throwaway {backend} stack…"):
-                tear_down(backend, paths)
+            console.print(f"stopping the throwaway {backend} stack…")
 
 
 def register(app: typer.Typer, out: Console, err: Console) -> None:
@@ -186,14 +170,14 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
         ] = Path(DEFAULT_STATE_DIR),
     ) -> None:
         """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
-        from datadrill.backends.names import check_backend
+        from datadrill.backends.registry import backend_for
         from datadrill.engine.runner import Runner
         from datadrill.model.report import Verdict
         from datadrill.reporting import write_reports
 
-        check_backend(stack, "--stack")
+        backend_for(stack, flag="--stack")  # an unknown name is refused before anything loads
         if stack == "compose":
-            from datadrill.backends.compose.backend import require_docker
+            from datadrill.backends.compose.services import require_docker
 
             require_docker()
         loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
@@ -213,7 +197,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
                 ) as live:
                     runner = Runner(
                         scenario,
-                        stack=running,  # type: ignore[arg-type]
+                        stack=running,
                         run_dir=run_dir,
                         seed=seed,
                         stack_kind=stack,
@@ -237,9 +221,9 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
     ) -> None:
         """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
         from datadrill.faults.ledger import cleanup
-        from datadrill.stack.client import EmbeddedStack
+        from datadrill.stack.client import StackClient
 
-        stack = EmbeddedStack.attach(state_dir)
+        stack = StackClient.attach(state_dir)
         results = cleanup(stack)
         if not results:
             out.print(f"nothing to clean up: no fault is outstanding on the stack in {state_dir}")
@@ -271,7 +255,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
                 spec_from_json(dict(step.get("fault", {})), source=str(journal))
         guarantee = str(header.get("sink_guarantee", "exactly_once"))
         with _stack_for_run(state_dir, err, overrides={"sink.guarantee": guarantee}) as (running, _how):
-            actual = running.config.sink.guarantee  # type: ignore[attr-defined]
+            actual = running.config.sink.guarantee
             if actual != guarantee:
                 err.print(
                     f"[yellow]note:[/yellow] the schedule was saved on a sink with guarantee {guarantee!r}; "
@@ -279,7 +263,7 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
                 )
             run_dir = DEFAULT_REPORTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-replay"
             runner = StepRunner(
-                running,  # type: ignore[arg-type]
+                running,
                 run_dir,
                 seed=int(header.get("seed", 0)),
                 rate=float(header.get("rate", 400.0)),
@@ -320,14 +304,14 @@ def register(app: typer.Typer, out: Console, err: Console) -> None:
         ] = None,
     ) -> None:
         """Render a report from a run's journal (also from a run that was killed)."""
-        from datadrill.engine.journal import read_journal
         from datadrill.engine.measure import measure
+        from datadrill.events import read_events
         from datadrill.reporting import FORMATS
 
         if format not in FORMATS:
             raise ConfigError("--format", "--format", format, f"one of {', '.join(FORMATS)}")
         path = journal / "journal.jsonl" if journal.is_dir() else journal
-        events = read_journal(path)
+        events = read_events(path)
         try:
             report = measure(events, journal_path=str(path))
         except ValueError as exc:

@@ -5,8 +5,10 @@
     ├── StackError                  the stack cannot do what was asked
     │   ├── StackAlreadyRunning     a second ``stack up`` in the same state directory
     │   ├── StackNotRunning         ``status``/``down``/a client found no live stack
+    │   │   └── StackProcessDied    the stack process died while a run or a client used it
     │   ├── StackStartFailed        the stack process died or stalled while starting
-    │   └── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
+    │   ├── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
+    │   └── CapabilityMissing       the backend cannot do what a fault needs (says why)
     ├── ControlError                the stack's control interface refused a request
     ├── QueryFailed                 the query engine could not answer (e.g. table missing)
     ├── RepairFailed                repair could not commit (integrity.repair; retries exhausted)
@@ -16,7 +18,7 @@
 Example::
 
     try:
-        stack = EmbeddedStack.attach(state_dir)
+        stack = StackClient.attach(state_dir)
     except StackNotRunning as exc:
         print(exc)   # names the state directory and how to start a stack
 """
@@ -52,12 +54,20 @@ class StackNotRunning(StackError):
     """No live stack in this state directory."""
 
 
+class StackProcessDied(StackNotRunning):
+    """The stack process is gone (killed, crashed) although its state file says it runs."""
+
+
 class StackStartFailed(StackError):
     """The stack process died or did not become ready while starting."""
 
 
 class KafkaMockUnavailable(StackError):
     """No librdkafka with the mock cluster API could be loaded."""
+
+
+class CapabilityMissing(StackError):
+    """The stack's backend cannot do what a fault or step needs; the message says why."""
 
 
 class ControlError(DrillError):

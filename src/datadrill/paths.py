@@ -74,7 +74,23 @@ class StatePaths:
         return self.run / f"{component}.heartbeat.json"
 
     def crash_point(self, component: str) -> Path:
+        """Armed by a mid-commit kill: the component kills itself at the named point."""
         return self.run / f"{component}.crash-point"
+
+    @property
+    def relay_writer(self) -> Path:
+        """The drifted writer schema the relay publishes with (absent: the contract's own)."""
+        return self.run / "relay.writer"
+
+    @property
+    def relay_enforce(self) -> Path:
+        """``off`` lets records that break the contract through (absent: enforced)."""
+        return self.run / "relay.enforce"
+
+    @property
+    def sink_throttle(self) -> Path:
+        """Messages per second the sink may consume (absent: no limit)."""
+        return self.run / "sink.throttle"
 
     def make(self) -> None:
         for directory in (self.root, self.logs, self.run, self.warehouse):

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,11 @@ import pytest
 if TYPE_CHECKING:
     from datadrill.model.report import RunReport
     from datadrill.model.scenario import Scenario
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
 EMBEDDED = "embedded"
+# Backends a session stack can be started on; anything else is a running stack's state dir.
+BACKENDS = ("embedded", "external", "compose")
 # A scenario module assigns SCENARIO at the top level; nothing else needs importing to tell.
 _SCENARIO_ASSIGNMENT = re.compile(r"^SCENARIO\s*(:[^=]*)?=", re.MULTILINE)
 
@@ -58,7 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--drill-stack",
         default=EMBEDDED,
-        help="'embedded' (default): a throwaway embedded stack for the session; or the state "
+        help="'embedded' (default), 'external' or 'compose': a throwaway stack of that backend for "
+        "the session; or the state "
         "directory of a stack started with 'datadrill stack up'",
     )
     group.addoption(
@@ -73,13 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings(config: pytest.Config) -> DrillSettings:
     stack = str(config.getoption("--drill-stack"))
-    if stack != EMBEDDED:
+    if stack not in BACKENDS:
         state_dir = Path(stack)
-        if stack == "compose":
-            raise pytest.UsageError(
-                "--drill-stack compose: the compose backend is not available in this version; "
-                "use 'embedded' or the state directory of a running embedded stack"
-            )
         if not (state_dir / "stack.json").is_file():
             raise pytest.UsageError(
                 f"--drill-stack {stack}: no running stack there (no stack.json); use 'embedded' "
@@ -109,25 +106,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def drill_stack(pytestconfig: pytest.Config) -> Iterator[EmbeddedStack]:
+def drill_stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The stack drills run on: attached, or started for the session and stopped after it."""
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.client import StackClient
+    from datadrill.stack.session import stack_session
 
     settings = pytestconfig.stash[_SETTINGS]
-    if settings.stack != EMBEDDED:
-        yield EmbeddedStack.attach(Path(settings.stack))
+    if settings.stack in BACKENDS:
+        # A throwaway stack of that backend for the session (compose: needs Docker).
+        with stack_session(backend=settings.stack, flag="--drill-stack") as session:
+            yield session.stack
         return
-    from datadrill.backends.stackd.manager import stack_down, stack_up
-    from datadrill.config import load_config
-    from datadrill.paths import StatePaths
-
-    with tempfile.TemporaryDirectory(prefix="datadrill-pytest-") as tmp:
-        paths = StatePaths(Path(tmp) / ".datadrill")
-        stack_up(paths, load_config(None))
-        try:
-            yield EmbeddedStack.attach(paths.root)
-        finally:
-            stack_down(paths)
+    yield StackClient.attach(Path(settings.stack))
 
 
 class DrillFailed(AssertionError):
@@ -161,7 +151,7 @@ def summarize(report: RunReport) -> str:
 class Drill:
     """Runs scenarios for one test on the session's stack and writes their reports."""
 
-    def __init__(self, stack: EmbeddedStack, settings: DrillSettings, node: pytest.Item) -> None:
+    def __init__(self, stack: Stack, settings: DrillSettings, node: pytest.Item) -> None:
         self.stack = stack
         self.settings = settings
         self.node = node
@@ -198,7 +188,7 @@ class Drill:
 
 
 @pytest.fixture
-def drill(request: pytest.FixtureRequest, drill_stack: EmbeddedStack) -> Drill:
+def drill(request: pytest.FixtureRequest, drill_stack: Stack) -> Drill:
     """Run a scenario on the session's stack: ``drill.run(path_or_scenario) -> RunReport``."""
     return Drill(drill_stack, request.config.stash[_SETTINGS], request.node)
 

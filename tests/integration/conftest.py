@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
+from datadrill.backends.stackd.manager import group_members, stack_down
 from datadrill.config import parse_config
 from datadrill.engine.wait import wait_until
 from datadrill.errors import WaitTimeout
 from datadrill.integrity.exactly_once import ExactlyOnceResult, check_exactly_once
 from datadrill.paths import StatePaths
 from datadrill.platform.supervisor import EventLog
-from datadrill.stacks.embedded.client import EmbeddedStack
-from datadrill.stacks.embedded.manager import group_members, stack_down, stack_up
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +36,16 @@ TEST_CONFIG = {
 }
 
 
-def start_stack(state_dir: Path, **overrides: Any) -> EmbeddedStack:
+def start_stack(state_dir: Path, **overrides: Any) -> StackClient:
+    """A stack left running in ``state_dir`` (stop it with :func:`stop_stack`); started the
+    way every backend starts one (table ownership checked, leftovers reverted)."""
+    from datadrill.backends.embedded import EmbeddedBackend
+
     config = parse_config(TEST_CONFIG, source="test", overrides=overrides)
-    stack_up(StatePaths(state_dir), config, timeout_s=90)
-    return EmbeddedStack.attach(state_dir)
+    return EmbeddedBackend().up(StatePaths(state_dir), config, timeout_s=90)
 
 
-def stop_stack(stack: EmbeddedStack) -> None:
+def stop_stack(stack: StackClient) -> None:
     pgid = int(stack.state["pgid"])
     stack_down(stack.paths)
     leftover = group_members(pgid)
@@ -50,19 +53,19 @@ def stop_stack(stack: EmbeddedStack) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
     running = start_stack(tmp_path_factory.mktemp("stack") / ".datadrill")
     yield running
     stop_stack(running)
 
 
-def drain(stack: EmbeddedStack, *, timeout: float = 90.0) -> ExactlyOnceResult:
+def drain(stack: StackClient, *, timeout: float = 90.0) -> ExactlyOnceResult:
     """Stop the workload, wait for the pipeline to empty and return the integrity check.
 
     Duplicates never go away by waiting, so waiting for an exact result cannot hide one;
     the result is returned either way for the caller to assert on.
     """
-    stack.set_workload(rate=0)
+    stack.workload.set(rate=0)
     last: list[ExactlyOnceResult] = []
 
     def settled() -> bool:
@@ -80,15 +83,15 @@ def drain(stack: EmbeddedStack, *, timeout: float = 90.0) -> ExactlyOnceResult:
         with contextlib.suppress(WaitTimeout):
             wait_until(settled, timeout=timeout, interval=0.2, what="the pipeline to drain exactly once")
     finally:
-        stack.set_workload(rate=TEST_CONFIG["workload"]["rate"])
+        stack.workload.set(rate=TEST_CONFIG["workload"]["rate"])
     return last[-1]
 
 
-def events(stack: EmbeddedStack) -> list[dict[str, Any]]:
+def events(stack: StackClient) -> list[dict[str, Any]]:
     return EventLog(stack.paths.events_file).read()
 
 
-def sink_rows(stack: EmbeddedStack) -> int:
+def sink_rows(stack: StackClient) -> int:
     engine = stack.query_engine()
     try:
         return int(engine.rows(f"SELECT count(*) FROM {stack.table}")[0][0])
@@ -195,7 +198,7 @@ def new_database(postgres_dsn: str, name: str) -> str:
 
 
 def wait_for_event(
-    stack: EmbeddedStack, predicate: Any, *, after: int = 0, timeout: float = 60
+    stack: StackClient, predicate: Any, *, after: int = 0, timeout: float = 60
 ) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         return next((e for e in events(stack)[after:] if predicate(e)), None)
@@ -204,7 +207,7 @@ def wait_for_event(
     return found
 
 
-def heartbeat(stack: EmbeddedStack, name: str) -> dict[str, Any]:
+def heartbeat(stack: StackClient, name: str) -> dict[str, Any]:
     return json.loads(stack.paths.heartbeat(name).read_text())
 
 

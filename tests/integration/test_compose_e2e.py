@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
-from datadrill.backends.compose.backend import docker_problem
+from conftest import run_cli
+from datadrill.backends.compose.services import docker_problem
 from datadrill.backends.compose.settings import ComposeSettings
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 _NO_ENGINE = docker_problem()
 
@@ -32,12 +32,12 @@ SETTINGS = ComposeSettings()  # what `stack up --backend compose` brings up (3 b
 
 
 @pytest.fixture(scope="module")
-def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
     state_dir = tmp_path_factory.mktemp("compose") / ".datadrill"
     up = run_cli("stack", "up", "--backend", "compose", "--state-dir", str(state_dir), timeout=1500)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        yield EmbeddedStack.attach(state_dir)
+        yield StackClient.attach(state_dir)
     finally:
         down = run_cli("stack", "down", "--backend", "compose", "--state-dir", str(state_dir), timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -62,7 +62,7 @@ def _run(scenario: str, state_dir: Path, reports: Path) -> dict[str, object]:
 
 @pytest.mark.timeout(2400)
 def test_the_headline_scenario_runs_on_the_compose_stack(
-    compose_stack: EmbeddedStack, tmp_path: Path
+    compose_stack: StackClient, tmp_path: Path
 ) -> None:
     state = compose_stack.state
     assert state["backend"] == "external" and state["query_engine"] == "trino"
@@ -90,7 +90,7 @@ def test_the_headline_scenario_runs_on_the_compose_stack(
 
 
 @pytest.mark.timeout(1200)
-def test_broker_loss_kills_the_brokers_container(compose_stack: EmbeddedStack) -> None:
+def test_broker_loss_kills_the_brokers_container(compose_stack: StackClient) -> None:
     import docker
 
     client = docker.from_env(version="auto")
@@ -110,6 +110,6 @@ def test_broker_loss_kills_the_brokers_container(compose_stack: EmbeddedStack) -
 
 
 @pytest.mark.timeout(1200)
-def test_network_faults_hit_trino_through_its_proxy(compose_stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_network_faults_hit_trino_through_its_proxy(compose_stack: StackClient, tmp_path: Path) -> None:
     report = _run("network_query_path.py", compose_stack.paths.root, tmp_path / "reports")
     assert report["verdict"] == "passed", report.get("reasons")

@@ -7,12 +7,12 @@ import random
 import time
 
 import pytest
-from conftest import drain, events, heartbeat, wait_for_event
 
+from conftest import drain, events, heartbeat, wait_for_event
 from datadrill.engine.wait import wait_until
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _restarted(component: str):  # type: ignore[no-untyped-def]
     return lambda e: e["event"] == "process_started" and e["component"] == component and e["restarts"] > 0
 
 
-def test_sink_killed_between_writing_data_files_and_committing(stack: EmbeddedStack) -> None:
+def test_sink_killed_between_writing_data_files_and_committing(stack: StackClient) -> None:
     seen = len(events(stack))
     before = heartbeat(stack, "sink")["rows_committed"] if stack.paths.heartbeat("sink").exists() else 0
     stack.paths.crash_point("sink").write_text(CRASH_BEFORE_COMMIT)
@@ -40,7 +40,7 @@ def test_sink_killed_between_writing_data_files_and_committing(stack: EmbeddedSt
     assert result.source_orders > before
 
 
-def test_relay_killed_between_publishing_and_marking(stack: EmbeddedStack) -> None:
+def test_relay_killed_between_publishing_and_marking(stack: StackClient) -> None:
     seen = len(events(stack))
     stack.paths.crash_point("relay").write_text(CRASH_AFTER_PUBLISH)
     wait_for_event(stack, _killed("relay"), after=seen)
@@ -55,7 +55,7 @@ def test_relay_killed_between_publishing_and_marking(stack: EmbeddedStack) -> No
     assert result.exact, result.describe()
 
 
-def test_repeated_random_kills_of_relay_and_sink(stack: EmbeddedStack) -> None:
+def test_repeated_random_kills_of_relay_and_sink(stack: StackClient) -> None:
     rng = random.Random(7)
     seen = len(events(stack))
     kills = 0
@@ -77,19 +77,19 @@ def test_repeated_random_kills_of_relay_and_sink(stack: EmbeddedStack) -> None:
     assert result.exact, result.describe()
     status = stack.status()
     assert status["healthy"] or _settles(stack)
-    restarts = {c["name"]: c["restarts"] for c in stack.status()["components"] if "restarts" in c}
+    restarts = {c["name"]: c["restarts"] for c in stack.status().raw["components"] if "restarts" in c}
     assert restarts["sink"] >= 3 and restarts["relay"] >= 3
 
 
-def _try_kill(stack: EmbeddedStack, component: str) -> int:
+def _try_kill(stack: StackClient, component: str) -> int:
     from datadrill.errors import ControlError
 
     try:
-        return stack.kill(component)
+        return stack.components.kill(component)
     except ControlError:
         return 0
 
 
-def _settles(stack: EmbeddedStack) -> bool:
-    wait_until(lambda: stack.status()["healthy"], timeout=30, what="the stack to be healthy again")
+def _settles(stack: StackClient) -> bool:
+    wait_until(lambda: stack.status().healthy, timeout=30, what="the stack to be healthy again")
     return True

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import new_database, run_cli
 
+from conftest import new_database, run_cli
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -52,7 +52,7 @@ def _stack_up(config: Path, state_dir: Path) -> subprocess.CompletedProcess[str]
 
 @pytest.mark.timeout(600)
 def test_the_headline_scenario_runs_on_an_external_cluster(
-    stack: EmbeddedStack, postgres_dsn: str, toxiproxy: ToxiproxyAdmin, tmp_path: Path
+    stack: StackClient, postgres_dsn: str, toxiproxy: ToxiproxyAdmin, tmp_path: Path
 ) -> None:
     dsn = new_database(postgres_dsn, "catalog_external_run")
     database = dsn.split("@", 1)[1].split("/", 1)[0]
@@ -83,7 +83,7 @@ def test_the_headline_scenario_runs_on_an_external_cluster(
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         assert "external stack up" in up.stdout
-        running = EmbeddedStack.attach(state_dir)
+        running = StackClient.attach(state_dir)
         assert running.state["backend"] == "external"
         assert running.state["librdkafka"] is None  # no mock cluster of its own
         status = run_cli("stack", "status", "--json", "--state-dir", str(state_dir), cwd=tmp_path)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import new_database, run_cli
 
+from conftest import new_database, run_cli
 from datadrill.backends.compose.render import CATALOG_SCHEMA
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -24,7 +24,7 @@ def _closed_port() -> int:
 
 
 def test_external_status_reports_each_service(
-    stack: EmbeddedStack, postgres_dsn: str, tmp_path: Path
+    stack: StackClient, postgres_dsn: str, tmp_path: Path
 ) -> None:
     dsn = new_database(postgres_dsn, "catalog_external")
     config = tmp_path / "datadrill.toml"

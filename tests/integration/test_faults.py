@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import drain, run_cli
 
+from conftest import drain, run_cli
 from datadrill.engine.clock import MonotonicClock
 from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner
@@ -31,7 +31,7 @@ from datadrill.model import (
     SchemaDrift,
 )
 from datadrill.model.report import Verdict
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
     ],
 )
 def test_fault_scenario_passes_and_leaves_nothing_behind(
-    stack: EmbeddedStack, tmp_path: Path, module: str
+    stack: StackClient, tmp_path: Path, module: str
 ) -> None:
     scenario = load_scenario(SCENARIOS / module)
     report = Runner(scenario, stack=stack, run_dir=tmp_path).run()
@@ -72,7 +72,7 @@ def test_fault_scenario_passes_and_leaves_nothing_behind(
         assert report.integrity is not None and report.integrity.discrepancies > 0
         assert report.integrity.repaired_rows > 0
     assert FaultLedger.for_stack(stack.paths.root).outstanding() == []
-    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after the scenario")
+    wait_until(lambda: stack.status().healthy, timeout=60, what="a healthy stack after the scenario")
 
 
 SPECS: list[Any] = [
@@ -95,14 +95,14 @@ SPECS: list[Any] = [
 @pytest.mark.parametrize(
     "spec", SPECS, ids=lambda s: s.kind + "-" + str(getattr(s, "mode", getattr(s, "toxic", "")))
 )
-def test_builtin_fault_plugins_conform(stack: EmbeddedStack, tmp_path: Path, spec: Any) -> None:
+def test_builtin_fault_plugins_conform(stack: StackClient, tmp_path: Path, spec: Any) -> None:
     context = DrillContext(stack, tmp_path, MonotonicClock())
     problems = check_plugin(plugin_for(spec.kind), spec, context)
     assert problems == []
-    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after the revert")
+    wait_until(lambda: stack.status().healthy, timeout=60, what="a healthy stack after the revert")
 
 
-def test_data_is_exact_after_the_conformance_runs(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_data_is_exact_after_the_conformance_runs(stack: StackClient, tmp_path: Path) -> None:
     from datadrill.recovery.dead_letters import reprocess_dead_letters
 
     # The schema-drift check may have dead-lettered a batch: it flows again once reprocessed.
@@ -111,7 +111,7 @@ def test_data_is_exact_after_the_conformance_runs(stack: EmbeddedStack, tmp_path
     assert result.exact, result.describe()
 
 
-def test_cleanup_reverts_what_a_killed_run_left(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_cleanup_reverts_what_a_killed_run_left(stack: StackClient, tmp_path: Path) -> None:
     ledger = FaultLedger.for_stack(stack.paths.root)
     context = DrillContext(stack, tmp_path, MonotonicClock())
     # Injected and never reverted, as if the runner had been SIGKILLed right after.
@@ -124,7 +124,7 @@ def test_cleanup_reverts_what_a_killed_run_left(stack: EmbeddedStack, tmp_path: 
     assert result.stdout.count("reverted") == 2
     assert ledger.outstanding() == []
     assert stack.catalog().table_exists(stack.table)
-    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after cleanup")
+    wait_until(lambda: stack.status().healthy, timeout=60, what="a healthy stack after cleanup")
     again = run_cli("cleanup", "--state-dir", str(stack.paths.root))
     assert again.returncode == 0 and "nothing to clean up" in again.stdout
 

@@ -8,10 +8,10 @@ import sys
 import textwrap
 
 import pytest
-from conftest import drain, sink_rows
 
+from conftest import drain, sink_rows
 from datadrill.engine.wait import wait_until
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ EXTERNAL_CLIENT = textwrap.dedent(
 )
 
 
-def test_an_ordinary_client_in_another_process_lists_brokers_and_reads(stack: EmbeddedStack) -> None:
+def test_an_ordinary_client_in_another_process_lists_brokers_and_reads(stack: StackClient) -> None:
     result = subprocess.run(
         [sys.executable, "-c", EXTERNAL_CLIENT, stack.bootstrap_servers, stack.topic],
         capture_output=True,
@@ -61,12 +61,12 @@ def test_an_ordinary_client_in_another_process_lists_brokers_and_reads(stack: Em
     assert first["key"].isdigit()
 
 
-def _leaders(stack: EmbeddedStack) -> dict[int, int]:
+def _leaders(stack: StackClient) -> dict[int, int]:
     data = stack.control.get("/kafka/leaders")
     return {entry["partition"]: entry["leader"] for entry in data["leaders"] if entry["topic"] == stack.topic}
 
 
-def test_broker_loss_moves_leaders_after_the_election_delay(stack: EmbeddedStack) -> None:
+def test_broker_loss_moves_leaders_after_the_election_delay(stack: StackClient) -> None:
     leaders = _leaders(stack)
     # Earlier tests may have moved leaders around: lose the broker that leads the most.
     broker = max(set(leaders.values()), key=lambda b: sum(1 for x in leaders.values() if x == b))
@@ -90,7 +90,7 @@ def test_broker_loss_moves_leaders_after_the_election_delay(stack: EmbeddedStack
         delay = stack.config.kafka.election_delay_s
         assert all(e["mono"] - down["mono"] >= delay for e in elections)
         assert all(e["leader"] != broker for e in elections)
-        status = {c["name"]: c for c in stack.status()["components"]}
+        status = {c["name"]: c for c in stack.status().raw["components"]}
         assert not status[f"kafka-broker-{broker}"]["healthy"]
         before = sink_rows(stack)
         wait_until(
@@ -102,7 +102,7 @@ def test_broker_loss_moves_leaders_after_the_election_delay(stack: EmbeddedStack
     assert result.exact, result.describe()
 
 
-def test_pushed_request_errors_and_rtt_are_survived(stack: EmbeddedStack) -> None:
+def test_pushed_request_errors_and_rtt_are_survived(stack: StackClient) -> None:
     # ProduceRequest (api key 0) answered with NOT_LEADER_OR_FOLLOWER (6), three times.
     reply = stack.control.post("/kafka/request-errors", {"api_key": 0, "errors": [6, 6, 6]})
     assert reply["count"] == 3
@@ -117,18 +117,18 @@ def test_pushed_request_errors_and_rtt_are_survived(stack: EmbeddedStack) -> Non
     assert result.exact, result.describe()
 
 
-def test_control_rejects_bad_requests_with_a_reason(stack: EmbeddedStack) -> None:
+def test_control_rejects_bad_requests_with_a_reason(stack: StackClient) -> None:
     from datadrill.errors import ControlError
 
     with pytest.raises(ControlError, match="unknown broker 9"):
         stack.control.post("/kafka/brokers/9/down")
     with pytest.raises(ControlError, match="unknown component"):
-        stack.kill("nosuch")
+        stack.components.kill("nosuch")
     with pytest.raises(ControlError, match="unknown signal"):
         stack.control.post("/components/sink/signal", {"signal": "SIGWHAT"})
 
 
-def test_topic_creation_through_control(stack: EmbeddedStack) -> None:
+def test_topic_creation_through_control(stack: StackClient) -> None:
     from confluent_kafka.admin import AdminClient
 
     stack.control.post("/kafka/topics", {"name": "drill.extra", "partitions": 3, "replication_factor": 2})

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, start_stack, stop_stack
 
+from conftest import run_cli, start_stack, stop_stack
 from datadrill.engine.journal import read_journal
 from datadrill.engine.wait import wait_until
 from datadrill.faults.ledger import FaultLedger
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ SCENARIO = Scenario(
 """
 
 
-def _run(stack: EmbeddedStack, scenario: Path, run_dir: Path) -> subprocess.Popen[bytes]:
+def _run(stack: StackClient, scenario: Path, run_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -64,7 +64,7 @@ def _run(stack: EmbeddedStack, scenario: Path, run_dir: Path) -> subprocess.Pope
     )
 
 
-def _assert_clean(stack: EmbeddedStack, original_rate: float) -> None:
+def _assert_clean(stack: StackClient, original_rate: float) -> None:
     assert FaultLedger.for_stack(stack.paths.root).outstanding() == []
     assert stack.catalog().table_exists(stack.table)
     leaders = stack.control.get("/kafka/leaders")
@@ -72,7 +72,7 @@ def _assert_clean(stack: EmbeddedStack, original_rate: float) -> None:
     workload = json.loads(stack.paths.workload_file.read_text())
     assert workload["rate"] == original_rate
     assert not (stack.paths.run / "sink.throttle").exists()
-    wait_until(lambda: stack.status()["healthy"], timeout=60, what="a healthy stack after cleanup")
+    wait_until(lambda: stack.status().healthy, timeout=60, what="a healthy stack after cleanup")
 
 
 def test_sigkill_at_many_points_then_cleanup(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from datadrill.faults.base import DrillContext
 from datadrill.faults.ledger import FaultLedger, inject
 from datadrill.model import NetworkFault
 from datadrill.netfaults import ToxiproxyAdmin
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -26,23 +26,23 @@ HEALTHY_TIMEOUT_S = 60.0
 WIDE = "SELECT order_id, customer_id, currency, status FROM dwh.orders ORDER BY order_id LIMIT 2000"
 
 
-def test_status_lists_the_fault_proxy_and_the_query_path(stack: EmbeddedStack) -> None:
-    components = {c["name"]: c for c in stack.status()["components"]}
+def test_status_lists_the_fault_proxy_and_the_query_path(stack: StackClient) -> None:
+    components = {c["name"]: c for c in stack.status().raw["components"]}
     proxy = components["fault-proxy"]
-    assert proxy["healthy"] and proxy["endpoint"] == stack.fault_proxy_url
-    query = stack.proxies["query"]
+    assert proxy["healthy"] and proxy["endpoint"] == stack.network.api_url
+    query = stack.state["proxies"]["query"]
     assert f"query {query['listen']}->{query['upstream']}" in proxy["detail"]
     # The query service is the proxy's upstream; clients get the proxy's address.
     assert components["query-engine"]["endpoint"] == f"http://{query['upstream']}"
     assert stack.state["query_url"] == f"http://{query['listen']}"
-    assert "catalog" not in stack.proxies  # SQLite: no network path to the catalog
-    assert ToxiproxyAdmin(stack.fault_proxy_url).get_proxy("query").toxics == ()
+    assert "catalog" not in stack.state["proxies"]  # SQLite: no network path to the catalog
+    assert ToxiproxyAdmin(stack.network.api_url).get_proxy("query").toxics == ()
     wait_until(
         lambda: stack.mart_queries().rows(COUNT)[0][0] > 0, timeout=60, what="rows through the query path"
     )
 
 
-def _timed(stack: EmbeddedStack, sql: str, timeout_s: float) -> tuple[float, str | None]:
+def _timed(stack: StackClient, sql: str, timeout_s: float) -> tuple[float, str | None]:
     began = time.monotonic()
     try:
         stack.mart_queries(timeout_s=timeout_s).rows(sql)
@@ -92,7 +92,7 @@ def _timed(stack: EmbeddedStack, sql: str, timeout_s: float) -> tuple[float, str
     ids=lambda v: v.toxic if isinstance(v, NetworkFault) else "",
 )
 def test_each_toxic_fails_queries_until_reverted(
-    stack: EmbeddedStack, tmp_path: Path, spec: NetworkFault, sql: str, timeout_s: float, expected: str
+    stack: StackClient, tmp_path: Path, spec: NetworkFault, sql: str, timeout_s: float, expected: str
 ) -> None:
     ledger = FaultLedger.for_stack(stack.paths.root)
     context = DrillContext(stack, tmp_path, MonotonicClock())
@@ -106,13 +106,13 @@ def test_each_toxic_fails_queries_until_reverted(
     finally:
         handle.revert()
     assert ledger.outstanding() == []
-    info = ToxiproxyAdmin(stack.fault_proxy_url).get_proxy("query")
+    info = ToxiproxyAdmin(stack.network.api_url).get_proxy("query")
     assert info.enabled and info.toxics == ()
     assert _timed(stack, sql, HEALTHY_TIMEOUT_S)[1] is None, "the query must work again after the revert"
 
 
 def test_latency_below_the_timeout_slows_queries_without_failing_them(
-    stack: EmbeddedStack, tmp_path: Path
+    stack: StackClient, tmp_path: Path
 ) -> None:
     context = DrillContext(stack, tmp_path, MonotonicClock())
     spec = NetworkFault(at_s=0, duration_s=30, toxic="latency", attributes={"latency": 700})
@@ -125,14 +125,14 @@ def test_latency_below_the_timeout_slows_queries_without_failing_them(
     assert elapsed >= 0.7
 
 
-def test_slow_close_delays_the_close_not_the_answer(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_slow_close_delays_the_close_not_the_answer(stack: StackClient, tmp_path: Path) -> None:
     # The client reads the answer by its length and closes first, so a slow close upstream
     # costs it nothing: the toxic is for clients that wait for the server to hang up.
     context = DrillContext(stack, tmp_path, MonotonicClock())
     spec = NetworkFault(at_s=0, duration_s=30, toxic="slow_close", attributes={"delay": 3000})
     handle = inject(spec, context, ledger=FaultLedger.for_stack(stack.paths.root))
     try:
-        assert [t.name for t in ToxiproxyAdmin(stack.fault_proxy_url).get_proxy("query").toxics] == [
+        assert [t.name for t in ToxiproxyAdmin(stack.network.api_url).get_proxy("query").toxics] == [
             "datadrill_slow_close_downstream"
         ]
         elapsed, error = _timed(stack, COUNT, 10.0)

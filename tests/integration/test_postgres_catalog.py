@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from conftest import drain, new_database, sink_rows, start_stack, stop_stack
 
+from conftest import drain, new_database, sink_rows, start_stack, stop_stack
 from datadrill.engine.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 def test_stack_on_a_postgres_catalog(postgres_dsn: str, tmp_path: Path) -> None:
     stack = start_stack(tmp_path / ".datadrill", **{"catalog.uri": postgres_dsn})
     try:
-        assert stack.status()["healthy"]
+        assert stack.status().healthy
         wait_until(lambda: sink_rows(stack) > 100, timeout=60, what="rows via the PostgreSQL catalog")
         engine = sqlalchemy.create_engine(postgres_dsn.replace("postgresql://", "postgresql+psycopg2://"))
         with engine.connect() as connection:
@@ -46,7 +46,7 @@ def test_network_faults_on_the_catalog_path(postgres_dsn: str, tmp_path: Path) -
     dsn = new_database(postgres_dsn, "catalog_network")
     stack = start_stack(tmp_path / ".datadrill", **{"catalog.uri": dsn})
     try:
-        proxy = stack.proxies["catalog"]
+        proxy = stack.state["proxies"]["catalog"]
         assert proxy["upstream"].endswith(f":{sqlalchemy.engine.make_url(postgres_dsn).port or 5432}")
         wait_until(lambda: sink_rows(stack) > 100, timeout=60, what="rows via the catalog proxy")
         context = DrillContext(stack, tmp_path, MonotonicClock())
@@ -58,7 +58,7 @@ def test_network_faults_on_the_catalog_path(postgres_dsn: str, tmp_path: Path) -
         try:
 
             def sink_errors() -> int:
-                sink = next(c for c in stack.status()["components"] if c["name"] == "sink")
+                sink = next(c for c in stack.status().raw["components"] if c["name"] == "sink")
                 return int(sink["stats"].get("commit_errors", 0))
 
             before = sink_errors()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def _properties(xml_path: str) -> dict[str, dict[str, str]]:
     return found
 
 
-def test_scenario_modules_run_as_tests(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+def test_scenario_modules_run_as_tests(pytester: pytest.Pytester, stack: StackClient) -> None:
     scenarios = pytester.mkdir("scenarios")
     (scenarios / "hide_ok.py").write_text(SCENARIO.format(name="hide-ok", recover_within_s=20))
     # Recovery takes 2 s at least; expecting it within 0.5 s must fail.
@@ -86,7 +86,7 @@ def test_scenario_modules_run_as_tests(pytester: pytest.Pytester, stack: Embedde
     assert (pytester.path / props["hide_ok"]["drill_report"]).is_file()
 
 
-def test_the_drill_fixture_runs_inline_scenarios(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+def test_the_drill_fixture_runs_inline_scenarios(pytester: pytest.Pytester, stack: StackClient) -> None:
     pytester.makepyfile(
         test_suite=textwrap.dedent(
             """
@@ -138,7 +138,7 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: tuple[str
     assert named in err and "Traceback" not in err
 
 
-def test_the_example_resilience_suite_passes(pytester: pytest.Pytester, stack: EmbeddedStack) -> None:
+def test_the_example_resilience_suite_passes(pytester: pytest.Pytester, stack: StackClient) -> None:
     repo = Path(__file__).resolve().parents[2]
     suite = repo / "examples" / "resilience_suite" / "test_resilience.py"
     result = pytester.runpytest_subprocess(

@@ -12,26 +12,26 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, start_stack, stop_stack
 
+from conftest import run_cli, start_stack, stop_stack
 from datadrill.engine.journal import read_journal
 from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner
 from datadrill.engine.wait import wait_until
 from datadrill.model.report import Verdict
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
-def _run(stack: EmbeddedStack, name: str, run_dir: Path) -> object:
+def _run(stack: StackClient, name: str, run_dir: Path) -> object:
     scenario = load_scenario(SCENARIOS / name)
     return Runner(scenario, stack=stack, run_dir=run_dir).run()
 
 
-def test_calibration_measures_within_one_probe_interval(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_calibration_measures_within_one_probe_interval(stack: StackClient, tmp_path: Path) -> None:
     from datadrill.model.report import RunReport
 
     scenario = load_scenario(SCENARIOS / "calibration.py")
@@ -53,7 +53,7 @@ def test_calibration_measures_within_one_probe_interval(stack: EmbeddedStack, tm
     assert stack.catalog().table_exists(stack.table)
 
 
-def test_headline_metadata_loss_game_day(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_headline_metadata_loss_game_day(stack: StackClient, tmp_path: Path) -> None:
     from datadrill.model.report import RunReport
     from datadrill.reporting import write_reports
 
@@ -92,7 +92,7 @@ def test_headline_metadata_loss_game_day(stack: EmbeddedStack, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("module", ["metadata_files_loss.py", "metadata_loss_reregister.py"])
-def test_metadata_loss_variants(stack: EmbeddedStack, tmp_path: Path, module: str) -> None:
+def test_metadata_loss_variants(stack: StackClient, tmp_path: Path, module: str) -> None:
     from datadrill.model.report import RunReport
 
     report = _run(stack, module, tmp_path)
@@ -102,7 +102,7 @@ def test_metadata_loss_variants(stack: EmbeddedStack, tmp_path: Path, module: st
     assert all(f.reverted_s is not None for f in report.faults)
 
 
-def test_cli_run_validate_and_exit_codes(stack: EmbeddedStack, tmp_path: Path) -> None:
+def test_cli_run_validate_and_exit_codes(stack: StackClient, tmp_path: Path) -> None:
     ok = run_cli("validate", str(SCENARIOS / "calibration.py"), str(SCENARIOS / "metadata_loss.py"))
     assert ok.returncode == 0, ok.stderr
     bad = tmp_path / "bad.py"

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli, start_stack, stop_stack
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from conftest import run_cli, start_stack, stop_stack
 from datadrill.search.machine import FAILING_JOURNAL, platform_machine
 from datadrill.search.strategies import single_faults
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_the_search_finds_and_shrinks_a_weakened_sink(tmp_path: Path) -> None:
         stop_stack(weak)
 
 
-def _schedules(stack: EmbeddedStack, journal_dir: Path, seed: int) -> list[list[dict[str, Any]]]:
+def _schedules(stack: StackClient, journal_dir: Path, seed: int) -> list[list[dict[str, Any]]]:
     machine = platform_machine(
         stack,
         journal_dir=journal_dir,
@@ -91,7 +91,7 @@ def _schedules(stack: EmbeddedStack, journal_dir: Path, seed: int) -> list[list[
 
 
 def test_the_correct_sink_survives_and_a_seed_repeats_its_schedules(
-    stack: EmbeddedStack, tmp_path: Path
+    stack: StackClient, tmp_path: Path
 ) -> None:
     first = _schedules(stack, tmp_path / "a", seed=7)
     second = _schedules(stack, tmp_path / "b", seed=7)

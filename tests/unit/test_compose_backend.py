@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from datadrill.backends.compose import render as compose_render
-from datadrill.backends.compose.backend import docker_problem
 from datadrill.backends.compose.readiness import (
     catalog_readiness,
     kafka_readiness,
     trino_readiness,
 )
+from datadrill.backends.compose.services import docker_problem
 from datadrill.backends.compose.settings import ComposeSettings
 from datadrill.platform.catalog import CATALOG_NAME
 

@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from datadrill.backends.stackd.election import LeaderElector, LeaderMove
+from datadrill.backends.kafka.election import LeaderElector, LeaderMove
 from datadrill.engine.clock import FakeClock
 
 TOPIC = "orders.v1"

@@ -19,9 +19,11 @@ EXPECTED_ALL = [
     "QueryFailed",
     "Stack",
     "StackAlreadyRunning",
+    "StackClient",
     "StackConfig",
     "StackError",
     "StackNotRunning",
+    "StackProcessDied",
     "StackStartFailed",
     "WaitTimeout",
     "__version__",
@@ -45,10 +47,11 @@ def test_every_exported_name_resolves(name: str) -> None:
 
 
 def test_lazy_exports_are_the_real_classes() -> None:
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.client import StackClient
     from datadrill.stack.port import Stack
 
-    assert datadrill.EmbeddedStack is EmbeddedStack
+    assert datadrill.StackClient is StackClient
+    assert datadrill.EmbeddedStack is StackClient
     assert datadrill.Stack is Stack
 
 

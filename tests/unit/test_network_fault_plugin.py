@@ -7,11 +7,11 @@ import socket
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_stack import FakeNetwork, FakeStack
 from pydantic import ValidationError
 
 from datadrill.engine.clock import MonotonicClock
@@ -23,6 +23,7 @@ from datadrill.faults.ledger import FaultLedger
 from datadrill.faults.network import NetworkToxicFault
 from datadrill.model import NetworkFault
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
+from datadrill.stack.port import ProxyPath
 
 
 def test_a_valid_network_fault_describes_itself() -> None:
@@ -97,20 +98,6 @@ def test_overlapping_toxics_of_one_kind_on_one_path_are_refused(tmp_path: Path) 
 # -- the plugin against a real fault proxy ----------------------------------------------------
 
 
-@dataclass
-class _Paths:
-    root: Path
-
-
-@dataclass
-class _ProxiedStack:
-    """What the network plugin reads of a stack: its fault proxy's API and proxied paths."""
-
-    fault_proxy_url: str
-    proxies: dict[str, dict[str, str]]
-    paths: _Paths = field(default_factory=lambda: _Paths(Path()))
-
-
 def _echo_server() -> tuple[socket.socket, int]:
     server = socket.create_server(("127.0.0.1", 0))
 
@@ -136,8 +123,9 @@ def proxied(tmp_path: Path) -> Iterator[tuple[DrillContext, ToxiproxyAdmin]]:
     url = server.start()
     admin = ToxiproxyAdmin(url)
     listen = admin.create_proxy("query", "127.0.0.1:0", f"127.0.0.1:{port}").listen
-    stack = _ProxiedStack(url, {"query": {"listen": listen, "upstream": f"127.0.0.1:{port}"}})
-    context = DrillContext(stack, tmp_path, MonotonicClock())  # type: ignore[arg-type]
+    stack = FakeStack(tmp_path / "stack")
+    stack.network = FakeNetwork(url, {"query": ProxyPath("query", listen, f"127.0.0.1:{port}")})
+    context = DrillContext(stack, tmp_path, MonotonicClock())
     try:
         yield context, admin
     finally:
@@ -205,8 +193,9 @@ def test_revert_after_the_stack_is_gone_is_a_no_op(tmp_path: Path) -> None:
     server = FaultProxyServer()
     url = server.start()
     server.stop()
-    stack = _ProxiedStack(url, {"query": {"listen": "127.0.0.1:1", "upstream": "127.0.0.1:2"}})
-    context = DrillContext(stack, tmp_path, MonotonicClock())  # type: ignore[arg-type]
+    stack = FakeStack(tmp_path / "stack")
+    stack.network = FakeNetwork(url, {"query": ProxyPath("query", "127.0.0.1:1", "127.0.0.1:2")})
+    context = DrillContext(stack, tmp_path, MonotonicClock())
     note = NetworkToxicFault().revert(
         {"api": url, "proxy": "query", "toxic": "datadrill_latency_downstream"}, context
     )

@@ -1,27 +1,29 @@
-"""The run journal: append-only JSON lines, flushed and fsync'd per event.
+"""The run journal: typed events (:mod:`datadrill.events`), appended as JSON lines,
+flushed and fsync'd per event (:mod:`datadrill.jsonl`).
 
-Every event carries ``t`` (seconds since the run started, monotonic clock), ``mono`` and a
-``wall`` label. Reports are derived from the journal alone, so a report can be regenerated
-later, even from the journal of a runner that was killed mid-run.
+The journal stamps every event with ``seq``, ``t`` (seconds since the run started,
+monotonic clock), ``mono`` and a ``wall`` label. Reports are derived from the journal alone,
+so a report can be regenerated later, even from the journal of a runner that was killed.
 
 Example::
 
     journal = Journal.create(run_dir / "journal.jsonl", clock=MonotonicClock())
-    journal.record("fault_injected", kind="metadata.catalog_entry", description="...")
-    events = read_journal(run_dir / "journal.jsonl")
+    journal.record(FaultInjected(fault_id=1, kind="metadata.catalog_entry", description="..."))
+    events = read_events(run_dir / "journal.jsonl")
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 
 from datadrill.engine.clock import Clock
-from datadrill.errors import ConfigError
+from datadrill.events import EventBase, event_record, read_events
+from datadrill.jsonl import JsonlAppender
+
+E = TypeVar("E", bound=EventBase)
 
 
 def wall_label(seconds: float) -> str:
@@ -29,9 +31,9 @@ def wall_label(seconds: float) -> str:
 
 
 class Journal:
-    def __init__(self, path: Path, handle: IO[str], *, clock: Clock, start_mono: float) -> None:
+    def __init__(self, path: Path, out: JsonlAppender, *, clock: Clock, start_mono: float) -> None:
         self.path = path
-        self._handle = handle
+        self._out = out
         self._clock = clock
         self.start_mono = start_mono
         self._seq = 0
@@ -39,57 +41,34 @@ class Journal:
 
     @classmethod
     def create(cls, path: Path, *, clock: Clock) -> Journal:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a", encoding="utf-8")
-        return cls(path, handle, clock=clock, start_mono=clock.monotonic())
+        return cls(path, JsonlAppender(path, default=str), clock=clock, start_mono=clock.monotonic())
 
     def now(self) -> float:
         """Seconds since the run started."""
         return self._clock.monotonic() - self.start_mono
 
-    def record(self, type_: str, **fields: Any) -> dict[str, Any]:
-        mono = self._clock.monotonic()
+    def record(self, event: E) -> E:
+        """Stamp ``event`` and write it durably; returns the stamped event."""
         with self._lock:
+            # Stamped under the lock: numbers and times increase together, line by line.
+            mono = self._clock.monotonic()
             self._seq += 1
-            event = {
-                "seq": self._seq,
-                "type": type_,
-                "t": round(mono - self.start_mono, 6),
-                "mono": mono,
-                "wall": wall_label(self._clock.wall()),
-                **fields,
-            }
-            self._handle.write(json.dumps(event, default=str) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-        return event
+            stamped = event.model_copy(
+                update={
+                    "seq": self._seq,
+                    "t": round(mono - self.start_mono, 6),
+                    "mono": mono,
+                    "wall": wall_label(self._clock.wall()),
+                }
+            )
+            self._out.append(event_record(stamped))
+        return stamped
 
     def close(self) -> None:
-        with self._lock:
-            if not self._handle.closed:
-                self._handle.close()
+        self._out.close()
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every complete event in the journal. A torn last line (the writer was killed
-    mid-write) is ignored; anything else malformed is an error naming the line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", str(path), "no such journal file") from None
-    except IsADirectoryError:
-        raise ConfigError(str(path), "(file)", str(path), "is a directory; pass its journal.jsonl") from None
-    events = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ConfigError(str(path), f"line {number}", line[:80], "not a JSON journal event") from None
-        if not isinstance(event, dict) or "type" not in event or "t" not in event:
-            raise ConfigError(str(path), f"line {number}", line[:80], "not a datadrill journal event")
-        events.append(event)
-    return events
+    """Every event in the journal as a plain dict (its journal line), validated like
+    :func:`~datadrill.events.read_events`: for scripts and tests that look at the lines."""
+    return [event_record(event) for event in read_events(path)]

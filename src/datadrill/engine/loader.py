@@ -90,7 +90,38 @@ def load_scenario(path: Path) -> Scenario:
             type(scenario).__name__ if scenario is not None else None,
             "the module must define SCENARIO = datadrill.model.Scenario(...)",
         )
+    _check_registered_kinds(path, scenario)
     return scenario
+
+
+def _check_registered_kinds(path: Path, scenario: Scenario) -> None:
+    """A plugin's SLI or step passes the model on its shape alone; its kind must also have
+    a probe or an implementation registered (installed, or ``register_probe``/``register_step``)."""
+    from datadrill.model.recovery import Runbook
+    from datadrill.probes.registry import kinds as probe_kinds
+    from datadrill.recovery.registry import kinds as step_kinds
+
+    known = probe_kinds()
+    for index, slo in enumerate(scenario.slos):
+        if slo.sli.kind not in known:
+            raise ConfigError(
+                str(path),
+                f"slos[{index}].sli.kind",
+                slo.sli.kind,
+                f"no probe is registered for this SLI kind (plugins register under the datadrill.probes "
+                f"entry-point group); known kinds: {', '.join(sorted(known))}",
+            )
+    if isinstance(scenario.recovery, Runbook):
+        known = step_kinds()
+        for index, step in enumerate(scenario.recovery.steps):
+            if step.kind not in known:
+                raise ConfigError(
+                    str(path),
+                    f"recovery.steps[{index}].kind",
+                    step.kind,
+                    f"no implementation is registered for this step kind (plugins register under the "
+                    f"datadrill.recovery entry-point group); known kinds: {', '.join(sorted(known))}",
+                )
 
 
 def discover(directory: Path) -> list[Path]:

@@ -6,15 +6,32 @@ regenerated at any time, including from the journal of a runner that was killed.
 
 Example::
 
-    report = measure(read_journal(path), journal_path=str(path))
+    report = measure(read_events(path), journal_path=str(path))
     report.ttd_s, report.ttr_s, report.verdict
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TypeVar
 
+from datadrill.events import (
+    AlertFired,
+    BackupTaken,
+    Event,
+    FaultInjected,
+    FaultReverted,
+    HarnessError,
+    IntegrityVerified,
+    PhaseFinished,
+    PhaseStarted,
+    Recovered,
+    RunFinished,
+    RunStarted,
+    Sample,
+)
 from datadrill.model.report import (
     BackupResult,
     FaultResult,
@@ -31,29 +48,34 @@ from datadrill.model.report import (
 )
 
 SECONDS_PER_DAY = 86_400.0
+# Step kinds (datadrill.model.recovery) whose phases the report looks at.
+REPLAY_STEP = "replay_kafka"
+RECONCILE_STEP = "reconcile"
+_DAMAGE = ("duplicates", "omissions", "discrepancies", "unexpected")
+
+E = TypeVar("E")
 
 
-def _first(events: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((e for e in events if e["type"] == type_), None)
+def _of(events: Sequence[Event], cls: type[E]) -> list[E]:
+    return [e for e in events if isinstance(e, cls)]
 
 
-def _slo_results(events: list[dict[str, Any]], start: dict[str, Any], end_t: float) -> tuple[SLOResult, ...]:
-    interval = float(start.get("probe_interval_s", 0.5))
-    period_s = float(start.get("policy", {}).get("period_days", 28)) * SECONDS_PER_DAY
+def _first(events: Sequence[Event], cls: type[E]) -> E | None:
+    return next((e for e in events if isinstance(e, cls)), None)
+
+
+def _slo_results(events: Sequence[Event], start: RunStarted, end_t: float) -> tuple[SLOResult, ...]:
+    interval = start.probe_interval_s
+    period_s = start.policy.period_days * SECONDS_PER_DAY
     samples: dict[str, list[SeriesPoint]] = defaultdict(list)
-    for e in events:
-        if e["type"] == "sample":
-            value = e.get("value")
-            samples[e["slo"]].append(
-                SeriesPoint(float(e["t"]), None if value is None else float(value), bool(e["good"]))
-            )
-    alerts = {}
-    for e in events:
-        if e["type"] == "alert_fired" and e["slo"] not in alerts:
-            alerts[e["slo"]] = float(e["t"])
+    for sample in _of(events, Sample):
+        samples[sample.slo].append(SeriesPoint(sample.t, sample.value, sample.good))
+    alerts: dict[str, float] = {}
+    for alert in _of(events, AlertFired):
+        alerts.setdefault(alert.slo, alert.t)
     results = []
-    for slo in start.get("slos", []):
-        series = samples.get(slo["name"], [])
+    for slo in start.slos:
+        series = samples.get(slo.name, [])
         bad_s = observed_s = 0.0
         for i, point in enumerate(series):
             # Each sample stands for the time until the next one (the last: one interval).
@@ -64,20 +86,20 @@ def _slo_results(events: list[dict[str, Any]], start: dict[str, Any], end_t: flo
             observed_s += span
             if not point.good:
                 bad_s += span
-        allowed = 1.0 - float(slo["objective"])
+        allowed = 1.0 - slo.objective
         good_ratio = 1.0 - bad_s / observed_s if observed_s > 0 else 1.0
         values = [p.value for p in series if p.value is not None]
-        higher_is_better = slo["kind"] == "query_success"
+        higher_is_better = slo.kind == "query_success"
         worst = (min(values) if higher_is_better else max(values)) if values else None
         results.append(
             SLOResult(
-                name=slo["name"],
-                statement=slo["statement"],
-                sli_kind=slo["kind"],
-                unit=slo["unit"],
-                threshold=slo.get("threshold"),
-                objective=float(slo["objective"]),
-                alert=slo["alert"],
+                name=slo.name,
+                statement=slo.statement,
+                sli_kind=slo.kind,
+                unit=slo.unit,
+                threshold=slo.threshold,
+                objective=slo.objective,
+                alert=slo.alert,
                 samples=len(series),
                 good_samples=sum(1 for p in series if p.good),
                 bad_s=bad_s,
@@ -85,8 +107,8 @@ def _slo_results(events: list[dict[str, Any]], start: dict[str, Any], end_t: flo
                 good_ratio=good_ratio,
                 budget_burned=bad_s / (allowed * observed_s) if observed_s > 0 else 0.0,
                 period_budget_burned=bad_s / (allowed * period_s),
-                met=good_ratio >= float(slo["objective"]),
-                first_alert_s=alerts.get(slo["name"]),
+                met=good_ratio >= slo.objective,
+                first_alert_s=alerts.get(slo.name),
                 worst_value=worst,
                 series=tuple(series),
             )
@@ -94,100 +116,99 @@ def _slo_results(events: list[dict[str, Any]], start: dict[str, Any], end_t: flo
     return tuple(results)
 
 
-def _phases(events: list[dict[str, Any]]) -> tuple[PhaseResult, ...]:
+def _phases(events: Sequence[Event]) -> tuple[tuple[PhaseResult, PhaseFinished], ...]:
+    """Every finished phase, with the event that finished it (its step, its extra)."""
     starts: dict[str, float] = {}
     phases = []
     for e in events:
-        if e["type"] == "phase_started":
-            starts[e["name"]] = float(e["t"])
-        elif e["type"] == "phase_finished":
-            start = starts.pop(e["name"], float(e["t"]) - float(e.get("duration_s", 0.0)))
-            phases.append(
-                PhaseResult(
-                    name=e["name"],
-                    kind=e["kind"],
-                    start_s=start,
-                    duration_s=float(e["t"]) - start,
-                    rows=e.get("rows"),
-                    rate_per_s=e.get("rate_per_s"),
-                    detail=e.get("detail", ""),
-                    ok=bool(e.get("ok", True)),
-                )
+        if isinstance(e, PhaseStarted):
+            starts[e.name] = e.t
+        elif isinstance(e, PhaseFinished):
+            start = starts.pop(e.name, e.t)
+            result = PhaseResult(
+                name=e.name,
+                kind=e.kind,
+                start_s=start,
+                duration_s=e.t - start,
+                rows=e.rows,
+                rate_per_s=e.rate_per_s,
+                detail=e.detail,
+                ok=e.ok,
             )
+            phases.append((result, e))
     return tuple(phases)
 
 
-def _faults(events: list[dict[str, Any]]) -> tuple[FaultResult, ...]:
-    reverts = {e["fault_id"]: e for e in events if e["type"] == "fault_reverted"}
+def _faults(events: Sequence[Event]) -> tuple[FaultResult, ...]:
+    reverts = {e.fault_id: e for e in _of(events, FaultReverted)}
     out = []
-    for e in events:
-        if e["type"] == "fault_injected":
-            revert = reverts.get(e["fault_id"])
-            out.append(
-                FaultResult(
-                    kind=e["kind"],
-                    description=e["description"],
-                    injected_s=float(e["t"]),
-                    reverted_s=float(revert["t"]) if revert else None,
-                    revert_note=revert.get("note", "") if revert else "not reverted (run killed?)",
-                )
+    for e in _of(events, FaultInjected):
+        revert = reverts.get(e.fault_id)
+        out.append(
+            FaultResult(
+                kind=e.kind,
+                description=e.description,
+                injected_s=e.t,
+                reverted_s=revert.t if revert else None,
+                revert_note=revert.note if revert else "not reverted (run killed?)",
             )
+        )
     return tuple(out)
 
 
-def _integrity(events: list[dict[str, Any]]) -> IntegrityResult | None:
+def _integrity(events: Sequence[Event]) -> IntegrityResult | None:
     found: dict[str, int] | None = None
     repaired = 0
-    for e in events:
-        if e["type"] == "phase_finished" and e.get("extra") and "compared_rows" in e["extra"]:
-            extra = e["extra"]
+    for e in _of(events, PhaseFinished):
+        # What the first reconcile step found is the damage; later ones see the repair.
+        if e.step == RECONCILE_STEP and e.extra and "compared_rows" in e.extra:
+            extra = e.extra
             if found is None:
-                found = {k: int(extra[k]) for k in ("duplicates", "omissions", "discrepancies", "unexpected")}
+                found = {k: int(extra[k]) for k in _DAMAGE}
             repaired += int(extra.get("repaired_rows", 0))
-    final = next((e for e in reversed(events) if e["type"] == "integrity_verified"), None)
+    final = next((e for e in reversed(events) if isinstance(e, IntegrityVerified)), None)
     if final is None and found is None:
         return None
     if found is not None:
         damage = found
     else:
         assert final is not None
-        damage = {k: int(final[k]) for k in ("duplicates", "omissions", "discrepancies", "unexpected")}
+        damage = {k: int(getattr(final, k)) for k in _DAMAGE}
     return IntegrityResult(
-        compared_rows=int(final["compared_rows"]) if final else 0,
+        compared_rows=final.compared_rows if final else 0,
         duplicates=damage["duplicates"],
         omissions=damage["omissions"],
         discrepancies=damage["discrepancies"],
         unexpected=damage["unexpected"],
         repaired_rows=repaired,
-        verified=bool(final["verified"]) if final else False,
-        detail=final.get("detail", "") if final else "integrity was not verified",
+        verified=final.verified if final else False,
+        detail=final.detail if final else "integrity was not verified",
     )
 
 
 def _projection(
-    start: dict[str, Any], phases: tuple[PhaseResult, ...], integrity: IntegrityResult | None
+    start: RunStarted, phases: tuple[tuple[PhaseResult, PhaseFinished], ...]
 ) -> Projection | None:
-    production = start.get("production")
-    if not production:
+    production = start.production
+    if production is None:
         return None
-    events_per_s = float(production["events_per_s"])
-    table_rows = int(production["table_rows"])
-    rate = float(start.get("workload_rate") or 0.0)
+    events_per_s = production.events_per_s
+    table_rows = production.table_rows
+    rate = start.workload_rate or 0.0
     event_scale = events_per_s / rate if rate > 0 else 1.0
     rows = []
-    for phase in phases:
+    for phase, finished in phases:
         if phase.kind != "recovery_step":
             continue
         if phase.rows is not None and phase.rate_per_s:
             # Replayed events scale with the event rate (same backup age, same outage);
-            # compared rows scale with the table.
-            is_reconcile = "reconcile" in phase.name
-            # Reconciled rows scale with the table: compare against the source's row count
+            # reconciled rows scale with the table: compare against the source's row count
             # (compared rows count both sides).
+            is_reconcile = finished.step == RECONCILE_STEP
             source_rows = phase.rows // 2 if phase.rows else 0
             scale = table_rows / source_rows if is_reconcile and source_rows else event_scale
-            projected_rows = int(phase.rows * scale)
-            projected_s = projected_rows / phase.rate_per_s
+            projected_rows: int | None = int(phase.rows * scale)
+            projected_s = int(phase.rows * scale) / phase.rate_per_s
         else:
             projected_rows, projected_s = None, phase.duration_s
         rows.append(
@@ -211,37 +232,41 @@ def _projection(
     )
 
 
-def _timeline(events: list[dict[str, Any]]) -> tuple[TimelineEntry, ...]:
+def _timeline_text(e: Event) -> str | None:
+    """The timeline's line for an event; None for events the timeline leaves out (samples,
+    the start of each recovery step, events of newer versions)."""
+    if isinstance(e, RunStarted):
+        return f"run started: scenario {e.scenario} on the {e.stack} stack"
+    if isinstance(e, PhaseStarted):
+        return None if e.kind == "recovery_step" else f"{e.name} started"
+    if isinstance(e, PhaseFinished):
+        status = "" if e.ok else " (FAILED)"
+        return f"{e.name} finished{status}" + (f": {e.detail}" if e.detail else "")
+    if isinstance(e, BackupTaken):
+        return f"catalog backup '{e.name}' taken (snapshot {e.snapshot_id})"
+    if isinstance(e, FaultInjected):
+        return f"FAULT: {e.description}"
+    if isinstance(e, FaultReverted):
+        return f"fault reverted: {e.description} — {e.note}"
+    if isinstance(e, AlertFired):
+        return f"ALERT: {e.slo} ({e.rule})"
+    if isinstance(e, Recovered):
+        return f"every SLI inside its SLO since t+{e.stable_since:.1f}s (stable {e.stable_for_s:.1f}s)"
+    if isinstance(e, IntegrityVerified):
+        return f"integrity {'verified' if e.verified else 'NOT verified'}: {e.detail}"
+    if isinstance(e, RunFinished):
+        return f"verdict: {e.verdict.value}"
+    if isinstance(e, HarnessError):
+        return f"ERROR: {e.message}"
+    return None
+
+
+def _timeline(events: Sequence[Event]) -> tuple[TimelineEntry, ...]:
     out = []
     for e in events:
-        kind, text = e["type"], None
-        if kind == "run_started":
-            text = f"run started: scenario {e['scenario']} on the {e.get('stack', '?')} stack"
-        elif kind == "phase_started" and e["kind"] != "recovery_step":
-            text = f"{e['name']} started"
-        elif kind == "phase_finished":
-            status = "" if e.get("ok", True) else " (FAILED)"
-            text = f"{e['name']} finished{status}" + (f": {e['detail']}" if e.get("detail") else "")
-        elif kind == "backup_taken":
-            text = f"catalog backup '{e['name']}' taken (snapshot {e.get('snapshot_id')})"
-        elif kind == "fault_injected":
-            text = f"FAULT: {e['description']}"
-        elif kind == "fault_reverted":
-            text = f"fault reverted: {e['description']} — {e.get('note', '')}"
-        elif kind == "alert_fired":
-            text = f"ALERT: {e['slo']} ({e['rule']})"
-        elif kind == "recovered":
-            text = (
-                f"every SLI inside its SLO since t+{e['stable_since']:.1f}s (stable {e['stable_for_s']:.1f}s)"
-            )
-        elif kind == "integrity_verified":
-            text = f"integrity {'verified' if e['verified'] else 'NOT verified'}: {e.get('detail', '')}"
-        elif kind == "run_finished":
-            text = f"verdict: {e['verdict']}"
-        elif kind == "error":
-            text = f"ERROR: {e['message']}"
+        text = _timeline_text(e)
         if text is not None:
-            out.append(TimelineEntry(float(e["t"]), e["wall"], kind, text))
+            out.append(TimelineEntry(e.t, e.wall, e.type, text))
     return tuple(out)
 
 
@@ -301,7 +326,7 @@ def _severity(
 
 
 def _lessons(
-    report: RunReport, start: dict[str, Any]
+    report: RunReport, start: RunStarted
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     well: list[str] = []
     badly: list[str] = []
@@ -338,7 +363,7 @@ def _lessons(
         else:
             badly.append(
                 f"SLO '{slo.name}' missed: {slo.good_ratio * 100:.2f}% good vs {slo.objective * 100:g}% objective, "
-                f"{slo.period_budget_burned * 100:.1f}% of the {start.get('policy', {}).get('period_days', 28):g}-day "
+                f"{slo.period_budget_burned * 100:.1f}% of the {start.policy.period_days:g}-day "
                 "error budget burned"
             )
     for backup in report.backups:
@@ -380,79 +405,72 @@ def _lessons(
     return tuple(well), tuple(badly), tuple(actions)
 
 
-def measure(events: list[dict[str, Any]], *, journal_path: str = "") -> RunReport:
-    """Derive a :class:`RunReport` from journal events."""
-    start = _first(events, "run_started")
+def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
+    """Derive a :class:`RunReport` from a journal's events (:func:`datadrill.events.read_events`)."""
+    start = _first(events, RunStarted)
     if start is None:
         raise ValueError("the journal has no run_started event")
-    finished = _first(events, "run_finished")
-    end_t = float(events[-1]["t"])
-    fault = _first(events, "fault_injected")
-    alert = _first(events, "alert_fired")
-    recovered = _first(events, "recovered")
-    fault_start = float(fault["t"]) if fault else None
-    detected = float(alert["t"]) if alert else None
-    recovered_s = float(recovered["stable_since"]) if recovered else None
+    finished = _first(events, RunFinished)
+    end_t = events[-1].t
+    fault = _first(events, FaultInjected)
+    alert = _first(events, AlertFired)
+    recovered = _first(events, Recovered)
+    fault_start = fault.t if fault else None
+    detected = alert.t if alert else None
+    recovered_s = recovered.stable_since if recovered else None
     slos = _slo_results(events, start, end_t)
     phases = _phases(events)
     integrity = _integrity(events)
-    policy = start.get("policy", {})
     max_period_burn = max((s.period_budget_burned for s in slos), default=0.0)
-    freeze = max_period_burn >= float(policy.get("freeze_at", 1.0))
-    postmortem = max_period_burn >= float(policy.get("postmortem_at", 0.2))
+    freeze = max_period_burn >= start.policy.freeze_at
+    postmortem = max_period_burn >= start.policy.postmortem_at
     backups = tuple(
         BackupResult(
-            name=e["name"],
-            taken_s=float(e["t"]),
-            snapshot_id=e.get("snapshot_id"),
-            rows_at_backup=e.get("rows"),
-            age_at_fault_s=(fault_start - float(e["t"]))
-            if fault_start is not None and float(e["t"]) <= fault_start
-            else None,
+            name=e.name,
+            taken_s=e.t,
+            snapshot_id=e.snapshot_id,
+            rows_at_backup=e.rows,
+            age_at_fault_s=fault_start - e.t if fault_start is not None and e.t <= fault_start else None,
         )
-        for e in events
-        if e["type"] == "backup_taken"
+        for e in _of(events, BackupTaken)
     )
-    replay = next((p for p in phases if p.kind == "recovery_step" and p.name.startswith("replay")), None)
-    expectations = start.get("expectations", {})
+    replay = next((p for p, finished in phases if finished.step == REPLAY_STEP), None)
     report = RunReport(
-        run_id=start.get("run_id", ""),
-        scenario=start["scenario"],
-        description=start.get("description", ""),
-        verdict=Verdict(finished["verdict"]) if finished else Verdict.ABORTED,
-        reasons=tuple(finished.get("reasons", ()))
+        run_id=start.run_id,
+        scenario=start.scenario,
+        description=start.description,
+        verdict=finished.verdict if finished else Verdict.ABORTED,
+        reasons=finished.reasons
         if finished
         else ("the journal ends before the run finished (runner killed?)",),
         complete=finished is not None,
-        started_wall=start["wall"],
+        started_wall=start.wall,
         duration_s=end_t,
-        seed=int(start.get("seed", 0)),
-        stack=start.get("stack", "embedded"),
+        seed=start.seed,
+        stack=start.stack,
         fault_start_s=fault_start,
         detected_s=detected,
         ttd_s=detected - fault_start if detected is not None and fault_start is not None else None,
         recovered_s=recovered_s,
         ttr_s=recovered_s - fault_start if recovered_s is not None and fault_start is not None else None,
-        detect_within_s=expectations.get("detect_within_s"),
-        recover_within_s=expectations.get("recover_within_s"),
+        detect_within_s=start.expectations.detect_within_s,
+        recover_within_s=start.expectations.recover_within_s,
         severity=Severity.NONE,
         release_freeze=freeze,
         postmortem_required=postmortem,
-        probe_interval_s=float(start.get("probe_interval_s", 0.5)),
-        stabilisation_s=float(start.get("stabilisation_s", 0.0)),
+        probe_interval_s=start.probe_interval_s,
+        stabilisation_s=start.stabilisation_s,
         slos=slos,
-        phases=phases,
+        phases=tuple(p for p, _ in phases),
         faults=_faults(events),
         integrity=integrity,
         backups=backups,
         rows_replayed=replay.rows if replay else None,
         replay_rate_per_s=replay.rate_per_s if replay else None,
-        projection=_projection(start, phases, integrity),
+        projection=_projection(start, phases),
         timeline=_timeline(events),
         journal_path=journal_path,
     )
-    from dataclasses import replace
-
     severity = _severity(slos, integrity, freeze, postmortem, alerted=detected is not None)
     report = replace(report, severity=severity)
     well, badly, actions = _lessons(report, start)

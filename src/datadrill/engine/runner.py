@@ -20,41 +20,31 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from datadrill import events as ev
 from datadrill.engine.alerts import AlertEvaluator
 from datadrill.engine.clock import Clock, MonotonicClock
-from datadrill.engine.journal import Journal, read_journal
+from datadrill.engine.journal import Journal
 from datadrill.engine.measure import judge, measure
+from datadrill.errors import DrillError, StackProcessDied
+from datadrill.events import read_events
 from datadrill.faults.base import DrillContext, FaultHandle
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, cleanup, inject
 from datadrill.faults.stack_state import pause_spec, workload_spec
-from datadrill.model import slo as slo_model
 from datadrill.model.faults import TakeCatalogBackup
 from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
 from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
-from datadrill.stack.client import EmbeddedStack
+from datadrill.stack.port import Stack
 
+if TYPE_CHECKING:
+    from datadrill.integrity.result import ReconcileResult
 
-def sli_threshold(sli: slo_model.SLI) -> float | None:
-    if isinstance(sli, slo_model.Freshness):
-        return sli.max_age_s
-    elif isinstance(sli, slo_model.CanaryLatency):
-        return sli.max_latency_s
-    elif isinstance(sli, slo_model.ConsumerLag):
-        return float(sli.max_messages)
-    elif isinstance(sli, slo_model.ConnectorErrorRate):
-        return sli.max_per_s
-    elif isinstance(sli, slo_model.RestartRate):
-        return sli.max_per_min
-    elif isinstance(sli, slo_model.QuerySuccess):
-        return None
-    elif isinstance(sli, slo_model.DataIntegrity):
-        return float(sli.max_bad_rows)
-    else:
-        raise TypeError(f"unknown SLI {sli!r}")
+_T = TypeVar("_T")
+# How often a probe round in progress checks that the stack process still lives.
+DEATH_CHECK_S = 0.25
 
 
 @dataclass
@@ -82,12 +72,13 @@ class Runner:
         self,
         scenario: Scenario,
         *,
-        stack: EmbeddedStack,
+        stack: Stack,
         run_dir: Path,
         clock: Clock | None = None,
         seed: int = 0,
         stack_kind: str = "embedded",
         on_update: Callable[[LiveState], None] | None = None,
+        verify: Callable[[DrillContext], ReconcileResult] | None = None,
     ) -> None:
         self.scenario = scenario
         self.stack = stack
@@ -96,6 +87,9 @@ class Runner:
         self.seed = seed
         self.stack_kind = stack_kind
         self.on_update = on_update or (lambda state: None)
+        # Integrity verification at the end: reconciliation of source against sink, unless
+        # the caller checks integrity another way (a test's fake stack has no engine).
+        self.verify = verify
         self.live = LiveState(scenario.name)
         self.journal_path = run_dir / "journal.jsonl"
         self.context = DrillContext(stack, run_dir, self.clock)
@@ -104,6 +98,8 @@ class Runner:
         self._reverted: set[int] = set()
         self.harness_s = 0.0
         self.paused: dict[str, LedgeredHandle] = {}  # components the runbook paused, not yet resumed
+        # A probe round given up on because the stack process died: its clients stay open.
+        self._abandoned_round = False
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -130,66 +126,69 @@ class Runner:
             status, reasons = "aborted", ("interrupted (Ctrl-C); every fault was reverted",)
         except Exception as exc:  # noqa: BLE001 - any harness failure becomes the "error" verdict
             status, reasons = "error", (f"{type(exc).__name__}: {exc}",)
-            journal.record("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        preliminary = measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
+            journal.record(
+                ev.HarnessError(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            )
+        preliminary = measure(read_events(self.journal_path), journal_path=str(self.journal_path))
         verdict, why = judge(preliminary, status=status, status_reasons=reasons)
-        journal.record(
-            "run_finished", verdict=verdict.value, reasons=list(why), harness_probe_s=round(self.harness_s, 3)
-        )
+        journal.record(ev.RunFinished(verdict=verdict, reasons=why, harness_probe_s=round(self.harness_s, 3)))
         journal.close()
         self.live.phase = f"finished: {verdict.value}"
         self.on_update(self.live)
-        return measure(read_journal(self.journal_path), journal_path=str(self.journal_path))
+        return measure(read_events(self.journal_path), journal_path=str(self.journal_path))
 
     def _start(self, exits: contextlib.ExitStack) -> None:
         scenario = self.scenario
         self.journal.record(
-            "run_started",
-            run_id=uuid.uuid4().hex[:12],
-            scenario=scenario.name,
-            description=scenario.description,
-            seed=self.seed,
-            stack=self.stack_kind,
-            probe_interval_s=scenario.probe_interval_s,
-            stabilisation_s=scenario.stabilisation_s,
-            workload_rate=scenario.workload.rate,
-            slos=[
-                {
-                    "name": s.name,
-                    "statement": s.statement(),
-                    "kind": s.sli.kind,
-                    "unit": s.sli.unit,
-                    "threshold": sli_threshold(s.sli),
-                    "objective": s.objective,
-                    "alert": s.alert.describe(),
-                }
-                for s in scenario.slos
-            ],
-            schedule=[
-                {"kind": item.kind, "at_s": item.at_s, "description": item.describe()}
-                for item in scenario.schedule
-            ],
-            expectations={
-                "detect_within_s": scenario.expectations.detect_within_s,
-                "recover_within_s": scenario.expectations.recover_within_s,
-                "max_budget_burn": scenario.expectations.max_budget_burn,
-            },
-            production=(
-                {
-                    "events_per_s": scenario.production.events_per_s,
-                    "table_rows": scenario.production.table_rows,
-                }
-                if scenario.production
-                else None
-            ),
-            policy={
-                "period_days": scenario.error_budget_policy.period_days,
-                "postmortem_at": scenario.error_budget_policy.postmortem_at,
-                "freeze_at": scenario.error_budget_policy.freeze_at,
-            },
+            ev.RunStarted(
+                run_id=uuid.uuid4().hex[:12],
+                scenario=scenario.name,
+                description=scenario.description,
+                seed=self.seed,
+                stack=self.stack_kind,
+                probe_interval_s=scenario.probe_interval_s,
+                stabilisation_s=scenario.stabilisation_s,
+                workload_rate=scenario.workload.rate,
+                slos=tuple(
+                    ev.SLOInfo(
+                        name=s.name,
+                        statement=s.statement(),
+                        kind=s.sli.kind,
+                        unit=s.sli.unit,
+                        threshold=s.sli.threshold,
+                        objective=s.objective,
+                        alert=s.alert.describe(),
+                    )
+                    for s in scenario.slos
+                ),
+                schedule=tuple(
+                    ev.ScheduleInfo(kind=item.kind, at_s=item.at_s, description=item.describe())
+                    for item in scenario.schedule
+                ),
+                expectations=ev.ExpectationsInfo(
+                    detect_within_s=scenario.expectations.detect_within_s,
+                    recover_within_s=scenario.expectations.recover_within_s,
+                    max_budget_burn=scenario.expectations.max_budget_burn,
+                ),
+                production=(
+                    ev.ProductionInfo(
+                        events_per_s=scenario.production.events_per_s,
+                        table_rows=scenario.production.table_rows,
+                    )
+                    if scenario.production
+                    else None
+                ),
+                policy=ev.PolicyInfo(
+                    period_days=scenario.error_budget_policy.period_days,
+                    postmortem_at=scenario.error_budget_policy.postmortem_at,
+                    freeze_at=scenario.error_budget_policy.freeze_at,
+                ),
+            )
         )
+        from datadrill.engine.preflight import check_capabilities
         from datadrill.safety import check_servers
 
+        check_capabilities(self.scenario, self.stack, source=self.scenario.name)
         check_servers(
             self.stack.bootstrap_servers,
             allow_hosts=self.stack.config.safety.allow_hosts,
@@ -198,11 +197,9 @@ class Runner:
         # Whatever a killed run left applied on this stack comes back out first.
         for result in cleanup(self.stack, ledger=self.ledger):
             self.journal.record(
-                "leftover_reverted",
-                kind=result.kind,
-                description=result.description,
-                note=result.note,
-                ok=result.ok,
+                ev.LeftoverReverted(
+                    kind=result.kind, description=result.description, note=result.note, ok=result.ok
+                )
             )
         workload = inject(
             workload_spec(scenario.workload.rate, scenario.workload.canary_interval_s),
@@ -210,42 +207,73 @@ class Runner:
             ledger=self.ledger,
         )
         exits.callback(workload.revert)
-        # One engine for every query probe: they run in turn on this thread, and a shared
-        # engine plans the table's scan once per change instead of once per probe.
-        engine = self.stack.query_engine()
-        exits.callback(engine.close)
-        env = ProbeEnv(
-            clock=self.clock,
-            bootstrap_servers=self.stack.bootstrap_servers,
-            query_engine=lambda: engine,
-            mart_queries=lambda timeout_s: self.stack.mart_queries(timeout_s=timeout_s),
-            source_db=self.stack.source,
-            heartbeat_dir=self.stack.paths.run,
-            events_file=self.stack.paths.events_file,
-        )
+        env = ProbeEnv.from_stack(self.stack, self.clock)
+        exits.callback(lambda: None if self._abandoned_round else env.close())
         self.probes: dict[str, Probe] = {}
         for s in scenario.slos:
             self.probes[s.name] = build_probe(s.sli, env)
-            exits.callback(self.probes[s.name].close)
+            exits.callback(self._close_probe, self.probes[s.name])
         self.alerts = AlertEvaluator(scenario.slos)
         self.live.alerts = {s.name: "" for s in scenario.slos}
+
+    def _close_probe(self, probe: Probe) -> None:
+        if not self._abandoned_round:
+            probe.close()
 
     # -- phases ----------------------------------------------------------------------------
     def _phase(self, name: str, kind: str) -> None:
         self.live.phase = name
-        self.journal.record("phase_started", name=name, kind=kind)
+        self.journal.record(ev.PhaseStarted(name=name, kind=kind))
         self.on_update(self.live)
 
     def _finish_phase(self, name: str, kind: str, *, ok: bool = True, **fields: Any) -> None:
-        self.journal.record("phase_finished", name=name, kind=kind, ok=ok, **fields)
+        self.journal.record(ev.PhaseFinished(name=name, kind=kind, ok=ok, **fields))
 
     def _probe_all(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
         began = self.clock.monotonic()
         try:
-            return self._probe_all_timed(alerts=alerts)
+            return self._watched(lambda: self._probe_all_timed(alerts=alerts))
         finally:
             # The harness's own cost: probing, alert rules, journaling (see bench/headline.py).
             self.harness_s += self.clock.monotonic() - began
+
+    def _watched(self, work: Callable[[], _T]) -> _T:
+        """Run one probe round while watching the stack process. A probe of a dead stack
+        can block for its every timeout (Kafka's, per partition); the run must end within
+        seconds of the death, so the round runs on a helper thread and is abandoned."""
+        if self.stack.pid is None:
+            return work()
+        self._check_alive()
+        outcome: list[_T] = []
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def round_() -> None:
+            try:
+                outcome.append(work())
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the runner's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=round_, name="probe-round", daemon=True).start()
+        while not done.wait(DEATH_CHECK_S):
+            # The abandoned round may still be inside a probe: its clients must not be
+            # closed under it.
+            self._check_alive(abandoning=True)
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def _check_alive(self, *, abandoning: bool = False) -> None:
+        if self.stack.alive():
+            return
+        self._abandoned_round = abandoning
+        raise StackProcessDied(
+            f"the stack process (pid {self.stack.pid}) died during the run; its log is "
+            f"{self.stack.paths.log('stack')}. Every fault that could be reverted was; run "
+            "'datadrill stack up' (it reverts the rest), then run the scenario again"
+        )
 
     def _probe_all_timed(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
         # The round is dated when its probes are issued: everything this loop changes (a
@@ -257,16 +285,16 @@ class Runner:
         for name, probe in self.probes.items():
             sample = probe.measure()
             event = self.journal.record(
-                "sample", slo=name, value=sample.value, good=sample.good, error=sample.error
+                ev.Sample(slo=name, value=sample.value, good=sample.good, error=sample.error)
             )
             samples[name] = sample
             if not alerts:
                 continue
-            if self.alerts.observe(name, t=float(event["t"]), good=sample.good):
+            if self.alerts.observe(name, t=event.t, good=sample.good):
                 rule = next(s.alert.describe() for s in self.scenario.slos if s.name == name)
-                alert = self.journal.record("alert_fired", slo=name, rule=rule)
+                alert = self.journal.record(ev.AlertFired(slo=name, rule=rule))
                 if self.live.detected_s is None:
-                    self.live.detected_s = float(alert["t"])
+                    self.live.detected_s = alert.t
             fired = self.alerts.fired(name)
             self.live.alerts[name] = "FIRING" if self.alerts.firing(name) else ("fired" if fired else "")
         self.live.samples = samples
@@ -311,7 +339,7 @@ class Runner:
 
             backup = take_backup(self.context, item.name, item.table)
             self.journal.record(
-                "backup_taken", name=item.name, snapshot_id=backup.snapshot_id, rows=backup.rows
+                ev.BackupTaken(name=item.name, snapshot_id=backup.snapshot_id, rows=backup.rows)
             )
             return None
         self._fault_ids += 1
@@ -320,29 +348,38 @@ class Runner:
         # Registered before anything else can fail: the revert always runs.
         faults.callback(self._revert, fault_id, item.kind, handle)
         event = self.journal.record(
-            "fault_injected", fault_id=fault_id, kind=item.kind, description=handle.description
+            ev.FaultInjected(fault_id=fault_id, kind=item.kind, description=handle.description)
         )
         self.live.active_faults.append(handle.description)
         if self.live.fault_start_s is None:
-            self.live.fault_start_s = float(event["t"])
+            self.live.fault_start_s = event.t
         return fault_id, handle
 
     def _revert(self, fault_id: int, kind: str, handle: FaultHandle) -> None:
         if fault_id in self._reverted:
             return
         self._reverted.add(fault_id)
-        note = handle.revert()
+        try:
+            note = handle.revert()
+        except DrillError as exc:
+            # One revert that cannot be done (the stack process died) must not keep the
+            # others from running; the ledger keeps it for 'datadrill stack up' / cleanup.
+            note = f"NOT reverted: {exc}"
         self.journal.record(
-            "fault_reverted", fault_id=fault_id, kind=kind, description=handle.description, note=note
+            ev.FaultReverted(fault_id=fault_id, kind=kind, description=handle.description, note=note)
         )
         with contextlib.suppress(ValueError):
             self.live.active_faults.remove(handle.description)
 
     def _resume_paused(self) -> None:
         for component in sorted(self.paused):
-            pid = self.stack.resume(component)
+            # Through the pause's ledgered handle, so the ledger records it as reverted.
+            try:
+                note = self.paused[component].revert()
+            except DrillError as exc:
+                note = f"NOT resumed: {exc}"
             self.journal.record(
-                "component_resumed", component=component, pid=pid, note="left paused by the runbook"
+                ev.ComponentResumed(component=component, pid=None, note=f"left paused by the runbook; {note}")
             )
         self.paused.clear()
 
@@ -402,7 +439,7 @@ class Runner:
                 and good_since is not None
                 and t - good_since >= scenario.stabilisation_s
             ):
-                self.journal.record("recovered", stable_since=good_since, stable_for_s=t - good_since)
+                self.journal.record(ev.Recovered(stable_since=good_since, stable_for_s=t - good_since))
                 self._finish_phase(phase, "fault", detail="recovered")
                 return
             if tick >= deadline:
@@ -421,18 +458,22 @@ class Runner:
         if not self.scenario.verify_integrity:
             return
         self._phase("integrity verification", "verification")
-        from datadrill.recovery.reconcile_step import live_reconcile
+        if self.verify is None:
+            from datadrill.recovery.reconcile_step import live_reconcile
 
-        result = live_reconcile(self.context)
+            result = live_reconcile(self.context)
+        else:
+            result = self.verify(self.context)
         self.journal.record(
-            "integrity_verified",
-            compared_rows=result.compared_rows,
-            duplicates=len(result.duplicates),
-            omissions=len(result.omissions),
-            discrepancies=len(result.discrepancies),
-            unexpected=len(result.unexpected),
-            verified=result.exact,
-            detail=result.describe(),
+            ev.IntegrityVerified(
+                compared_rows=result.compared_rows,
+                duplicates=len(result.duplicates),
+                omissions=len(result.omissions),
+                discrepancies=len(result.discrepancies),
+                unexpected=len(result.unexpected),
+                verified=result.exact,
+                detail=result.describe(),
+            )
         )
         self._finish_phase(
             "integrity verification",
@@ -481,28 +522,32 @@ class _RecoveryThread(threading.Thread):
                 return
             name = step.describe()
             self.current = name
-            journal.record("phase_started", name=name, kind="recovery_step")
+            journal.record(ev.PhaseStarted(name=name, kind="recovery_step", step=step.kind))
             try:
                 result = self._run(step)
             except Exception as exc:  # noqa: BLE001 - reported as the run's failure below
                 journal.record(
-                    "phase_finished",
-                    name=name,
-                    kind="recovery_step",
-                    ok=False,
-                    detail=f"{type(exc).__name__}: {exc}",
+                    ev.PhaseFinished(
+                        name=name,
+                        kind="recovery_step",
+                        step=step.kind,
+                        ok=False,
+                        detail=f"{type(exc).__name__}: {exc}",
+                    )
                 )
                 self.error = f"{name}: {type(exc).__name__}: {exc}"
                 return
             journal.record(
-                "phase_finished",
-                name=name,
-                kind="recovery_step",
-                ok=result.ok,
-                rows=result.rows,
-                rate_per_s=result.rate_per_s,
-                detail=result.detail,
-                extra=result.extra,
+                ev.PhaseFinished(
+                    name=name,
+                    kind="recovery_step",
+                    step=step.kind,
+                    ok=result.ok,
+                    rows=result.rows,
+                    rate_per_s=result.rate_per_s,
+                    detail=result.detail,
+                    extra=result.extra,
+                )
             )
         self.current = None
         self.done = True

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from datadrill.engine.clock import Clock
 
 if TYPE_CHECKING:
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
 RevertData = dict[str, Any]
 
@@ -31,7 +31,7 @@ RevertData = dict[str, Any]
 class DrillContext:
     """The stack under test and where this run keeps its files."""
 
-    stack: EmbeddedStack
+    stack: Stack
     run_dir: Path
     clock: Clock
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 
@@ -26,7 +25,7 @@ class KillComponentFault:
     def apply(self, spec: KillComponent, context: DrillContext, data: RevertData) -> RevertData:
         if spec.moment == "mid_commit":
             return {"first_pid": _kill_mid_commit(spec.component, context)}
-        pid = context.stack.kill(spec.component)
+        pid = context.stack.components.kill(spec.component)
         if spec.times > 1:
             stop = threading.Event()
             _LOOPS[data["token"]] = stop
@@ -38,7 +37,7 @@ class KillComponentFault:
                     # Between kills the supervisor may still be restarting it: try briefly.
                     for _attempt in range(50):
                         try:
-                            context.stack.kill(spec.component)
+                            context.stack.components.kill(spec.component)
                             break
                         except ControlError:
                             if stop.wait(0.1):
@@ -50,7 +49,7 @@ class KillComponentFault:
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
         # A crash point still armed (the process never reached it) must not fire later.
-        context.stack.paths.crash_point(data["component"]).unlink(missing_ok=True)
+        context.stack.components.disarm_crash_point(data["component"])
         stop = _LOOPS.pop(data["token"], None)
         if stop is not None:
             stop.set()
@@ -65,35 +64,21 @@ MID_COMMIT_POINTS = {"sink": "after-write-before-commit", "relay": "after-publis
 MID_COMMIT_TIMEOUT_S = 30.0
 
 
-def _pid(context: DrillContext, component: str) -> int | None:
-    entry = next(c for c in context.stack.status()["components"] if c["name"] == component)
-    return int(entry["pid"]) if entry.get("pid") else None
-
-
 def _kill_mid_commit(component: str, context: DrillContext) -> int:
     """Arm the component's crash point and wait until it has killed itself there."""
-    before = _pid(context, component)
-    point = context.stack.paths.crash_point(component)
-    point.write_text(MID_COMMIT_POINTS[component], encoding="utf-8")
+    components = context.stack.components
+    before = components.get(component).pid
+    components.arm_crash_point(component, MID_COMMIT_POINTS[component])
     deadline = context.clock.monotonic() + MID_COMMIT_TIMEOUT_S
-    while point.exists():
+    while components.crash_point_armed(component):
         if context.clock.monotonic() >= deadline:
-            point.unlink(missing_ok=True)
+            components.disarm_crash_point(component)
             raise ControlError(
                 f"{component} did not reach a commit within {MID_COMMIT_TIMEOUT_S:g} s "
                 "(is data flowing?); the crash point is disarmed"
             )
         context.clock.sleep(0.02)
     return before or 0
-
-
-def _current_rate(context: DrillContext) -> float:
-    data = json.loads(context.stack.paths.workload_file.read_text(encoding="utf-8"))
-    return float(data["rate"])
-
-
-def throttle_file(context: DrillContext) -> str:
-    return str(context.stack.paths.run / "sink.throttle")
 
 
 class LagSpikeFault:
@@ -103,34 +88,25 @@ class LagSpikeFault:
     spec_type = LagSpike
 
     def prepare(self, spec: LagSpike, context: DrillContext) -> RevertData:
-        return {
-            "previous_rate": _current_rate(context),
-            "mode": spec.mode,
-            "throttle_file": throttle_file(context),
-        }
+        return {"previous_rate": context.stack.workload.get().rate, "mode": spec.mode}
 
     def apply(self, spec: LagSpike, context: DrillContext, data: RevertData) -> RevertData:
-        from pathlib import Path
-
         stack = context.stack
-        stack.set_workload(rate=data["previous_rate"] * spec.burst_factor)
+        stack.workload.set(rate=data["previous_rate"] * spec.burst_factor)
         if spec.mode == "pause":
-            stack.pause("sink")
+            stack.components.pause("sink")
         else:
-            Path(data["throttle_file"]).write_text(str(spec.throttle_rows_per_s), encoding="utf-8")
+            stack.platform.throttle_sink(spec.throttle_rows_per_s)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        from pathlib import Path
-
         stack = context.stack
-        stack.set_workload(rate=data["previous_rate"])
+        stack.workload.set(rate=data["previous_rate"])
         if data["mode"] == "pause":
-            sink = next(c for c in stack.status()["components"] if c["name"] == "sink")
-            if sink["detail"].startswith("PAUSED"):
-                stack.resume("sink")
+            if stack.components.get("sink").paused:
+                stack.components.resume("sink")
             return f"rate back to {data['previous_rate']:g} orders/s, sink resumed"
-        Path(data["throttle_file"]).unlink(missing_ok=True)
+        stack.platform.throttle_sink(None)
         return f"rate back to {data['previous_rate']:g} orders/s, sink throttle lifted"
 
     def exclusive_key(self, spec: LagSpike) -> str | None:

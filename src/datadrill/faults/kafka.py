@@ -1,9 +1,11 @@
-"""Kafka faults on the mock cluster, through the stack's control interface."""
+"""Kafka faults, through the stack's Kafka capabilities. Each plugin names the capability it
+needs (``requires``), so a backend without it refuses the fault before a run starts."""
 
 from __future__ import annotations
 
 from datadrill.faults.base import DrillContext, RevertData
 from datadrill.model.faults import KAFKA_APIS, KAFKA_ERRORS, BrokerLatency, BrokerLoss, KafkaRequestErrors
+from datadrill.stack.port import KafkaCapability
 
 
 class BrokerLossFault:
@@ -12,16 +14,17 @@ class BrokerLossFault:
 
     kind = "kafka.broker_loss"
     spec_type = BrokerLoss
+    requires = frozenset({KafkaCapability.BROKER_LOSS})
 
     def prepare(self, spec: BrokerLoss, context: DrillContext) -> RevertData:
         return {"broker": spec.broker}
 
     def apply(self, spec: BrokerLoss, context: DrillContext, data: RevertData) -> RevertData:
-        context.stack.control.post(f"/kafka/brokers/{spec.broker}/down")
+        context.stack.kafka.broker_down(spec.broker)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        context.stack.control.post(f"/kafka/brokers/{data['broker']}/up")
+        context.stack.kafka.broker_up(data["broker"])
         return f"broker {data['broker']} up"
 
     def exclusive_key(self, spec: BrokerLoss) -> str | None:
@@ -31,17 +34,18 @@ class BrokerLossFault:
 class RequestErrorsFault:
     kind = "kafka.request_errors"
     spec_type = KafkaRequestErrors
+    requires = frozenset({KafkaCapability.REQUEST_ERRORS})
 
     def prepare(self, spec: KafkaRequestErrors, context: DrillContext) -> RevertData:
         return {"api_key": KAFKA_APIS[spec.api]}
 
     def apply(self, spec: KafkaRequestErrors, context: DrillContext, data: RevertData) -> RevertData:
         errors = [KAFKA_ERRORS[spec.error]] * spec.count
-        context.stack.control.post("/kafka/request-errors", {"api_key": data["api_key"], "errors": errors})
+        context.stack.kafka.push_request_errors(data["api_key"], errors)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        context.stack.control.delete(f"/kafka/request-errors/{data['api_key']}")
+        context.stack.kafka.clear_request_errors(data["api_key"])
         return "pending request errors cleared"
 
     def exclusive_key(self, spec: KafkaRequestErrors) -> str | None:
@@ -51,16 +55,17 @@ class RequestErrorsFault:
 class BrokerLatencyFault:
     kind = "kafka.broker_latency"
     spec_type = BrokerLatency
+    requires = frozenset({KafkaCapability.BROKER_RTT})
 
     def prepare(self, spec: BrokerLatency, context: DrillContext) -> RevertData:
         return {"broker": spec.broker}
 
     def apply(self, spec: BrokerLatency, context: DrillContext, data: RevertData) -> RevertData:
-        context.stack.control.post(f"/kafka/brokers/{spec.broker}/rtt", {"rtt_ms": spec.rtt_ms})
+        context.stack.kafka.set_rtt(spec.broker, spec.rtt_ms)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        context.stack.control.post(f"/kafka/brokers/{data['broker']}/rtt", {"rtt_ms": 0})
+        context.stack.kafka.set_rtt(data["broker"], 0)
         return "broker RTT back to 0 ms"
 
     def exclusive_key(self, spec: BrokerLatency) -> str | None:

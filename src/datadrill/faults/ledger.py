@@ -20,16 +20,13 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datadrill import jsonl
 from datadrill.engine.clock import MonotonicClock
 from datadrill.faults.base import DrillContext, FaultPlugin, RevertData
 
@@ -54,22 +51,10 @@ class FaultLedger:
     def for_stack(cls, state_dir: Path) -> FaultLedger:
         return cls(state_dir / LEDGER_NAME)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[Any]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+", encoding="utf-8") as f:
-            # Two runners (or a runner and `datadrill cleanup`) may write at once.
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield f
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
     def _append(self, record: dict[str, Any]) -> None:
-        with self._locked() as f:
-            f.write(json.dumps(record, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # Two runners (or a runner and `datadrill cleanup`) may write at once: jsonl locks
+        # the file for each record. Nothing is held open between records.
+        jsonl.append_record(self.path, record, default=str)
 
     def intent(self, kind: str, description: str, data: RevertData, run_dir: Path) -> str:
         fault_id = uuid.uuid4().hex[:12]
@@ -93,17 +78,14 @@ class FaultLedger:
         self._append({"op": "reverted", "id": fault_id, "note": note})
 
     def records(self) -> list[dict[str, Any]]:
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line: the writer died mid-record, before the effect
-        return out
+        # A torn last line is a record whose writer died mid-write, before its effect
+        # (intents are written before applying): ignored, as jsonl does for every file.
+        return jsonl.read_records(
+            self.path,
+            what="fault ledger",
+            expected="a fault ledger record (one JSON object)",
+            missing_ok=True,
+        )
 
     def outstanding(self) -> list[Outstanding]:
         intents: dict[str, dict[str, Any]] = {}

@@ -26,7 +26,7 @@ class NetworkToxicFault:
     spec_type = NetworkFault
 
     def prepare(self, spec: NetworkFault, context: DrillContext) -> RevertData:
-        proxies = context.stack.proxies
+        proxies = context.stack.network.paths()
         if spec.path not in proxies:
             known = ", ".join(sorted(proxies)) or "none"
             raise ConfigError(
@@ -36,7 +36,7 @@ class NetworkToxicFault:
                 f"a proxied path of this stack: {known}; {CATALOG_PATH_HINT}",
             )
         toxic = None if spec.toxic == "down" else spec.toxic_name
-        return {"api": context.stack.fault_proxy_url, "proxy": spec.path, "toxic": toxic}
+        return {"api": context.stack.network.api_url, "proxy": spec.path, "toxic": toxic}
 
     def apply(self, spec: NetworkFault, context: DrillContext, data: RevertData) -> RevertData:
         admin = ToxiproxyAdmin(data["api"])

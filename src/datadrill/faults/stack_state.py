@@ -38,14 +38,13 @@ class ComponentPausedState:
         return {"component": spec.component}
 
     def apply(self, spec: _ComponentPaused, context: DrillContext, data: RevertData) -> RevertData:
-        context.stack.pause(spec.component)
+        context.stack.components.pause(spec.component)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
         component = data["component"]
-        entry = next(c for c in context.stack.status()["components"] if c["name"] == component)
-        if entry["detail"].startswith("PAUSED"):
-            context.stack.resume(component)
+        if context.stack.components.get(component).paused:
+            context.stack.components.resume(component)
             return f"{component} resumed"
         return f"nothing to do: {component} runs"
 
@@ -59,17 +58,15 @@ class WorkloadState:
     spec_type: type = _WorkloadChanged
 
     def prepare(self, spec: _WorkloadChanged, context: DrillContext) -> RevertData:
-        import json
-
-        current = json.loads(context.stack.paths.workload_file.read_text(encoding="utf-8"))
-        return {"rate": current["rate"], "canary_interval_s": current["canary_interval_s"]}
+        current = context.stack.workload.get()
+        return {"rate": current.rate, "canary_interval_s": current.canary_interval_s}
 
     def apply(self, spec: _WorkloadChanged, context: DrillContext, data: RevertData) -> RevertData:
-        context.stack.set_workload(rate=spec.rate, canary_interval_s=spec.canary_interval_s)
+        context.stack.workload.set(rate=spec.rate, canary_interval_s=spec.canary_interval_s)
         return {}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        context.stack.set_workload(rate=data["rate"], canary_interval_s=data["canary_interval_s"])
+        context.stack.workload.set(rate=data["rate"], canary_interval_s=data["canary_interval_s"])
         return f"workload back to {data['rate']:g} orders/s"
 
     def exclusive_key(self, spec: _WorkloadChanged) -> str | None:

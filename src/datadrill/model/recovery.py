@@ -6,17 +6,32 @@ Example::
                    ReplayKafka(workers=4), ResumeComponent(component="sink"),
                    Reconcile(repair=True)),
             response_delay_s=2)
+
+A third-party step is any frozen dataclass following :class:`StepSpec` with a kind of its
+own, run by an implementation registered for that kind (``datadrill.recovery`` entry points).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import Field, Strict
+from pydantic import Field, PlainValidator, Strict
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
 from datadrill.model.faults import TABLE_PATTERN
+from datadrill.model.slo import spec_kind
+
+
+@runtime_checkable
+class StepSpec(Protocol):
+    """What the runner needs of a runbook step, built-in or a plugin's: the kind that picks
+    its implementation (see :mod:`datadrill.recovery.registry`) and a phrase for reports."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -120,6 +135,40 @@ Step = (
     | PauseComponent
     | ResumeComponent
 )
+BUILTIN_STEPS: tuple[type[Any], ...] = get_args(Step)
+
+
+def check_step(value: Any) -> Any:
+    """``value`` if it is a step a runbook may hold: a built-in step, or a plugin's spec
+    following :class:`StepSpec` under a kind of its own. Whether an implementation is
+    registered for a plugin's kind is checked when the scenario loads (``engine.loader``)."""
+    if isinstance(value, BUILTIN_STEPS):
+        return value
+    known = ", ".join(sorted(t.__name__ for t in BUILTIN_STEPS))
+    if not isinstance(value, StepSpec):
+        raise ValueError(
+            f"{value!r} is not a runbook step: expected one of {known}, or a plugin's step spec "
+            "(kind, describe())"
+        )
+    builtin = {spec_kind(t): t.__name__ for t in BUILTIN_STEPS}
+    if value.kind in builtin:
+        raise ValueError(
+            f"{value!r} claims the kind {value.kind!r} of the built-in {builtin[value.kind]}; "
+            "a plugin's step needs a kind of its own"
+        )
+    return value
+
+
+def check_steps(value: Any) -> tuple[Any, ...]:
+    """``value`` as a tuple if it is a non-empty sequence of steps (see :func:`check_step`)."""
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ValueError(f"expected a non-empty tuple of steps, got {value!r}")
+    for index, step in enumerate(value):
+        try:
+            check_step(step)
+        except ValueError as exc:
+            raise ValueError(f"steps[{index}]: {exc}") from None
+    return tuple(value)
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -134,7 +183,8 @@ class Runbook:
     """Steps run in order once the first alert fires, after ``response_delay_s`` (the
     time a person takes to respond), each timed as its own phase."""
 
-    steps: Annotated[tuple[Step, ...], Field(min_length=1)]
+    # Built-in steps or plugins': checked by check_steps, so plugins need no change here.
+    steps: Annotated[tuple[StepSpec, ...], PlainValidator(check_steps)]
     response_delay_s: Annotated[float, Strict(), Field(ge=0)] = 0.0
     kind: Literal["runbook"] = "runbook"
 

@@ -5,13 +5,18 @@ Example::
     SLO("mart freshness", sli=Freshness(max_age_s=30), objective=0.999,
         alert=ThresholdAlert(for_s=5))
     # "orders in dwh.orders no older than 30 s, 99.9% of the time"
+
+Every SLI states its ``threshold`` and ``direction`` (good below, above, or a plain
+success). A third-party SLI is any frozen dataclass following :class:`SLISpec` with a kind
+of its own, measured by a probe registered for that kind (``datadrill.probes`` entry points).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import enum
+from typing import Annotated, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import Field, Strict, model_validator
+from pydantic import Field, PlainValidator, Strict, model_validator
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
@@ -23,6 +28,41 @@ QUERY_TIMEOUT_S = 5.0
 DEFAULT_SOURCE_QUERY = (
     "SELECT order_id, customer_id, amount_cents, currency, status, created_at_us FROM orders"
 )
+
+
+class Direction(enum.StrEnum):
+    """Which side of an SLI's threshold is good."""
+
+    MAX = "max"  # good while the value is at most the threshold (an age, a lag, a rate)
+    MIN = "min"  # good while the value is at least the threshold (a throughput, a ratio)
+    OK = "ok"  # a success: 1 good, 0 bad; no threshold
+
+
+@runtime_checkable
+class SLISpec(Protocol):
+    """What the harness needs of an SLI spec, built-in or a plugin's: the kind that picks
+    its probe (see :mod:`datadrill.probes.registry`), a unit, a sentence for reports, and
+    the threshold with its direction.
+
+    Example::
+
+        Freshness(max_age_s=30).threshold    # 30.0
+        Freshness(max_age_s=30).direction    # Direction.MAX: good while age <= 30 s
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def threshold(self) -> float | None: ...
+
+    @property
+    def direction(self) -> Direction: ...
+
+    def statement(self) -> str: ...
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -55,6 +95,14 @@ class Freshness:
 
     unit: ClassVar[str] = "s"
 
+    @property
+    def threshold(self) -> float:
+        return self.max_age_s
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
+
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class CanaryLatency:
@@ -73,6 +121,14 @@ class CanaryLatency:
 
     unit: ClassVar[str] = "s"
 
+    @property
+    def threshold(self) -> float:
+        return self.max_latency_s
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
+
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ConsumerLag:
@@ -86,6 +142,14 @@ class ConsumerLag:
         return f"consumer group {self.target.group} at most {self.max_messages:,} messages behind"
 
     unit: ClassVar[str] = "messages"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.max_messages)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -104,6 +168,14 @@ class QuerySuccess:
 
     unit: ClassVar[str] = "ok"
 
+    @property
+    def threshold(self) -> None:
+        return None
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.OK
+
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ConnectorErrorRate:
@@ -119,6 +191,14 @@ class ConnectorErrorRate:
 
     unit: ClassVar[str] = "errors/s"
 
+    @property
+    def threshold(self) -> float:
+        return self.max_per_s
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
+
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class RestartRate:
@@ -133,6 +213,14 @@ class RestartRate:
         return f"connector restarts at most {self.max_per_min:g}/min"
 
     unit: ClassVar[str] = "restarts/min"
+
+    @property
+    def threshold(self) -> float:
+        return self.max_per_min
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -154,10 +242,47 @@ class DataIntegrity:
 
     unit: ClassVar[str] = "rows"
 
+    @property
+    def threshold(self) -> float:
+        return float(self.max_bad_rows)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
+
 
 SLI = (
     DataIntegrity | Freshness | CanaryLatency | ConsumerLag | QuerySuccess | ConnectorErrorRate | RestartRate
 )
+BUILTIN_SLIS: tuple[type[Any], ...] = get_args(SLI)
+
+
+def spec_kind(spec_type: type[Any]) -> str:
+    """The ``kind`` a spec class declares (its field's default): ``spec_kind(Freshness)``
+    is ``"freshness"``."""
+    return str(spec_type.__dataclass_fields__["kind"].default)
+
+
+def check_sli(value: Any) -> Any:
+    """``value`` if it is an SLI a scenario may use: a built-in SLI, or a plugin's spec
+    following :class:`SLISpec` under a kind of its own. Whether a probe is registered for
+    a plugin's kind is checked when the scenario loads (``engine.loader``) and again when
+    the run builds its probes."""
+    if isinstance(value, BUILTIN_SLIS):
+        return value
+    known = ", ".join(sorted(t.__name__ for t in BUILTIN_SLIS))
+    if not isinstance(value, SLISpec):
+        raise ValueError(
+            f"{value!r} is not an SLI: expected one of {known}, or a plugin's SLI spec "
+            "(kind, unit, statement(), threshold, direction)"
+        )
+    builtin = {spec_kind(t): t.__name__ for t in BUILTIN_SLIS}
+    if value.kind in builtin:
+        raise ValueError(
+            f"{value!r} claims the kind {value.kind!r} of the built-in {builtin[value.kind]}; "
+            "a plugin's SLI needs a kind of its own"
+        )
+    return value
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -201,7 +326,8 @@ class SLO:
     """An objective over an SLI: the fraction of time the SLI must be good."""
 
     name: Annotated[str, Field(min_length=1)]
-    sli: SLI
+    # A built-in SLI or a plugin's: checked by check_sli, so plugins need no change here.
+    sli: Annotated[SLISpec, PlainValidator(check_sli)]
     objective: Annotated[float, Strict(), Field(gt=0, lt=1)]
     alert: Alert = ThresholdAlert(for_s=5)
 

@@ -174,15 +174,14 @@ def dead_letter_topic(topic: str) -> str:
 
 
 def writer_settings(paths: StatePaths) -> tuple[str | None, bool]:
-    """(drift, enforcement) as a schema-drift fault set them: ``run/relay.writer`` names the
-    drifted writer schema (absent: the contract's own), ``run/relay.enforce`` "off" turns
-    contract enforcement off (absent: on)."""
+    """(drift, enforcement) as a schema-drift fault set them (see ``StatePaths.relay_writer``
+    and ``StatePaths.relay_enforce``)."""
     try:
-        drift: str | None = (paths.run / "relay.writer").read_text(encoding="utf-8").strip() or None
+        drift: str | None = paths.relay_writer.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         drift = None
     try:
-        enforce = (paths.run / "relay.enforce").read_text(encoding="utf-8").strip() != "off"
+        enforce = paths.relay_enforce.read_text(encoding="utf-8").strip() != "off"
     except FileNotFoundError:
         enforce = True
     return drift, enforce

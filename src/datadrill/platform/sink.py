@@ -311,7 +311,7 @@ class Sink:
         wait_s = self.config.sink.batch_max_wait_ms / 1000
         max_records = self.config.sink.batch_max_records
         batch = Batch(started=time.monotonic())
-        throttle = self.paths.run / "sink.throttle"
+        throttle = self.paths.sink_throttle
         while self.component.should_run():
             limit = _throttle(throttle)
             want = min(10_000, max_records - batch.messages)

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from datadrill import jsonl
 from datadrill.engine.clock import Clock
 from datadrill.errors import ControlError
 from datadrill.paths import StatePaths
@@ -34,25 +34,17 @@ _HEALTHY_AFTER_S = 10.0
 
 
 class EventLog:
-    """Append-only JSON lines, one fsync per event, safe across threads."""
+    """Append-only JSON lines (:mod:`datadrill.jsonl`), one fsync per event, safe across
+    threads and processes."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
 
     def append(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, sort_keys=True) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        jsonl.append_record(self.path, event, sort_keys=True)
 
     def read(self) -> list[dict[str, Any]]:
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
+        return jsonl.read_records(self.path, what="event log", missing_ok=True)
 
 
 def describe_exit(returncode: int) -> str:

@@ -1,17 +1,27 @@
-"""The probe protocol and what probes may use."""
+"""The probe protocol and what probes may use.
+
+Example::
+
+    env = ProbeEnv.from_stack(stack, clock)       # nothing starts until a probe asks
+    probe = build_probe(Freshness(max_age_s=30), env)
+    probe.measure()                               # Sample(value=1.8, good=True, error=None)
+    probe.close()
+    env.close()                                   # the shared query engine, if one was made
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from datadrill.engine.clock import Clock
 
 if TYPE_CHECKING:
-    from datadrill.model.slo import SLI
+    from datadrill.paths import StatePaths
     from datadrill.platform.query import QueryEngine
 
 
@@ -43,9 +53,54 @@ class Probe(Protocol):
     def close(self) -> None: ...
 
 
+class ProbeStack(Protocol):
+    """The part of :class:`~datadrill.stack.port.Stack` probes reach. Any ``Stack`` is one;
+    it is spelled out here (not imported) because the stack's port names this module."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def paths(self) -> StatePaths: ...
+
+    def query_engine(self) -> QueryEngine: ...
+
+    def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries: ...
+
+    def source(self) -> sqlite3.Connection: ...
+
+
+class SharedQueryEngine:
+    """One in-process query engine for every probe that asks, made on first use. Probes run
+    in turn on the runner's thread; a shared engine plans the table's scan once per change
+    instead of once per probe. Calling it after :meth:`close` is a bug and raises."""
+
+    def __init__(self, make: Callable[[], QueryEngine]) -> None:
+        self._make = make
+        self._engine: QueryEngine | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> QueryEngine:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the probes' shared query engine is closed: the run's probes have ended")
+            if self._engine is None:
+                self._engine = self._make()
+            return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+
 @dataclass(frozen=True)
 class ProbeEnv:
-    """What probes reach: built by the runner from the stack."""
+    """What probes reach. :meth:`from_stack` builds it from a stack; tests may build one
+    field by field."""
 
     clock: Clock
     bootstrap_servers: str
@@ -55,26 +110,26 @@ class ProbeEnv:
     source_db: Callable[[], sqlite3.Connection]
     heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
     events_file: Path  # supervisor events (process exits)
+    closers: tuple[Callable[[], None], ...] = field(default=(), repr=False, compare=False)
 
+    @classmethod
+    def from_stack(cls, stack: ProbeStack, clock: Clock) -> ProbeEnv:
+        """The probes' view of ``stack``. Nothing is opened here: the shared query engine
+        is made when a probe first asks for it, and :meth:`close` closes it."""
+        engine = SharedQueryEngine(stack.query_engine)
+        return cls(
+            clock=clock,
+            bootstrap_servers=stack.bootstrap_servers,
+            query_engine=engine,
+            mart_queries=lambda timeout_s: stack.mart_queries(timeout_s=timeout_s),
+            source_db=stack.source,
+            heartbeat_dir=stack.paths.run,
+            events_file=stack.paths.events_file,
+            closers=(engine.close,),
+        )
 
-def build_probe(sli: SLI, env: ProbeEnv) -> Probe:
-    """The probe for an SLI spec. Every SLI kind has exactly one probe."""
-    from datadrill.model import slo
-    from datadrill.probes import sli as probes
-
-    if isinstance(sli, slo.Freshness):
-        return probes.FreshnessProbe(sli, env)
-    elif isinstance(sli, slo.QuerySuccess):
-        return probes.QuerySuccessProbe(sli, env)
-    elif isinstance(sli, slo.CanaryLatency):
-        return probes.CanaryLatencyProbe(sli, env)
-    elif isinstance(sli, slo.ConsumerLag):
-        return probes.ConsumerLagProbe(sli, env)
-    elif isinstance(sli, slo.ConnectorErrorRate):
-        return probes.ConnectorErrorRateProbe(sli, env)
-    elif isinstance(sli, slo.RestartRate):
-        return probes.RestartRateProbe(sli, env)
-    elif isinstance(sli, slo.DataIntegrity):
-        return probes.DataIntegrityProbe(sli, env)
-    else:
-        raise TypeError(f"no probe for SLI {sli!r}")
+    def close(self) -> None:
+        """Close what this environment opened for its probes; idempotent. Close the probes
+        first."""
+        for close in self.closers:
+            close()

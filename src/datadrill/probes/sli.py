@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from datadrill.errors import DrillError
+from datadrill.jsonl import JsonlTail
 from datadrill.model import slo
 from datadrill.platform.query import QueryEngine
 from datadrill.probes.base import MartQueries, ProbeEnv, Sample
@@ -230,23 +231,13 @@ class RestartRateProbe:
         self.window_s = sli.window_s
         self.env = env
         # Only exits from now on: earlier ones belong to other runs.
-        self._offset = env.events_file.stat().st_size if env.events_file.exists() else 0
+        self._events = JsonlTail(env.events_file, from_end=True, expected="a supervisor event")
         self._exits: list[float] = []
 
     def measure(self) -> Sample:
-        try:
-            with self.env.events_file.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
-        complete, _, _ = chunk.rpartition(b"\n")
-        if complete:
-            self._offset += len(complete) + 1
-            for line in complete.splitlines():
-                event = json.loads(line)
-                if event.get("event") == "process_exited":
-                    self._exits.append(float(event["mono"]))
+        for event in self._events.read_new():
+            if event.get("event") == "process_exited":
+                self._exits.append(float(event["mono"]))
         now = self.env.clock.monotonic()
         self._exits = [t for t in self._exits if now - t <= self.window_s]
         per_min = len(self._exits) * 60.0 / self.window_s

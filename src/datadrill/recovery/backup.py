@@ -16,6 +16,8 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from datadrill.errors import DrillError
 from datadrill.faults.base import DrillContext
+from datadrill.model.recovery import RestoreCatalogBackup
+from datadrill.recovery.result import StepResult
 
 
 class BackupMissing(DrillError):
@@ -89,3 +91,15 @@ def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
         catalog.drop_table(backup.identifier)  # the row only: files stay
     catalog.register_table(backup.identifier, backup.metadata_location)
     return backup
+
+
+def run_restore_catalog_backup(step: RestoreCatalogBackup, context: DrillContext) -> StepResult:
+    backup = restore_backup(context, step.backup)
+    age = context.clock.monotonic() - backup.taken_mono
+    rows = f"{backup.rows:,} rows" if backup.rows is not None else "row count unknown"
+    return StepResult(
+        f"{backup.identifier} restored to snapshot {backup.snapshot_id} ({rows}), "
+        f"a backup taken {age:.1f} s earlier",
+        rows=backup.rows,
+        extra={"backup": backup.name, "snapshot_id": backup.snapshot_id},
+    )

@@ -15,7 +15,9 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from datadrill.faults.base import DrillContext
+from datadrill.model.recovery import ReprocessDeadLetters
 from datadrill.platform.relay import dead_letter_topic
+from datadrill.recovery.result import StepResult
 
 GROUP = "datadrill-dead-letters"
 
@@ -64,3 +66,12 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
     finally:
         consumer.close()
     return len(order_ids), time.monotonic() - started
+
+
+def run_reprocess_dead_letters(step: ReprocessDeadLetters, context: DrillContext) -> StepResult:
+    count, elapsed = reprocess_dead_letters(context)
+    return StepResult(
+        f"{count:,} dead-lettered orders re-emitted through the outbox",
+        rows=count,
+        rate_per_s=count / elapsed if elapsed > 0 else None,
+    )

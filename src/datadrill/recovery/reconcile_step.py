@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 from datadrill.faults.base import DrillContext
 from datadrill.integrity.reconcile import EngineSide, ReconcileResult, SqliteSide, reconcile
-from datadrill.recovery.steps import StepResult
+from datadrill.model.recovery import Reconcile
+from datadrill.recovery.result import StepResult
 
 CATCH_UP_S = 30.0
 RECHECKS = 3
@@ -61,8 +62,7 @@ def _sink_held(context: DrillContext) -> Iterator[None]:
     from datadrill.faults.stack_state import pause_spec
 
     stack = context.stack
-    sink = next(c for c in stack.status()["components"] if c["name"] == "sink")
-    if sink["detail"].startswith("PAUSED"):
+    if stack.components.get("sink").paused:
         yield  # the runbook paused it already
         return
     handle = inject(pause_spec("sink"), context, ledger=FaultLedger.for_stack(stack.paths.root))
@@ -93,3 +93,7 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
         extra["repaired_rows"] = repaired.deleted_rows + repaired.inserted_rows
         detail += f"; repaired: {repaired.deleted_rows:,} rows deleted, {repaired.inserted_rows:,} inserted"
     return StepResult(detail, rows=result.compared_rows, rate_per_s=result.rows_per_s, extra=extra)
+
+
+def run_reconcile(step: Reconcile, context: DrillContext) -> StepResult:
+    return reconcile_and_repair(context, repair=step.repair, buckets=step.buckets)

@@ -22,6 +22,7 @@ from datadrill.model.recovery import ReplayKafka
 from datadrill.platform.catalog import sink_state
 from datadrill.platform.registry import SchemaIds, schema_ids
 from datadrill.platform.sink import Batch, EventDecoder, snapshot_properties
+from datadrill.recovery.result import StepResult
 
 
 @dataclass(frozen=True)
@@ -182,4 +183,20 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
         workers=len(shares),
         elapsed_s=elapsed,
         commits=commits,
+    )
+
+
+def run_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
+    result = replay_kafka(step, context)
+    return StepResult(
+        f"{result.rows:,} rows replayed from {result.messages:,} messages on {result.partitions} "
+        f"partitions with {result.workers} workers ({result.duplicates:,} duplicates dropped, "
+        f"{result.commits} commits)",
+        rows=result.rows,
+        rate_per_s=result.rate_per_s,
+        extra={
+            "replay_rows": result.rows,
+            "replay_rate_per_s": result.rate_per_s,
+            "workers": result.workers,
+        },
     )

@@ -8,6 +8,8 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from datadrill.errors import DrillError
 from datadrill.faults.base import DrillContext
+from datadrill.model.recovery import ReregisterFromMetadata
+from datadrill.recovery.result import StepResult
 
 
 class NoSurvivingMetadata(DrillError):
@@ -41,3 +43,8 @@ def reregister(context: DrillContext, identifier: str) -> str:
         catalog.drop_table(identifier)  # the row only: files stay
     catalog.register_table(identifier, newest)
     return newest
+
+
+def run_reregister_from_metadata(step: ReregisterFromMetadata, context: DrillContext) -> StepResult:
+    location = reregister(context, step.table)
+    return StepResult(f"{step.table} registered from {location.rsplit('/', 1)[-1]}")

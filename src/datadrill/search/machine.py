@@ -28,13 +28,13 @@ from datadrill.search.steps import StepRunner
 from datadrill.search.strategies import single_faults
 
 if TYPE_CHECKING:
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
 FAILING_JOURNAL = "failing-schedule.jsonl"
 
 
 def platform_machine(
-    stack: EmbeddedStack,
+    stack: Stack,
     *,
     journal_dir: Path,
     faults: st.SearchStrategy[Any] | None = None,

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
+from datadrill import jsonl
 from datadrill.engine.clock import MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, inject
 
 if TYPE_CHECKING:
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.port import Stack
 
 JOURNAL_VERSION = 1
 STEP_KINDS = ("inject", "revert", "advance", "recover")
@@ -85,7 +85,7 @@ class Outcome:
 class StepRunner:
     """Runs schedule steps on a stack, through the fault ledger, and records them."""
 
-    stack: EmbeddedStack
+    stack: Stack
     run_dir: Path
     seed: int = 0
     rate: float = 400.0
@@ -101,7 +101,7 @@ class StepRunner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.context = DrillContext(self.stack, self.run_dir, MonotonicClock())
         self.ledger = FaultLedger.for_stack(self.stack.paths.root)
-        self.stack.set_workload(rate=self.rate)
+        self.stack.workload.set(rate=self.rate)
         self._first_key = self._window_start()
 
     # -- steps -------------------------------------------------------------------------
@@ -162,10 +162,7 @@ class StepRunner:
         }
         lines = [header, *self.steps]
         lines += [{"type": "outcome", **o.__dict__} for o in self.outcomes]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return jsonl.write_atomically(path, lines)
 
     def faults_injected(self) -> int:
         return self._injected
@@ -230,7 +227,7 @@ class StepRunner:
         from confluent_kafka import Consumer
 
         began = time.monotonic()
-        self.stack.set_workload(rate=0)
+        self.stack.workload.set(rate=0)
         last_key = self._newest_source_key()
         consumer = Consumer(
             {
@@ -273,7 +270,7 @@ class StepRunner:
                 engine.close()
         finally:
             consumer.close()
-            self.stack.set_workload(rate=self.rate)
+            self.stack.workload.set(rate=self.rate)
         self._checked_file.write_text(str(last_key), encoding="utf-8")
         lost, duplicated = len(result.omissions), len(result.duplicates)
         problems = []
@@ -297,19 +294,9 @@ class StepRunner:
 def load_journal(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The header and the steps of a saved schedule (outcome lines are left out)."""
     source = str(path)
-    if not path.is_file():
-        raise ConfigError(source, "(file)", source, "no such journal file")
     header: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise ConfigError(source, f"line {number}", line[:60], "a JSON object per line") from None
-        if not isinstance(record, dict):
-            raise ConfigError(source, f"line {number}", line[:60], "a JSON object per line")
+    for number, record in jsonl.iter_records(path, what="journal file", expected="a JSON object per line"):
         if record.get("type") == "schedule":
             header = record
         elif "step" in record:

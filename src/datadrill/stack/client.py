@@ -1,46 +1,271 @@
-"""A handle on a running embedded stack: endpoints, catalog, query engine, control.
+"""The one implementation of the :class:`~datadrill.stack.port.Stack` protocol for real
+stacks: typed methods over the stack process's control API (httpx), whatever backend runs
+behind it.
 
 Example::
 
-    stack = EmbeddedStack.attach(Path(".datadrill"))
-    stack.control.post("/kafka/brokers/1/down")
-    stack.query_engine().rows("SELECT count(*) FROM dwh.orders")   # in this process
+    stack = StackClient.attach(Path(".datadrill"))
+    stack.kafka.broker_down(1)
+    stack.components.get("sink").paused
     stack.mart_queries().rows("SELECT count(*) FROM dwh.orders")   # over the query path
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyiceberg.catalog.sql import SqlCatalog
+import httpx
 
-from datadrill.backends.stackd.control import ControlClient
-from datadrill.backends.stackd.manager import require_state
 from datadrill.config import StackConfig, read_running_config
+from datadrill.errors import ControlError, StackNotRunning, StackProcessDied
 from datadrill.paths import StatePaths
-from datadrill.platform import source_db
-from datadrill.platform.catalog import catalog_uri, open_stack_catalog, warehouse_location
-from datadrill.platform.query import QueryEngine
-from datadrill.platform.query_service import RemoteQueryEngine
-from datadrill.platform.warehouse import Warehouse
-from datadrill.probes.base import MartQueries
+from datadrill.procs import alive
+from datadrill.stack.port import (
+    ComponentStatus,
+    KafkaCapability,
+    ProducerContract,
+    ProxyPath,
+    StackStatus,
+    WorkloadSettings,
+)
+from datadrill.stack.state import require_state
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from datadrill.platform.query import QueryEngine
+    from datadrill.platform.warehouse import Warehouse
+    from datadrill.probes.base import MartQueries
+
+
+class ControlClient:
+    """JSON over HTTP to a stack process's control API (loopback only)."""
+
+    def __init__(self, url: str, *, timeout_s: float = 15.0, pid: int | None = None) -> None:
+        if not url.startswith("http://127.0.0.1:"):
+            raise ControlError(f"refusing control URL {url!r}: the stack process is loopback only")
+        self.url = url
+        self.pid = pid
+        self._http = httpx.Client(base_url=url, timeout=timeout_s)
+
+    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, json=dict(body) if body is not None else None)
+        except httpx.TransportError as exc:
+            if self.pid is not None and not alive(self.pid):
+                raise StackProcessDied(
+                    f"the stack process (pid {self.pid}) has died; its logs are in the state "
+                    "directory's logs/stack.log. Run 'datadrill stack up' to start a new one"
+                ) from None
+            raise StackNotRunning(f"stack control interface at {self.url} is unreachable: {exc}") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"error": response.text[:200]}
+        if response.status_code >= 400:
+            raise ControlError(f"{method} {path}: {payload.get('error', response.reason_phrase)}")
+        if not isinstance(payload, dict):
+            raise ControlError(f"{method} {path}: the stack answered {payload!r}, not a JSON object")
+        return payload
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", path, body or {})
+
+    def delete(self, path: str) -> dict[str, Any]:
+        return self.request("DELETE", path)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def parse_status(data: Mapping[str, Any]) -> StackStatus:
+    pid = data.get("pid")
+    return StackStatus(
+        healthy=bool(data["healthy"]),
+        components=tuple(ComponentStatus.from_json(c) for c in data["components"]),
+        pid=int(pid) if pid else None,
+        backend=str(data.get("backend", "")),
+        uptime_s=float(data.get("uptime_s", 0.0)),
+        raw=dict(data),
+    )
 
 
 @dataclass(frozen=True)
-class EmbeddedStack:
+class _Kafka:
+    control: ControlClient
+    state: Mapping[str, Any]
+    topic: str
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return str(self.state["bootstrap_servers"])
+
+    @property
+    def _reasons(self) -> dict[str, str]:
+        return dict(self.state.get("kafka_capabilities", {}))
+
+    @property
+    def capabilities(self) -> frozenset[KafkaCapability]:
+        return frozenset(KafkaCapability(name) for name, why in self._reasons.items() if not why)
+
+    def why_not(self, capability: KafkaCapability) -> str:
+        return self._reasons.get(capability.value, "this stack does not say it can")
+
+    def broker_down(self, broker: int) -> None:
+        self.control.post(f"/kafka/brokers/{broker}/down")
+
+    def broker_up(self, broker: int) -> None:
+        self.control.post(f"/kafka/brokers/{broker}/up")
+
+    def set_rtt(self, broker: int, rtt_ms: int) -> None:
+        self.control.post(f"/kafka/brokers/{broker}/rtt", {"rtt_ms": rtt_ms})
+
+    def push_request_errors(self, api_key: int, errors: Sequence[int]) -> None:
+        self.control.post("/kafka/request-errors", {"api_key": api_key, "errors": list(errors)})
+
+    def clear_request_errors(self, api_key: int) -> None:
+        self.control.delete(f"/kafka/request-errors/{api_key}")
+
+    def move_leader(self, topic: str, partition: int, broker: int) -> None:
+        self.control.post(
+            "/kafka/partitions/leader", {"topic": topic, "partition": partition, "broker_id": broker}
+        )
+
+
+@dataclass(frozen=True)
+class _Components:
+    control: ControlClient
+
+    def list(self) -> tuple[ComponentStatus, ...]:
+        data = self.control.get("/components")
+        return tuple(ComponentStatus.from_json(c) for c in data["components"])
+
+    def get(self, name: str) -> ComponentStatus:
+        return ComponentStatus.from_json(self.control.get(f"/components/{name}"))
+
+    def kill(self, name: str, signal: str = "SIGKILL") -> int:
+        return int(self.control.post(f"/components/{name}/signal", {"signal": signal})["pid"])
+
+    def pause(self, name: str) -> None:
+        self.control.post(f"/components/{name}/pause")
+
+    def resume(self, name: str) -> int:
+        return int(self.control.post(f"/components/{name}/resume")["pid"])
+
+    def arm_crash_point(self, name: str, point: str) -> None:
+        self.control.post(f"/components/{name}/crash-point", {"point": point})
+
+    def crash_point_armed(self, name: str) -> bool:
+        return bool(self.control.get(f"/components/{name}/crash-point")["armed"])
+
+    def disarm_crash_point(self, name: str) -> None:
+        self.control.delete(f"/components/{name}/crash-point")
+
+
+@dataclass(frozen=True)
+class _Workload:
+    control: ControlClient
+
+    def get(self) -> WorkloadSettings:
+        data = self.control.get("/workload")
+        return WorkloadSettings(rate=float(data["rate"]), canary_interval_s=float(data["canary_interval_s"]))
+
+    def set(self, *, rate: float | None = None, canary_interval_s: float | None = None) -> WorkloadSettings:
+        body = {
+            k: v for k, v in {"rate": rate, "canary_interval_s": canary_interval_s}.items() if v is not None
+        }
+        data = self.control.post("/workload", body)
+        return WorkloadSettings(rate=float(data["rate"]), canary_interval_s=float(data["canary_interval_s"]))
+
+
+@dataclass(frozen=True)
+class _Platform:
+    control: ControlClient
+
+    def throttle_sink(self, rows_per_s: float | None) -> None:
+        self.control.post("/platform/sink-throttle", {"rows_per_s": rows_per_s})
+
+    def producer_contract(self) -> ProducerContract:
+        data = self.control.get("/platform/producer-contract")
+        return ProducerContract(writer=data.get("writer"), enforce=bool(data["enforce"]))
+
+    def set_producer_contract(self, contract: ProducerContract) -> None:
+        self.control.post(
+            "/platform/producer-contract", {"writer": contract.writer, "enforce": contract.enforce}
+        )
+
+
+@dataclass(frozen=True)
+class _Network:
+    state: Mapping[str, Any]
+
+    @property
+    def api_url(self) -> str:
+        return str(self.state.get("fault_proxy_url") or "")
+
+    def paths(self) -> Mapping[str, ProxyPath]:
+        return {
+            name: ProxyPath(name, str(info["listen"]), str(info["upstream"]))
+            for name, info in dict(self.state.get("proxies", {})).items()
+        }
+
+
+@dataclass(frozen=True)
+class StackClient:
+    """A running stack, reached through its state directory and control API."""
+
     paths: StatePaths
     config: StackConfig
-    state: dict[str, Any]
+    state: Mapping[str, Any]
 
     @classmethod
-    def attach(cls, state_dir: Path) -> EmbeddedStack:
-        """Attach to the stack running in ``state_dir`` (raises StackNotRunning)."""
+    def attach(cls, state_dir: Path) -> StackClient:
+        """Attach to the stack running in ``state_dir`` (raises StackNotRunning, or
+        StackProcessDied when its process is gone)."""
         paths = StatePaths(state_dir)
         state = require_state(paths)
         return cls(paths, read_running_config(paths), state)
+
+    @cached_property
+    def control(self) -> ControlClient:
+        return ControlClient(str(self.state["control_url"]), pid=self.pid)
+
+    @property
+    def backend(self) -> str:
+        return str(self.state.get("backend", "embedded"))
+
+    @property
+    def pid(self) -> int | None:
+        pid = self.state.get("pid")
+        return int(pid) if pid else None
+
+    @property
+    def kafka(self) -> _Kafka:
+        return _Kafka(self.control, self.state, self.config.kafka.topic)
+
+    @property
+    def components(self) -> _Components:
+        return _Components(self.control)
+
+    @property
+    def workload(self) -> _Workload:
+        return _Workload(self.control)
+
+    @property
+    def platform(self) -> _Platform:
+        return _Platform(self.control)
+
+    @property
+    def network(self) -> _Network:
+        return _Network(self.state)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -55,63 +280,52 @@ class EmbeddedStack:
         return self.config.catalog.table
 
     @property
-    def control(self) -> ControlClient:
-        return ControlClient(str(self.state["control_url"]))
-
-    @property
     def catalog_uri(self) -> str:
+        from datadrill.platform.catalog import catalog_uri
+
         return catalog_uri(self.config, self.paths)
 
+    def alive(self) -> bool:
+        return self.pid is not None and alive(self.pid)
+
+    def status(self) -> StackStatus:
+        return parse_status(self.control.get("/status"))
+
     def catalog(self) -> SqlCatalog:
+        from datadrill.platform.catalog import open_stack_catalog
+
         return open_stack_catalog(self.config, self.paths)
 
     def warehouse(self) -> Warehouse:
-        """The table files' storage (the state directory, or an external cluster's bucket)."""
+        from datadrill.platform.catalog import warehouse_location
+        from datadrill.platform.warehouse import Warehouse
+
         external = self.config.external
         return Warehouse(
             warehouse_location(self.config, self.paths), external.s3_properties() if external else None
         )
 
     def query_engine(self) -> QueryEngine:
+        from datadrill.platform.query import QueryEngine
+
         return QueryEngine(self.catalog(), default_tables=(self.table,))
-
-    @property
-    def fault_proxy_url(self) -> str:
-        """The Toxiproxy API of the fault proxy on the stack's network paths."""
-        return str(self.state["fault_proxy_url"])
-
-    @property
-    def proxies(self) -> dict[str, dict[str, str]]:
-        """Proxied network paths by name (``query``; ``catalog`` for a PostgreSQL catalog)."""
-        return dict(self.state.get("proxies", {}))
 
     def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries:
         """A client on the dashboards' query path: the query service through the ``query``
-        proxy, or an external cluster's Trino."""
+        proxy, or a cluster's Trino."""
         if self.state.get("query_engine") == "trino":
             from datadrill.backends.compose.trino_engine import TrinoQueryEngine
 
             return TrinoQueryEngine.from_url(str(self.state["query_url"]), timeout_s=timeout_s)
+        from datadrill.platform.query_service import RemoteQueryEngine
+
         return RemoteQueryEngine(str(self.state["query_url"]), timeout_s=timeout_s)
 
     def source(self) -> sqlite3.Connection:
-        """A connection to the source database (orders, outbox, canaries)."""
+        from datadrill.platform import source_db
+
         return source_db.connect(self.paths.source_db)
 
-    def status(self) -> dict[str, Any]:
-        return self.control.get("/status")
 
-    def set_workload(self, **settings: float) -> dict[str, Any]:
-        """Change the running workload, e.g. ``set_workload(rate=0)`` to pause it."""
-        return self.control.post("/workload", dict(settings))
-
-    def pause(self, component: str) -> None:
-        """Stop a component and keep it stopped (the supervisor does not restart it)."""
-        self.control.post(f"/components/{component}/pause")
-
-    def resume(self, component: str) -> int:
-        return int(self.control.post(f"/components/{component}/resume")["pid"])
-
-    def kill(self, component: str, signal: str = "SIGKILL") -> int:
-        """Signal a supervised component; returns the pid signalled."""
-        return int(self.control.post(f"/components/{component}/signal", {"signal": signal})["pid"])
+# The name the first releases exported; the client is not embedded-only any more.
+EmbeddedStack = StackClient

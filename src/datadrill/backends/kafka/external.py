@@ -16,10 +16,13 @@ Example::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from datadrill.backends.kafka.base import BrokerState
 from datadrill.errors import ControlError
+from datadrill.stack.port import KafkaCapability
 
 RTT_TOXIC = "datadrill-broker-rtt"
 
@@ -128,11 +131,58 @@ class ExternalKafka:
                 raise ControlError(f"cannot create topic {name}: {exc.args[0].str()}") from None
 
     # -- broker faults ---------------------------------------------------------------------
-    def broker_down(self, broker: int) -> None:
-        self._set_up(broker, up=False)
+    def capabilities(self) -> dict[KafkaCapability, str]:
+        mock_only = (
+            "a fault of librdkafka's mock cluster; a real cluster elects its own leaders and "
+            "answers requests itself"
+        )
+        no_proxy = "needs Toxiproxy in front of the brokers: set external.toxiproxy_url"
+        reasons = {
+            KafkaCapability.BROKER_LOSS: (
+                "" if self._containers is not None or self._toxiproxy_url else
+                "needs the brokers' containers (compose) or Toxiproxy proxies kafka-N"
+            ),
+            KafkaCapability.BROKER_RTT: "" if self._toxiproxy_url else no_proxy,
+            KafkaCapability.LEADER_MOVE: mock_only,
+            KafkaCapability.REQUEST_ERRORS: mock_only,
+            KafkaCapability.DELETE_RECORDS: "not served by the stack process yet",
+        }
+        return reasons
 
-    def broker_up(self, broker: int) -> None:
+    def broker_down(self, broker: int) -> dict[str, Any]:
+        self._set_up(broker, up=False)
+        return {"how": self.how_brokers_fail()}
+
+    def broker_up(self, broker: int) -> dict[str, Any]:
         self._set_up(broker, up=True)
+        return {}
+
+    def set_rtt(self, broker: int, rtt_ms: int) -> None:
+        self.set_broker_rtt(broker, rtt_ms)
+
+    def push_request_errors(
+        self, api_key: int, errors: Sequence[int], *, broker: int | None = None, rtts_ms: Sequence[int] = ()
+    ) -> None:
+        raise self.unsupported("queued Kafka request errors")
+
+    def clear_request_errors(self, api_key: int) -> None:
+        raise self.unsupported("queued Kafka request errors")
+
+    def move_leader(self, topic: str, partition: int, broker: int) -> None:
+        raise self.unsupported("moving a partition leader by hand")
+
+    def leaders(self) -> dict[str, Any]:
+        raise ControlError("leaders are tracked for the mock cluster only; ask the real cluster")
+
+    def tick(self) -> list[dict[str, Any]]:
+        return []  # real brokers elect their own leaders
+
+    def brokers(self) -> list[BrokerState]:
+        how = self.how_brokers_fail()
+        return [
+            BrokerState(n, address, self.is_up(n), f"{'up' if self.is_up(n) else 'DOWN'}; broker loss: {how}")
+            for n, address in self.broker_addresses.items()
+        ]
 
     def _set_up(self, broker: int, *, up: bool) -> None:
         """Start or kill the broker's container; without containers, its proxy."""

@@ -16,14 +16,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from datadrill.errors import ControlError, DrillError, StackNotRunning
+from datadrill.errors import DrillError
 
 Handler = Callable[[dict[str, str], dict[str, Any]], dict[str, Any]]
 
@@ -101,41 +99,3 @@ class ControlServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
-
-
-class ControlClient:
-    """Talks to a stack process's control interface."""
-
-    def __init__(self, url: str, *, timeout_s: float = 15.0) -> None:
-        if not url.startswith("http://127.0.0.1:"):
-            raise ControlError(f"refusing control URL {url!r}: the embedded stack is loopback only")
-        self.url = url
-        self.timeout_s = timeout_s
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body or {}).encode() if method != "GET" else None
-        req = urllib.request.Request(  # noqa: S310 - the URL is checked to be loopback http
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310
-                payload = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("error", str(exc))
-            except ValueError:
-                message = str(exc)
-            raise ControlError(f"{method} {path}: {message}") from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            raise StackNotRunning(f"stack control interface at {self.url} is unreachable: {exc}") from exc
-        assert isinstance(payload, dict)
-        return payload
-
-    def get(self, path: str) -> dict[str, Any]:
-        return self.request("GET", path)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("POST", path, body)
-
-    def delete(self, path: str) -> dict[str, Any]:
-        return self.request("DELETE", path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -21,22 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from datadrill.backends.stackd.control import ControlClient
 from datadrill.backends.stackd.daemon import EXIT_ALREADY_RUNNING
 from datadrill.config import StackConfig, write_running_config
 from datadrill.errors import StackAlreadyRunning, StackNotRunning, StackStartFailed
 from datadrill.paths import StatePaths
+from datadrill.procs import alive, group_members
+from datadrill.stack.client import ControlClient
+from datadrill.stack.state import read_state, require_state
 
 # Stack processes this Python process started and must reap (tests start several).
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def read_state(paths: StatePaths) -> dict[str, Any] | None:
-    try:
-        data = json.loads(paths.state_file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _lock_is_held(paths: StatePaths) -> bool:
@@ -49,31 +42,6 @@ def _lock_is_held(paths: StatePaths) -> bool:
             return True
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         return False
-
-
-def _alive(pid: int) -> bool:
-    """True if ``pid`` runs and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state letter follows the parenthesised command name.
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def _reap(pid: int) -> None:
@@ -203,20 +171,13 @@ def _revert_leftover_faults(paths: StatePaths, progress: Callable[[str], None]) 
     """Faults a killed run left in this directory's data (a deleted catalog row, moved
     metadata files) outlive the stack process: the next stack reverts them."""
     from datadrill.faults.ledger import FaultLedger, cleanup
-    from datadrill.stack.client import EmbeddedStack
+    from datadrill.stack.client import StackClient
 
     ledger = FaultLedger.for_stack(paths.root)
     if not ledger.outstanding():
         return
-    for result in cleanup(EmbeddedStack.attach(paths.root), ledger=ledger):
+    for result in cleanup(StackClient.attach(paths.root), ledger=ledger):
         progress(f"reverted a leftover fault: {result.description} ({result.note})")
-
-
-def require_state(paths: StatePaths) -> dict[str, Any]:
-    state = read_state(paths)
-    if state is None or not _alive(int(state["pid"])):
-        raise StackNotRunning(f"no stack is running in {paths.root}; start one with 'datadrill stack up'")
-    return state
 
 
 def stack_status(paths: StatePaths) -> dict[str, Any]:
@@ -240,11 +201,11 @@ def stack_down(paths: StatePaths, *, timeout_s: float = 30.0) -> list[int]:
     if state is not None:
         with contextlib.suppress(StackNotRunning):
             ControlClient(state["control_url"], timeout_s=5).post("/shutdown")
-    elif _alive(pid):
+    elif alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     _reap(pid)
     killed = []

@@ -3,7 +3,7 @@ is really ready. Without a Docker engine nothing starts: the caller gets one cle
 
 Example::
 
-    backend = ComposeBackend(ComposeSettings(brokers=3), Path(".datadrill/compose"))
+    backend = ComposeServices(ComposeSettings(brokers=3), Path(".datadrill/compose"))
     backend.up(on_progress=print)      # renders the files, docker compose up, waits for readiness
     backend.down()
 """
@@ -68,7 +68,7 @@ def require_docker(flag: str = "--stack") -> None:
 
 
 @dataclass
-class ComposeBackend:
+class ComposeServices:
     settings: ComposeSettings
     directory: Path
 

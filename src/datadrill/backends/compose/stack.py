@@ -1,0 +1,92 @@
+"""The compose backend: the services of ``docker-compose.yml`` (real Kafka, PostgreSQL,
+MinIO, Trino, Toxiproxy, Schema Registry), then the platform on them as for ``external``.
+
+Example::
+
+    backend = ComposeBackend(brokers=3)
+    stack = backend.up(StatePaths(Path(".datadrill")), backend.configure(config_file=None))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datadrill.backends.base import Progress
+from datadrill.backends.compose.settings import ComposeSettings
+from datadrill.backends.embedded import start_stack_process
+from datadrill.config import StackConfig, load_config
+from datadrill.errors import ConfigError
+from datadrill.paths import StatePaths
+from datadrill.stack.client import StackClient
+
+COMPOSE_DIR = "compose"
+
+
+def compose_settings(brokers: int) -> ComposeSettings:
+    from pydantic import ValidationError
+
+    try:
+        return ComposeSettings(brokers=brokers)
+    except ValidationError:
+        raise ConfigError("--brokers", "--brokers", brokers, "1, 2 or 3") from None
+
+
+class ComposeBackend:
+    name = "compose"
+
+    def __init__(self, *, brokers: int = 3, flag: str = "--stack") -> None:
+        self.settings = compose_settings(brokers)
+        self.flag = flag  # the option that chose this backend, for the no-Docker message
+
+    def configure(self, *, config_file: Path | None, overrides: dict[str, object] | None = None) -> StackConfig:
+        data = load_config(config_file, overrides=overrides).model_dump()
+        data["external"] = self.settings.external()
+        return StackConfig.model_validate(data)
+
+    def ready(self, config: StackConfig) -> list[str]:
+        from datadrill.backends.compose.services import docker_problem
+
+        problem = docker_problem()
+        return [f"docker: {problem}"] if problem else []
+
+    def _services(self, paths: StatePaths) -> object:
+        from datadrill.backends.compose.services import ComposeServices
+
+        return ComposeServices(self.settings, paths.root / COMPOSE_DIR)
+
+    def up(
+        self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
+    ) -> StackClient:
+        from datadrill.backends.compose.services import ComposeServices, require_docker
+        from datadrill.netfaults import ToxiproxyAdmin
+
+        progress = on_progress or (lambda message: None)
+        require_docker(self.flag)
+        compose = ComposeServices(self.settings, paths.root / COMPOSE_DIR)
+        elsewhere = compose.running_elsewhere()
+        if elsewhere is not None:
+            raise ConfigError(
+                "--state-dir",
+                "--state-dir",
+                str(paths.root),
+                f"a compose stack (project {self.settings.project}) already runs from {elsewhere}; "
+                f"use it with --state-dir {Path(elsewhere).parent}, or stop it there first",
+            )
+        compose.up(timeout_s=max(timeout_s, 600.0), on_progress=lambda m: progress(f"compose: {m}"))
+        # Toxiproxy is ours on the compose stack: toxics a killed run left on it (in no
+        # ledger, if that run's state directory was a throwaway) come off here.
+        ToxiproxyAdmin(self.settings.toxiproxy_url).reset()
+        return start_stack_process(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+
+    def down(self, paths: StatePaths) -> list[int]:
+        from datadrill.backends.compose.services import ComposeServices
+        from datadrill.backends.stackd.manager import stack_down
+
+        killed = stack_down(paths)
+        ComposeServices(self.settings, paths.root / COMPOSE_DIR).down()
+        return killed
+
+    def clean(self, paths: StatePaths) -> list[int]:
+        from datadrill.backends.stackd.manager import clean_stale
+
+        return clean_stale(paths)

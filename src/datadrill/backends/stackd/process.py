@@ -1,0 +1,254 @@
+"""The stack process's life: bring the stack up around its Kafka cluster, run the
+supervisor and the cluster's periodic work, shut everything down.
+
+Started in the background by ``datadrill stack up`` (see :mod:`.manager`), one per state
+directory. What the stack can do is reached through its control routes (:mod:`.routes`);
+what it looks like through its status (:mod:`.status`).
+
+Example::
+
+    process = StackProcess(paths, config, kafka=EmbeddedKafka.start(config.kafka, clock=clock))
+    process.start()
+    process.run_forever()   # until /shutdown or SIGTERM
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from datadrill.backends.kafka.base import KafkaCluster
+from datadrill.backends.stackd.control import ControlServer
+from datadrill.config import StackConfig
+from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
+from datadrill.paths import StatePaths
+from datadrill.platform import source_db
+from datadrill.platform.component import write_json_atomic
+from datadrill.platform.query_service import QueryService
+from datadrill.platform.supervisor import EventLog, Supervisor
+
+log = logging.getLogger("datadrill.stack")
+
+COMPONENTS = ("workload", "relay", "sink")
+
+
+class StackProcess:
+    def __init__(
+        self,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        kafka: KafkaCluster,
+        backend: str,
+        clock: Clock | None = None,
+    ) -> None:
+        self.paths = paths
+        self.config = config
+        self.kafka = kafka
+        self.backend = backend
+        self.clock = clock or MonotonicClock()
+        self.events = EventLog(paths.events_file)
+        self.stop_requested = threading.Event()
+        self.started_mono = self.clock.monotonic()
+        self.started_wall = self.clock.wall()
+        self.supervisor: Supervisor | None = None
+        self.control: ControlServer | None = None
+        self.catalog_uri = ""
+        self.fault_proxy: FaultProxyServer | None = None
+        self.query_service: QueryService | None = None
+        self.query_url = ""
+        # Proxies in front of the stack's network paths, by name.
+        self.proxies: dict[str, dict[str, str]] = {}
+
+    # -- start-up ------------------------------------------------------------------------
+    def start(self) -> None:
+        kafka = self.config.kafka
+        self.kafka.create_topic(
+            kafka.topic, partitions=kafka.partitions, replication_factor=kafka.replication_factor
+        )
+        # Where the relay routes records that break their data contract.
+        self.kafka.create_topic(
+            f"{kafka.topic}.dlq", partitions=1, replication_factor=kafka.replication_factor
+        )
+        self.event("kafka_ready", bootstrap=self.kafka.bootstrap_servers)
+        source_db.connect(self.paths.source_db).close()
+        if not self.paths.workload_file.exists():
+            write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
+
+        from datadrill.platform.catalog import catalog_uri, network_address
+
+        # The harness's own path to the catalog (reverts, checks); the platform's path may
+        # go through a proxy (catalog_via), so that network faults hit the platform only.
+        self.catalog_uri = catalog_uri(self.config, self.paths)
+        external = self.config.external
+        if external is None:
+            catalog_via = self._start_fault_proxy()
+        else:
+            self._external_fault_paths()
+            catalog_via = None
+            platform_uri = network_address(external.catalog_uri)
+            if platform_uri != network_address(self.catalog_uri):
+                catalog_via = platform_uri
+
+        # Start the platform before the catalog is ready: the processes spend their first
+        # second importing, and the sink waits for the table anyway.
+        self._start_platform(catalog_via)
+
+        from datadrill.platform.catalog import ensure_orders_table, open_stack_catalog
+
+        ensure_orders_table(
+            open_stack_catalog(self.config, self.paths, init_tables=True), self.config.catalog.table
+        )
+        self._start_queries(catalog_via)
+        from datadrill.backends.stackd.routes import routes
+
+        self.control = ControlServer(routes(self))
+        self.control.start()
+        self._write_state()
+        self.event("stack_started", control=self.control.url)
+
+    def _start_fault_proxy(self) -> str | None:
+        """datadrill's own fault proxy (Toxiproxy's API) on the stack's network paths, so
+        network faults hit the platform the way a bad link would. A SQLite catalog is a
+        file and has no network path; a PostgreSQL one is reached through "catalog"."""
+        from datadrill.platform.catalog import network_address
+
+        self.fault_proxy = FaultProxyServer(allow_hosts=self.config.safety.allow_hosts)
+        admin = ToxiproxyAdmin(self.fault_proxy.start())
+        database = network_address(self.catalog_uri)
+        if database is None:
+            return None
+        catalog_via = admin.create_proxy("catalog", "127.0.0.1:0", database).listen
+        self.proxies["catalog"] = {"listen": catalog_via, "upstream": database}
+        return catalog_via
+
+    def _external_fault_paths(self) -> None:
+        """The proxies of the cluster's Toxiproxy, if it has one (kafka-N, catalog, query)."""
+        assert self.config.external is not None
+        url = self.config.external.toxiproxy_url
+        if url:
+            for name, info in ToxiproxyAdmin(url).proxies().items():
+                self.proxies[name] = {"listen": info.listen, "upstream": info.upstream}
+
+    def _start_platform(self, catalog_via: str | None) -> None:
+        state_dir = str(self.paths.root.resolve())
+        bootstrap = self.kafka.bootstrap_servers
+        python = sys.executable
+        self.supervisor = Supervisor(
+            self.paths,
+            events=self.events,
+            clock=self.clock,
+            backoff_initial_s=self.config.supervisor.backoff_initial_s,
+            backoff_max_s=self.config.supervisor.backoff_max_s,
+        )
+        self.supervisor.add(
+            "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir]
+        )
+        self.supervisor.add(
+            "relay",
+            [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir, "--bootstrap", bootstrap],
+        )
+        sink_argv = [
+            python,
+            "-m",
+            "datadrill.platform.sink",
+            "--state-dir",
+            state_dir,
+            "--bootstrap",
+            bootstrap,
+        ]
+        self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
+        self.supervisor.start_all()
+
+    def _start_queries(self, catalog_via: str | None) -> None:
+        """Dashboards' queries: Trino on a cluster that has one; otherwise the DuckDB query
+        service, reached only through the "query" proxy of our fault proxy."""
+        from datadrill.platform.catalog import via_address, warehouse_location
+
+        external = self.config.external
+        if external is not None and external.trino_url:
+            self.query_url = external.trino_url.rstrip("/")
+            return
+        platform_uri = via_address(self.catalog_uri, catalog_via) if catalog_via else self.catalog_uri
+        self.query_service = QueryService(
+            platform_uri,
+            warehouse_location(self.config, self.paths),
+            table=self.config.catalog.table,
+            properties=external.s3_properties() if external is not None else None,
+        )
+        service_address = self.query_service.start().removeprefix("http://")
+        if self.fault_proxy is None:
+            self.query_url = f"http://{service_address}"
+            return
+        admin = ToxiproxyAdmin(self.fault_proxy.url)
+        query_listen = admin.create_proxy("query", "127.0.0.1:0", service_address).listen
+        self.proxies["query"] = {"listen": query_listen, "upstream": service_address}
+        self.query_url = f"http://{query_listen}"
+
+    @property
+    def fault_proxy_url(self) -> str:
+        """The Toxiproxy API on the stack's paths: our own fault proxy, or the cluster's."""
+        if self.fault_proxy is not None:
+            return self.fault_proxy.url
+        return self.config.external.toxiproxy_url if self.config.external is not None else ""
+
+    def _write_state(self) -> None:
+        assert self.control is not None
+        from datadrill.platform.catalog import describe_uri, warehouse_location
+
+        external = self.config.external
+        write_json_atomic(
+            self.paths.state_file,
+            {
+                "pid": os.getpid(),
+                "pgid": os.getpgid(0),
+                "state_dir": str(self.paths.root.resolve()),
+                "control_url": self.control.url,
+                "backend": self.backend,
+                "bootstrap_servers": self.kafka.bootstrap_servers,
+                "brokers": {str(k): v for k, v in self.kafka.broker_addresses.items()},
+                "kafka_capabilities": {c.value: why for c, why in self.kafka.capabilities().items()},
+                "topic": self.config.kafka.topic,
+                "catalog_uri": describe_uri(self.catalog_uri),
+                "fault_proxy_url": self.fault_proxy_url or None,
+                "proxies": self.proxies,
+                "query_url": self.query_url,
+                "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
+                "table": self.config.catalog.table,
+                "warehouse": warehouse_location(self.config, self.paths),
+                "source_db": str(self.paths.source_db.resolve()),
+                "started_wall": self.started_wall,
+                "librdkafka": getattr(self.kafka, "library", None),
+            },
+        )
+
+    # -- running -------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        assert self.supervisor is not None
+        while not self.stop_requested.wait(0.05):
+            for fields in self.kafka.tick():
+                self.event(fields.pop("event"), **fields)
+            self.supervisor.poll()
+
+    def shutdown(self) -> None:
+        self.event("stack_stopping")
+        if self.supervisor is not None:
+            self.supervisor.stop_all()
+        if self.control is not None:
+            self.control.stop()
+        if self.query_service is not None:
+            self.query_service.stop()
+        if self.fault_proxy is not None:
+            self.fault_proxy.stop()
+        self.kafka.close()
+        self.paths.state_file.unlink(missing_ok=True)
+        self.event("stack_stopped")
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.events.append(
+            {"event": name, "mono": self.clock.monotonic(), "wall": self.clock.wall(), **fields}
+        )

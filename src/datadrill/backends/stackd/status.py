@@ -1,0 +1,210 @@
+"""What ``GET /status`` answers: every service and process of the stack, healthy or not,
+with a line of detail. Processes carry their state as fields (``paused``, ``pid``,
+``restarts``, ``last_exit``), never only as text to parse.
+
+Example::
+
+    stack_status(process)["healthy"]
+    [c["name"] for c in stack_status(process)["components"]]
+    # ['kafka', 'kafka-broker-1', ..., 'catalog', 'query-engine', 'fault-proxy',
+    #  'source-db', 'workload', 'relay', 'sink', 'control']
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from datadrill.netfaults import ToxiproxyAdmin
+from datadrill.platform import source_db
+from datadrill.platform.component import read_heartbeat
+
+if TYPE_CHECKING:
+    from datadrill.backends.stackd.process import StackProcess
+
+HEARTBEAT_STALE_S = 5.0
+Entry = dict[str, Any]
+
+
+def stack_status(stack: StackProcess) -> dict[str, Any]:
+    components: list[Entry] = []
+    components.extend(_kafka(stack))
+    components.extend(_catalog_and_queries(stack))
+    if stack.fault_proxy is not None or stack.proxies:
+        components.append(_fault_proxy(stack))
+    components.append(_source(stack))
+    components.extend(process_entries(stack))
+    assert stack.control is not None
+    components.append(
+        {
+            "name": "control",
+            "endpoint": stack.control.url,
+            "healthy": True,
+            "detail": f"stack pid {os.getpid()}",
+        }
+    )
+    return {
+        "healthy": all(c["healthy"] for c in components),
+        "pid": os.getpid(),
+        "backend": stack.backend,
+        "state_dir": str(stack.paths.root.resolve()),
+        "uptime_s": round(stack.clock.monotonic() - stack.started_mono, 3),
+        "components": components,
+    }
+
+
+def component_entries(stack: StackProcess) -> list[Entry]:
+    """The supervised processes only (``GET /components``)."""
+    return process_entries(stack)
+
+
+def _kafka(stack: StackProcess) -> list[Entry]:
+    from confluent_kafka.admin import AdminClient
+
+    topic = stack.config.kafka.topic
+    bootstrap = stack.kafka.bootstrap_servers
+    try:
+        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3)
+        seen = len(metadata.brokers)
+        partitions = len(metadata.topics[topic].partitions) if topic in metadata.topics else 0
+        ok = partitions == stack.config.kafka.partitions
+        detail = f"{seen} brokers in metadata, {topic}: {partitions} partitions"
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as unhealthy
+        ok, detail = False, f"metadata request failed: {exc}"
+    out: list[Entry] = [{"name": "kafka", "endpoint": bootstrap, "healthy": ok, "detail": detail}]
+    for broker in stack.kafka.brokers():
+        out.append(
+            {
+                "name": f"kafka-broker-{broker.broker}",
+                "endpoint": broker.address,
+                "healthy": broker.up,
+                "detail": broker.detail,
+            }
+        )
+    return out
+
+
+def _catalog_and_queries(stack: StackProcess) -> list[Entry]:
+    from datadrill.platform.catalog import describe_uri, open_stack_catalog
+
+    table = stack.config.catalog.table
+    catalog_entry: Entry = {"name": "catalog", "endpoint": describe_uri(stack.catalog_uri)}
+    # The engine's own address (clients get the proxy's, in stack.json's query_url).
+    engine_url = stack.query_service.url if stack.query_service is not None else stack.query_url
+    query_entry: Entry = {"name": "query-engine", "endpoint": engine_url}
+    try:
+        loaded = open_stack_catalog(stack.config, stack.paths).load_table(table)
+        snapshot = loaded.current_snapshot()
+        catalog_entry.update(
+            healthy=True, detail=f"{table} snapshot {snapshot.snapshot_id if snapshot else 'none'}"
+        )
+    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+        catalog_entry.update(healthy=False, detail=f"cannot load {table}: {exc}")
+        query_entry.update(healthy=False, detail="catalog unavailable")
+        return [catalog_entry, query_entry]
+    if stack.query_service is None:
+        return [catalog_entry, _trino(stack, query_entry)]
+    try:
+        # Straight to the service, not through its proxy: a network fault on the query
+        # path is the drill's business, not a sign that the stack is broken.
+        _, rows = stack.query_service.execute(f"SELECT count(*) FROM {table}")
+        query_entry.update(
+            healthy=True,
+            detail=f"duckdb, {table}: {rows[0][0]} rows; {stack.query_service.queries} queries served",
+        )
+    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+        query_entry.update(healthy=False, detail=str(exc))
+    return [catalog_entry, query_entry]
+
+
+def _trino(stack: StackProcess, entry: Entry) -> Entry:
+    from datadrill.backends.compose.trino_engine import TrinoQueryEngine
+
+    table = stack.config.catalog.table
+    engine = TrinoQueryEngine.from_url(stack.query_url, timeout_s=10)
+    try:
+        rows = engine.rows(f"SELECT count(*) FROM {table}", tables=(table,))
+        entry.update(healthy=True, detail=f"trino, {table}: {rows[0][0]} rows")
+    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+        entry.update(healthy=False, detail=f"trino: {exc}")
+    finally:
+        engine.close()
+    return entry
+
+
+def _fault_proxy(stack: StackProcess) -> Entry:
+    url = stack.fault_proxy_url
+    entry: Entry = {"name": "fault-proxy", "endpoint": url}
+    try:
+        proxies = ToxiproxyAdmin(url).proxies()
+    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+        entry.update(healthy=False, detail=f"Toxiproxy API failed: {exc}")
+        return entry
+    parts = []
+    for name, info in sorted(proxies.items()):
+        state = "" if info.enabled else " DOWN"
+        toxics = f" [{', '.join(t.name for t in info.toxics)}]" if info.toxics else ""
+        parts.append(f"{name} {info.listen}->{info.upstream}{state}{toxics}")
+    entry.update(healthy=True, detail="; ".join(parts) or "no proxies", proxies=stack.proxies)
+    return entry
+
+
+def _source(stack: StackProcess) -> Entry:
+    entry: Entry = {"name": "source-db", "endpoint": str(stack.paths.source_db.resolve())}
+    try:
+        db = source_db.connect(stack.paths.source_db)
+        try:
+            orders, depth = source_db.count_orders(db), source_db.outbox_depth(db)
+        finally:
+            db.close()
+        entry.update(healthy=True, detail=f"{orders} orders, outbox depth {depth}")
+    except sqlite3.Error as exc:
+        entry.update(healthy=False, detail=str(exc))
+    return entry
+
+
+def process_entries(stack: StackProcess) -> list[Entry]:
+    assert stack.supervisor is not None
+    now = stack.clock.monotonic()
+    out = []
+    for proc in stack.supervisor.status():
+        beat = read_heartbeat(stack.paths, proc.name)
+        fresh = (
+            beat is not None and beat.get("pid") == proc.pid and now - float(beat["mono"]) < HEARTBEAT_STALE_S
+        )
+        if proc.paused:
+            detail = "PAUSED"
+        elif not proc.running:
+            detail = f"restarting (last exit: {proc.last_exit})"
+        elif not fresh:
+            detail = "starting (no heartbeat yet)"
+        else:
+            detail = _describe_progress(proc.name, beat or {})
+        if proc.restarts:
+            detail += f"; {proc.restarts} restarts, last: {proc.last_exit}"
+        out.append(
+            {
+                "name": proc.name,
+                "endpoint": f"pid {proc.pid}" if proc.pid else "-",
+                "healthy": proc.running and fresh,
+                "detail": detail,
+                "pid": proc.pid,
+                "paused": proc.paused,
+                "running": proc.running,
+                "restarts": proc.restarts,
+                "last_exit": proc.last_exit,
+                "stats": beat or {},
+            }
+        )
+    return out
+
+
+def _describe_progress(name: str, beat: dict[str, Any]) -> str:
+    if name == "workload":
+        return f"{beat.get('rate', 0):g} orders/s, {beat.get('orders_written', 0)} written"
+    if name == "relay":
+        return f"{beat.get('marked', 0)} published and marked"
+    if name == "sink":
+        return f"{beat.get('rows_committed', 0)} rows in {beat.get('commits', 0)} commits"
+    return ""

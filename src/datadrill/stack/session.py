@@ -1,0 +1,89 @@
+"""One way to get a stack: attach to the one running in a state directory, or start one
+(of any backend) and stop it afterwards. The CLI, the pytest plugin, bench/, scripts/ and
+the tests all get their stacks here, so every one of them reverts leftover faults and
+checks that the table is this stack's own the same way.
+
+Example::
+
+    with stack_session(state_dir=Path(".datadrill"), backend="embedded") as session:
+        session.stack.status().healthy
+        session.origin          # "running" (attached) or "started" (stopped on exit)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from datadrill.backends.base import Backend
+from datadrill.backends.registry import backend_for
+from datadrill.config import StackConfig
+from datadrill.errors import ConfigError, StackNotRunning
+from datadrill.paths import StatePaths
+from datadrill.stack.client import StackClient
+
+
+@dataclass(frozen=True)
+class StackSession:
+    stack: StackClient
+    origin: str  # "running": attached to a stack someone else stops; "started": ours
+    backend: Backend
+
+
+def attach_running(state_dir: Path, *, backend: str, flag: str = "--stack") -> StackClient | None:
+    """The stack running in ``state_dir``, if any; a ConfigError naming ``flag`` when it is
+    of another backend than asked for."""
+    try:
+        stack = StackClient.attach(state_dir)
+    except StackNotRunning:
+        return None
+    running = stack.backend
+    # Stacks started before the state file said "compose" recorded compose as external.
+    if running != backend and not (backend == "compose" and running == "external"):
+        raise ConfigError(
+            flag,
+            flag,
+            backend,
+            f"the stack running in {state_dir} is {running}; stop it ('datadrill stack down') "
+            f"or pass {flag} {running}",
+        )
+    return stack
+
+
+@contextlib.contextmanager
+def stack_session(
+    *,
+    state_dir: Path | None = None,
+    backend: str = "embedded",
+    config: StackConfig | None = None,
+    config_file: Path | None = None,
+    overrides: dict[str, object] | None = None,
+    brokers: int = 3,
+    start_in: Path | None = None,
+    timeout_s: float = 60.0,
+    flag: str = "--stack",
+    on_progress: Callable[[str], None] | None = None,
+) -> Iterator[StackSession]:
+    """Attach to the stack running in ``state_dir`` when there is one; otherwise start a
+    stack of ``backend`` in ``start_in`` (default: a temporary directory) from ``config``
+    (default: ``config_file`` and ``overrides``), and stop it when the block ends."""
+    chosen = backend_for(backend, flag=flag, brokers=brokers)
+    if state_dir is not None:
+        running = attach_running(state_dir, backend=backend, flag=flag)
+        if running is not None:
+            yield StackSession(running, "running", chosen)
+            return
+    if config is None:
+        config = chosen.configure(config_file=config_file, overrides=overrides)
+    with contextlib.ExitStack() as exits:
+        if start_in is None:
+            start_in = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="datadrill-stack-")))
+            start_in = start_in / ".datadrill"
+        paths = StatePaths(start_in)
+        # Registered before up(): a stack that fails half-way is stopped all the same.
+        exits.callback(chosen.down, paths)
+        stack = chosen.up(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+        yield StackSession(stack, "started", chosen)
