@@ -19,6 +19,7 @@ from types import FrameType
 
 from datadrill.backends.kafka.base import KafkaCluster
 from datadrill.backends.stackd.process import StackProcess
+from datadrill.backends.stackd.routes import routes
 from datadrill.config import StackConfig, read_running_config
 from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.paths import StatePaths
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     config = read_running_config(paths)
     clock = MonotonicClock()
     kafka, backend = kafka_for(config, clock)
-    stack = StackProcess(paths, config, kafka=kafka, backend=backend, clock=clock)
+    stack = StackProcess(paths, config, kafka=kafka, backend=backend, make_routes=routes, clock=clock)
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stack.stop_requested.set()

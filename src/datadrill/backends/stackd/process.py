@@ -7,7 +7,7 @@ what it looks like through its status (:mod:`.status`).
 
 Example::
 
-    process = StackProcess(paths, config, kafka=EmbeddedKafka.start(config.kafka, clock=clock))
+    process = StackProcess(paths, config, kafka=kafka, backend="embedded", make_routes=routes)
     process.start()
     process.run_forever()   # until /shutdown or SIGTERM
 """
@@ -18,10 +18,11 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from datadrill.backends.kafka.base import KafkaCluster
-from datadrill.backends.stackd.control import ControlServer
+from datadrill.backends.stackd.control import ControlServer, Handler
 from datadrill.config import StackConfig
 from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
@@ -44,12 +45,15 @@ class StackProcess:
         *,
         kafka: KafkaCluster,
         backend: str,
+        make_routes: Callable[[StackProcess], list[tuple[str, str, Handler]]],
         clock: Clock | None = None,
     ) -> None:
         self.paths = paths
         self.config = config
         self.kafka = kafka
         self.backend = backend
+        # The control API's routes (.routes), passed in so this module does not import them.
+        self.make_routes = make_routes
         self.clock = clock or MonotonicClock()
         self.events = EventLog(paths.events_file)
         self.stop_requested = threading.Event()
@@ -104,9 +108,7 @@ class StackProcess:
             open_stack_catalog(self.config, self.paths, init_tables=True), self.config.catalog.table
         )
         self._start_queries(catalog_via)
-        from datadrill.backends.stackd.routes import routes
-
-        self.control = ControlServer(routes(self))
+        self.control = ControlServer(self.make_routes(self))
         self.control.start()
         self._write_state()
         self.event("stack_started", control=self.control.url)
