@@ -1,58 +1,19 @@
-"""The ``datadrill`` command line.
-
-Exit codes: 0 success, 1 the thing asked about is not so (stack unhealthy, not running,
-already running), 2 bad input (unknown option, malformed config, unreachable DSN).
-"""
+"""``datadrill stack up | status | down``: start, inspect and stop a stack of any backend."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from datadrill.cli.app import StateDir, err, out, stack_app
 from datadrill.config import DEFAULT_STATE_DIR, load_config
-from datadrill.errors import ConfigError, DrillError, StackNotRunning
+from datadrill.errors import ConfigError, StackNotRunning
 from datadrill.paths import StatePaths
-
-app = typer.Typer(
-    name="datadrill",
-    help="Game days for data platforms: inject faults, measure detection and recovery.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-stack_app = typer.Typer(
-    help="Start, inspect and stop a stack: embedded, external (your cluster) or compose (Docker).",
-    no_args_is_help=True,
-)
-app.add_typer(stack_app, name="stack")
-
-# Tables are read in CI logs and pasted into tickets: never squeeze them to 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-StateDir = Annotated[
-    Path,
-    typer.Option(
-        "--state-dir",
-        envvar="DATADRILL_STATE_DIR",
-        help="Where the stack keeps its state, logs and data.",
-        show_default=True,
-    ),
-]
-
-
-def _register_drill_commands() -> None:
-    from datadrill.drill_cli import register
-
-    register(app, out, err)
 
 
 @stack_app.command("up")
@@ -229,29 +190,3 @@ def stack_down_cmd(
         out.print(f"compose services in {paths.root / 'compose'} stopped")
     if killed:
         out.print(f"killed {len(killed)} leftover processes: {', '.join(map(str, killed))}")
-
-
-_register_drill_commands()
-
-
-def main() -> None:
-    """Entry point: turn datadrill's own errors into one line and an exit code."""
-    try:
-        app(standalone_mode=True)
-    except ConfigError as exc:
-        # One line, however long: scripts and CI logs grep for it.
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except DrillError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        for note in getattr(exc, "__notes__", []):
-            err.print(note, highlight=False, markup=False)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("COLUMNS", "120")
-    main()

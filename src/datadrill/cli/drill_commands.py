@@ -1,0 +1,276 @@
+"""``datadrill list | validate | run | cleanup | replay | report``: the game-day commands,
+each at module level."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from datadrill.config import DEFAULT_STATE_DIR
+from datadrill.engine.loader import discover, load_scenario
+from datadrill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datadrill.stack.port import Stack
+
+from datadrill.cli.app import app, err, out
+from datadrill.cli.live import initial_state, print_summary, render_live
+
+DEFAULT_REPORTS = Path("reports")
+
+
+@contextlib.contextmanager
+def _stack_for_run(
+    state_dir: Path,
+    console: Console,
+    *,
+    backend: str = "embedded",
+    config_file: Path | None = None,
+    overrides: dict[str, object] | None = None,
+) -> Iterator[tuple[Stack, str]]:
+    """A running stack in ``state_dir`` if there is one (of the asked backend), else a
+    throwaway stack of ``backend`` (configured from ``config_file`` and ``overrides``)."""
+    from datadrill.stack.session import attach_running, stack_session
+
+    running = attach_running(state_dir, backend=backend)
+    if running is not None:
+        console.print(f"using the {running.backend} stack running in {state_dir}")
+        with stack_session(state_dir=state_dir, backend=backend) as session:
+            yield session.stack, "running"
+        return
+    with console.status(f"starting a throwaway {backend} stack…") as spinner, stack_session(
+        backend=backend,
+        config_file=config_file,
+        overrides=overrides,
+        on_progress=lambda m: spinner.update(f"starting a throwaway {backend} stack: {m}"),
+    ) as session:
+        spinner.stop()
+        try:
+            yield session.stack, "throwaway"
+        finally:
+            console.print(f"stopping the throwaway {backend} stack…")
+
+
+@app.command("list")
+def list_cmd(
+    directory: Annotated[Path, typer.Argument(help="Where scenario modules live.")] = Path("scenarios"),
+) -> None:
+    """List the scenarios in a directory, with their faults and SLOs."""
+    paths = discover(directory)
+    if not paths:
+        err.print(f"no scenario modules in {directory}")
+        raise typer.Exit(1)
+    table = Table(title=f"scenarios in {directory}")
+    table.add_column("file")
+    table.add_column("name")
+    table.add_column("faults")
+    table.add_column("SLOs")
+    for path in paths:
+        try:
+            scenario = load_scenario(path)
+        except ConfigError as exc:
+            table.add_row(path.name, "[red]invalid[/red]", str(exc), "")
+            continue
+        faults = "; ".join(item.describe() for item in scenario.faults)
+        table.add_row(path.name, scenario.name, faults, ", ".join(s.name for s in scenario.slos))
+    out.print(table)
+
+@app.command("validate")
+def validate_cmd(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules.")],
+) -> None:
+    """Load and validate scenario modules; exit 2 on the first invalid one."""
+    for path in scenarios:
+        scenario = load_scenario(path)
+        out.print(
+            f"[green]ok[/green] {path}: {scenario.name} — {len(scenario.slos)} SLOs, "
+            f"{len(scenario.faults)} faults, recovery {scenario.recovery.kind}"
+        )
+
+@app.command("run")
+def run_cmd(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules to run, in order.")],
+    stack: Annotated[
+        str,
+        typer.Option(
+            "--stack",
+            help="embedded (default), external (the \\[external] cluster of --config) or compose "
+            "(needs Docker). A stack already running in --state-dir is used as it is.",
+        ),
+    ] = "embedded",
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config of a throwaway stack (default: ./datadrill.toml)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed recorded with the run.")] = 0,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report-dir", help="Where reports go (default reports/<time>-<scenario>/)."),
+    ] = None,
+    state_dir: Annotated[
+        Path,
+        typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+    ] = Path(DEFAULT_STATE_DIR),
+) -> None:
+    """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
+    from datadrill.backends.registry import backend_for
+    from datadrill.engine.runner import Runner
+    from datadrill.model.report import Verdict
+    from datadrill.reporting import write_reports
+
+    backend_for(stack, flag="--stack")  # an unknown name is refused before anything loads
+    if stack == "compose":
+        from datadrill.backends.compose.services import require_docker
+
+        require_docker()
+    loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
+    failures = 0
+    with _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how):
+        for path, scenario in loaded:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            if report_dir is None:
+                run_dir = DEFAULT_REPORTS / f"{stamp}-{scenario.name}"
+            elif len(loaded) > 1:
+                run_dir = report_dir / scenario.name
+            else:
+                run_dir = report_dir
+            started = time.monotonic()
+            with Live(
+                render_live(initial_state(scenario), scenario), console=err, refresh_per_second=4
+            ) as live:
+                runner = Runner(
+                    scenario,
+                    stack=running,
+                    run_dir=run_dir,
+                    seed=seed,
+                    stack_kind=stack,
+                    on_update=lambda state, s=scenario: live.update(render_live(state, s)),  # type: ignore[misc]
+                )
+                report = runner.run()
+            err.print()
+            written = write_reports(report, run_dir)
+            print_summary(out, report, written, time.monotonic() - started, path)
+            if report.verdict is not Verdict.PASSED:
+                failures += 1
+            if report.verdict is Verdict.ABORTED and any("interrupted" in r for r in report.reasons):
+                raise typer.Exit(130)
+    raise typer.Exit(0 if failures == 0 else 1)
+
+@app.command("cleanup")
+def cleanup_cmd(
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="The stack to clean up.")
+    ] = Path(DEFAULT_STATE_DIR),
+) -> None:
+    """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
+    from datadrill.faults.ledger import cleanup
+    from datadrill.stack.client import StackClient
+
+    stack = StackClient.attach(state_dir)
+    results = cleanup(stack)
+    if not results:
+        out.print(f"nothing to clean up: no fault is outstanding on the stack in {state_dir}")
+        return
+    failed = 0
+    for result in results:
+        mark = "[green]reverted[/green]" if result.ok else "[red]FAILED[/red]"
+        out.print(f"{mark} {result.kind}: {result.description} — {result.note}")
+        failed += 0 if result.ok else 1
+    if failed:
+        raise typer.Exit(1)
+
+@app.command("replay")
+def replay_cmd(
+    journal: Annotated[
+        Path, typer.Argument(help="A schedule saved by the search (failing-schedule.jsonl).")
+    ],
+    state_dir: Annotated[
+        Path,
+        typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+    ] = Path(DEFAULT_STATE_DIR),
+) -> None:
+    """Re-run exactly the fault schedule a search saved; exit 0 only if every recovery was exact."""
+    from datadrill.search.steps import StepRunner, load_journal, spec_from_json
+
+    header, steps = load_journal(journal)
+    for step in steps:  # every fault checked before anything runs
+        if step["step"] == "inject":
+            spec_from_json(dict(step.get("fault", {})), source=str(journal))
+    guarantee = str(header.get("sink_guarantee", "exactly_once"))
+    with _stack_for_run(state_dir, err, overrides={"sink.guarantee": guarantee}) as (running, _how):
+        actual = running.config.sink.guarantee
+        if actual != guarantee:
+            err.print(
+                f"[yellow]note:[/yellow] the schedule was saved on a sink with guarantee {guarantee!r}; "
+                f"this stack's sink has {actual!r}"
+            )
+        run_dir = DEFAULT_REPORTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-replay"
+        runner = StepRunner(
+            running,
+            run_dir,
+            seed=int(header.get("seed", 0)),
+            rate=float(header.get("rate", 400.0)),
+        )
+        failed = 0
+        try:
+            for number, step in enumerate(steps, start=1):
+                label = step["step"]
+                if label == "inject":
+                    label += f" {step['fault'].get('kind')}"
+                elif label == "advance":
+                    label += f" {step['seconds']:g} s"
+                out.print(f"step {number}/{len(steps)}: {label}")
+                outcome = runner.run_step(step, source=str(journal))
+                if outcome is not None:
+                    mark = "[green]exact[/green]" if outcome.ok else "[red]BROKEN[/red]"
+                    out.print(f"  {mark} {outcome.detail}")
+                    failed += 0 if outcome.ok else 1
+            if not steps or steps[-1]["step"] != "recover":
+                outcome = runner.recover()
+                failed += 0 if outcome.ok else 1
+                out.print(
+                    f"  {'[green]exact[/green]' if outcome.ok else '[red]BROKEN[/red]'} {outcome.detail}"
+                )
+        finally:
+            runner.revert_all()
+        saved = runner.save(run_dir / "replay.jsonl")
+        verdict = "[green]PASSED[/green]" if failed == 0 else "[red]FAILED[/red]"
+        out.print(f"{verdict} replay of {journal} — journal of this replay: {saved}")
+    raise typer.Exit(0 if failed == 0 else 1)
+
+@app.command("report")
+def report_cmd(
+    journal: Annotated[Path, typer.Argument(help="A run's journal.jsonl (or its directory).")],
+    format: Annotated[str, typer.Option("--format", help="md, html, json or junit.")] = "md",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Render a report from a run's journal (also from a run that was killed)."""
+    from datadrill.engine.measure import measure
+    from datadrill.events import read_events
+    from datadrill.reporting import FORMATS
+
+    if format not in FORMATS:
+        raise ConfigError("--format", "--format", format, f"one of {', '.join(FORMATS)}")
+    path = journal / "journal.jsonl" if journal.is_dir() else journal
+    events = read_events(path)
+    try:
+        report = measure(events, journal_path=str(path))
+    except ValueError as exc:
+        raise ConfigError(str(path), "(journal)", path.name, str(exc)) from None
+    text = FORMATS[format][1](report)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"wrote {output}")
