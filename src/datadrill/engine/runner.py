@@ -126,6 +126,10 @@ class Runner:
             status, reasons = "aborted", ("interrupted (Ctrl-C); every fault was reverted",)
         except Exception as exc:  # noqa: BLE001 - any harness failure becomes the "error" verdict
             status, reasons = "error", (f"{type(exc).__name__}: {exc}",)
+            if self.stack.pid is not None and not self.stack.alive():
+                # Whatever failed last (a revert through the dead control API), the cause
+                # a person needs to read is the death.
+                reasons = (self._death_message(),)
             journal.record(
                 ev.HarnessError(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             )
@@ -269,7 +273,10 @@ class Runner:
         if self.stack.alive():
             return
         self._abandoned_round = abandoning
-        raise StackProcessDied(
+        raise StackProcessDied(self._death_message())
+
+    def _death_message(self) -> str:
+        return (
             f"the stack process (pid {self.stack.pid}) died during the run; its log is "
             f"{self.stack.paths.log('stack')}. Every fault that could be reverted was; run "
             "'datadrill stack up' (it reverts the rest), then run the scenario again"

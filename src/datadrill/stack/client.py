@@ -59,8 +59,8 @@ class ControlClient:
         except httpx.TransportError as exc:
             if self.pid is not None and not alive(self.pid):
                 raise StackProcessDied(
-                    f"the stack process (pid {self.pid}) has died; its logs are in the state "
-                    "directory's logs/stack.log. Run 'datadrill stack up' to start a new one"
+                    f"the stack process (pid {self.pid}) died; its log is the state directory's "
+                    "logs/stack.log. Run 'datadrill stack up' to start a new one (it cleans up first)"
                 ) from None
             raise StackNotRunning(f"stack control interface at {self.url} is unreachable: {exc}") from exc
         try:
