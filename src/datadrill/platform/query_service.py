@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from datadrill.backends.stackd.control import ControlServer
 from datadrill.errors import QueryFailed
+from datadrill.interfaces.http_server import ControlServer
 from datadrill.platform.query import QueryEngine
 
 STATEMENT_PATH = "/v1/statement"

@@ -46,12 +46,20 @@ if TYPE_CHECKING:
 class ControlClient:
     """JSON over HTTP to a stack process's control API (loopback only)."""
 
-    def __init__(self, url: str, *, timeout_s: float = 15.0, pid: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 15.0,
+        pid: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not url.startswith("http://127.0.0.1:"):
             raise ControlError(f"refusing control URL {url!r}: the stack process is loopback only")
         self.url = url
         self.pid = pid
-        self._http = httpx.Client(base_url=url, timeout=timeout_s)
+        # ``transport``: httpx.MockTransport in unit tests; the network otherwise.
+        self._http = httpx.Client(base_url=url, timeout=timeout_s, transport=transport)
 
     def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         try:
@@ -225,6 +233,7 @@ class StackClient:
     paths: StatePaths
     config: StackConfig
     state: Mapping[str, Any]
+    transport: httpx.BaseTransport | None = None  # a test's httpx.MockTransport
 
     @classmethod
     def attach(cls, state_dir: Path) -> StackClient:
@@ -236,7 +245,7 @@ class StackClient:
 
     @cached_property
     def control(self) -> ControlClient:
-        return ControlClient(str(self.state["control_url"]), pid=self.pid)
+        return ControlClient(str(self.state["control_url"]), pid=self.pid, transport=self.transport)
 
     @property
     def backend(self) -> str:

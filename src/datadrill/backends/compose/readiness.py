@@ -100,17 +100,17 @@ def schema_registry_readiness(status: int | None, body: object) -> Readiness:
 
 
 def _check_schema_registry(url: str) -> Readiness:
-    import json
-    import urllib.error
-    import urllib.request
+    import httpx
 
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=5) as response:  # noqa: S310
-            return schema_registry_readiness(response.status, json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        return schema_registry_readiness(exc.code, None)
-    except (OSError, ValueError):
+        response = httpx.get(f"{url.rstrip('/')}/subjects", timeout=5)
+    except httpx.HTTPError:
         return schema_registry_readiness(None, None)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return schema_registry_readiness(response.status_code, body)
 
 
 def _check_kafka(settings: Any) -> Readiness:

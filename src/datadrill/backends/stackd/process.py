@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from datadrill.backends.kafka.base import KafkaCluster
-from datadrill.backends.stackd.control import ControlServer, Handler
 from datadrill.config import StackConfig
 from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db

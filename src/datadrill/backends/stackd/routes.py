@@ -21,9 +21,9 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datadrill.backends.stackd.control import Handler
 from datadrill.backends.stackd.status import component_entries, process_entries, stack_status
 from datadrill.errors import ControlError
+from datadrill.interfaces.http_server import Handler
 
 if TYPE_CHECKING:
     from datadrill.backends.stackd.process import StackProcess

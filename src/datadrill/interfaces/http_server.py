@@ -1,14 +1,16 @@
-"""The stack process's control interface: small JSON over HTTP on 127.0.0.1.
+"""The one small HTTP server helper: JSON over HTTP on 127.0.0.1, routes by method and
+path pattern, handlers taking (path params, JSON body) and returning a JSON object; a
+DrillError or bad input becomes a 400 with ``{"error": ...}``, an unknown route a 404.
 
-The mock Kafka cluster lives inside the stack process, so everything that changes it (and
-the supervised processes) goes through here: topic creation, broker down/up, RTT, pushed
-request errors, leader moves, signals to components, workload rate, shutdown.
+The stack process's control API (:mod:`datadrill.backends.stackd.routes`) and the query
+service (:mod:`datadrill.platform.query_service`) are served by it.
 
 Example::
 
-    control = ControlClient("http://127.0.0.1:41234")
-    control.post("/kafka/brokers/2/down")
-    control.get("/status")["components"]
+    server = ControlServer([("GET", "/health", lambda params, body: {"ok": True})])
+    server.start()
+    httpx.get(server.url + "/health").json()   # {"ok": True}
+    server.stop()
 """
 
 from __future__ import annotations
