@@ -76,7 +76,7 @@ def test_repeated_random_kills_of_relay_and_sink(stack: StackClient) -> None:
     result = drain(stack)
     assert result.exact, result.describe()
     status = stack.status()
-    assert status["healthy"] or _settles(stack)
+    assert status.healthy or _settles(stack)
     restarts = {c["name"]: c["restarts"] for c in stack.status().raw["components"] if "restarts" in c}
     assert restarts["sink"] >= 3 and restarts["relay"] >= 3
 
