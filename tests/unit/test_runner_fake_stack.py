@@ -78,9 +78,10 @@ def _scenario(**changes: object) -> Scenario:
 
 def test_a_whole_game_day_runs_on_an_in_memory_stack(tmp_path: Path) -> None:
     stack = FakeStack(tmp_path / "stack")
+    scenario = _scenario()  # loads the plugins (and their imports) before the clock starts
     threads_before = {t.name for t in threading.enumerate()}
+    runner = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=YieldingClock(), verify=_exact)
     began = time.monotonic()
-    runner = Runner(_scenario(), stack=stack, run_dir=tmp_path / "run", clock=YieldingClock(), verify=_exact)
     report = runner.run()
     elapsed = time.monotonic() - began
 
@@ -97,7 +98,6 @@ def test_a_whole_game_day_runs_on_an_in_memory_stack(tmp_path: Path) -> None:
     # What the runner did to the stack, through the protocol only.
     assert ("pause", "relay") in stack.calls and ("resume", "relay") in stack.calls
     assert stack.platform.contract.writer is None and stack.platform.contract.enforce
-    scenario = _scenario()
     assert ("workload", scenario.workload.rate, scenario.workload.canary_interval_s) in stack.calls
     assert stack.workload.settings.rate == 200.0  # the stack's own rate again
     assert FaultLedger.for_stack(stack.paths.root).outstanding() == []
