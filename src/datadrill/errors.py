@@ -7,12 +7,11 @@
     │   ├── StackNotRunning         ``status``/``down``/a client found no live stack
     │   │   └── StackProcessDied    the stack process died while a run or a client used it
     │   ├── StackStartFailed        the stack process died or stalled while starting
-    │   ├── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
-    │   └── CapabilityMissing       the backend cannot do what a fault needs (says why)
+    │   └── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
     ├── ControlError                the stack's control interface refused a request
     ├── QueryFailed                 the query engine could not answer (e.g. table missing)
     ├── RepairFailed                repair could not commit (integrity.repair; retries exhausted)
-    ├── PluginError                 a fault plugin does not load or follow the protocol (faults.registry)
+    ├── PluginError                 a fault, probe or step plugin does not load or follow its protocol
     └── WaitTimeout                 a condition did not hold in time (says what was seen)
 
 Example::
@@ -64,10 +63,6 @@ class StackStartFailed(StackError):
 
 class KafkaMockUnavailable(StackError):
     """No librdkafka with the mock cluster API could be loaded."""
-
-
-class CapabilityMissing(StackError):
-    """The stack's backend cannot do what a fault or step needs; the message says why."""
 
 
 class ControlError(DrillError):

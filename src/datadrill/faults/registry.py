@@ -19,7 +19,7 @@ ENTRY_POINT_GROUP = "datadrill.faults"
 
 
 class PluginError(DrillError):
-    """A fault plugin is broken (does not load, or does not follow the protocol)."""
+    """A fault, probe or step plugin is broken (does not load, or does not follow its protocol)."""
 
 
 def _builtins() -> list[FaultPlugin]:
