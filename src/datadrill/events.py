@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,8 +50,9 @@ from datadrill.errors import ConfigError
 from datadrill.model.report import Verdict
 from datadrill.model.slo import ErrorBudgetPolicy
 
-# Set while reading a journal; building events in code leaves it unset.
-_READING = {"datadrill.events": "reading"}
+# The validation context while reading a journal (compared by identity); building events
+# in code has none.
+_READING: dict[str, str] = {"datadrill.events": "reading"}
 
 # The scenario's default budget policy, for a journal whose run_started lacks one.
 _DEFAULT_POLICY = ErrorBudgetPolicy()
@@ -77,8 +79,9 @@ def legacy_step_kind(name: str) -> str | None:
     return next((kind for prefix, kind in _LEGACY_STEP_NAMES if lowered.startswith(prefix)), None)
 
 
-def _reading(info: ValidationInfo) -> bool:
-    return isinstance(info.context, dict) and info.context.get("datadrill.events") == "reading"
+@functools.cache
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(cls.model_fields)
 
 
 class _Model(BaseModel):
@@ -88,26 +91,34 @@ class _Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_newer_fields(cls, data: Any, info: ValidationInfo) -> Any:
-        if _reading(info) and isinstance(data, dict) and cls.model_config.get("extra") == "forbid":
-            return {key: value for key, value in data.items() if key in cls.model_fields}
+    def _read(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context is _READING and isinstance(data, dict):
+            return cls._from_journal(data)
         return data
+
+    @classmethod
+    def _from_journal(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A record read from a journal, made ready for validation: fields a newer version
+        added are dropped (an :class:`UnknownEvent` keeps them all)."""
+        if cls.model_config.get("extra") != "forbid":
+            return data
+        names = _field_names(cls)
+        return {key: value for key, value in data.items() if key in names}
 
 
 class EventBase(_Model):
     """What every event has; the journal stamps it when it writes the event."""
 
     seq: int = 0  # 0: a journal written by hand, without numbers
-    t: float = 0.0  # stamped by the journal; required when read (see _dated)
+    t: float = 0.0  # stamped by the journal; required when read
     mono: float | None = None
     wall: str = ""
 
-    @model_validator(mode="before")
     @classmethod
-    def _dated(cls, data: Any, info: ValidationInfo) -> Any:
-        if _reading(info) and isinstance(data, dict) and "t" not in data:
+    def _from_journal(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "t" not in data:
             raise ValueError("an event read from a journal needs 't' (seconds since the run started)")
-        return data
+        return super()._from_journal(data)
 
 
 # -- run_started and its parts -------------------------------------------------------------
@@ -206,17 +217,15 @@ class _PhaseEvent(EventBase):
     # must not make a journal unreadable.
     step: str | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _legacy_step(cls, data: Any, info: ValidationInfo) -> Any:
+    def _from_journal(cls, data: dict[str, Any]) -> dict[str, Any]:
+        data = super()._from_journal(data)
         if (
-            _reading(info)
-            and isinstance(data, dict)
-            and data.get("kind") == "recovery_step"
+            data.get("kind") == "recovery_step"
             and data.get("step") is None
             and isinstance(data.get("name"), str)
         ):
-            return {**data, "step": legacy_step_kind(data["name"])}
+            data["step"] = legacy_step_kind(data["name"])
         return data
 
 

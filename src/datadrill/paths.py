@@ -47,6 +47,21 @@ class StatePaths:
         return self.root / "events.jsonl"
 
     @property
+    def fault_ledger(self) -> Path:
+        """Every fault applied to this stack, written before it takes effect (JSON lines)."""
+        return self.root / "fault-ledger.jsonl"
+
+    @property
+    def schedule_checked(self) -> Path:
+        """The newest order a schedule search on this stack has already checked."""
+        return self.run / "schedule-checked-up-to"
+
+    @property
+    def compose_dir(self) -> Path:
+        """The compose backend's rendered files and project."""
+        return self.root / "compose"
+
+    @property
     def source_db(self) -> Path:
         return self.root / "source.db"
 

@@ -12,7 +12,7 @@ mid-apply); reverts are idempotent, so undoing it is always safe.
 
 Example::
 
-    ledger = FaultLedger(paths.root / "fault-ledger.jsonl")
+    ledger = FaultLedger(paths.fault_ledger)
     handle = inject(spec, context, ledger=ledger)
     ...
     cleanup(stack)        # reverts whatever is outstanding, e.g. after a SIGKILL
@@ -29,8 +29,7 @@ from typing import Any
 from datadrill import jsonl
 from datadrill.engine.clock import MonotonicClock
 from datadrill.faults.base import DrillContext, FaultPlugin, RevertData
-
-LEDGER_NAME = "fault-ledger.jsonl"
+from datadrill.paths import StatePaths
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class FaultLedger:
 
     @classmethod
     def for_stack(cls, state_dir: Path) -> FaultLedger:
-        return cls(state_dir / LEDGER_NAME)
+        return cls(StatePaths(state_dir).fault_ledger)
 
     def _append(self, record: dict[str, Any]) -> None:
         # Two runners (or a runner and `datadrill cleanup`) may write at once: jsonl locks

@@ -44,7 +44,6 @@ STEP_KINDS = ("inject", "revert", "advance", "recover")
 # They are looked for among the newest orders, but never before the last order an
 # earlier recovery on this stack already checked (its file is in the stack's run dir).
 IN_FLIGHT_LOOKBACK = 5_000
-CHECKED_FILE = "schedule-checked-up-to"
 
 
 def spec_to_json(spec: Any) -> dict[str, Any]:
@@ -176,7 +175,7 @@ class StepRunner:
 
     @property
     def _checked_file(self) -> Path:
-        return self.stack.paths.run / CHECKED_FILE
+        return self.stack.paths.schedule_checked
 
     def _window_start(self) -> int:
         """The first order this schedule answers for: the oldest order not yet in the

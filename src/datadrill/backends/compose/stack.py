@@ -19,8 +19,6 @@ from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
 from datadrill.stack.client import StackClient
 
-COMPOSE_DIR = "compose"
-
 
 def compose_settings(brokers: int) -> ComposeSettings:
     from pydantic import ValidationError
@@ -52,7 +50,7 @@ class ComposeBackend:
     def _services(self, paths: StatePaths) -> object:
         from datadrill.backends.compose.services import ComposeServices
 
-        return ComposeServices(self.settings, paths.root / COMPOSE_DIR)
+        return ComposeServices(self.settings, paths.compose_dir)
 
     def up(
         self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
@@ -62,7 +60,7 @@ class ComposeBackend:
 
         progress = on_progress or (lambda message: None)
         require_docker(self.flag)
-        compose = ComposeServices(self.settings, paths.root / COMPOSE_DIR)
+        compose = ComposeServices(self.settings, paths.compose_dir)
         elsewhere = compose.running_elsewhere()
         if elsewhere is not None:
             raise ConfigError(
@@ -83,7 +81,7 @@ class ComposeBackend:
         from datadrill.backends.stackd.manager import stack_down
 
         killed = stack_down(paths)
-        ComposeServices(self.settings, paths.root / COMPOSE_DIR).down()
+        ComposeServices(self.settings, paths.compose_dir).down()
         return killed
 
     def clean(self, paths: StatePaths) -> list[int]:
