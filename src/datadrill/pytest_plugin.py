@@ -75,6 +75,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _settings(config: pytest.Config) -> DrillSettings:
     stack = str(config.getoption("--drill-stack"))
+    if stack == "compose":
+        # Refused before any test runs, as `datadrill run --stack compose` is.
+        from datadrill.backends.compose.services import docker_problem
+
+        problem = docker_problem()
+        if problem is not None:
+            raise pytest.UsageError(
+                f"--drill-stack compose: {problem}; use 'embedded' or the state directory of a "
+                "running stack"
+            )
     if stack not in BACKENDS:
         state_dir = Path(stack)
         if not (state_dir / "stack.json").is_file():
