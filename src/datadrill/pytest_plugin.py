@@ -118,8 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def drill_stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The stack drills run on: attached, or started for the session and stopped after it."""
+    from datadrill.session import stack_session
     from datadrill.stack.client import StackClient
-    from datadrill.stack.session import stack_session
 
     settings = pytestconfig.stash[_SETTINGS]
     if settings.stack in BACKENDS:

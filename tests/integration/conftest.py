@@ -40,9 +40,10 @@ def start_stack(state_dir: Path, **overrides: Any) -> StackClient:
     """A stack left running in ``state_dir`` (stop it with :func:`stop_stack`); started the
     way every backend starts one (table ownership checked, leftovers reverted)."""
     from datadrill.backends.embedded import EmbeddedBackend
+    from datadrill.session import start_stack as start
 
     config = parse_config(TEST_CONFIG, source="test", overrides=overrides)
-    return EmbeddedBackend().up(StatePaths(state_dir), config, timeout_s=90)
+    return start(EmbeddedBackend(), StatePaths(state_dir), config, timeout_s=90)
 
 
 def stop_stack(stack: StackClient) -> None:

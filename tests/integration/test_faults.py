@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import drain, run_cli
-from datadrill.engine.clock import MonotonicClock
+from datadrill.clock import MonotonicClock
 from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner
 from datadrill.engine.wait import wait_until

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from datadrill.engine.clock import MonotonicClock
+from datadrill.clock import MonotonicClock
 from datadrill.engine.wait import wait_until
 from datadrill.errors import QueryFailed
 from datadrill.faults.base import DrillContext

@@ -36,7 +36,7 @@ def test_network_faults_on_the_catalog_path(postgres_dsn: str, tmp_path: Path) -
     """A PostgreSQL catalog is reached through the "catalog" proxy: with that path down the
     sink cannot commit and queries cannot resolve the table; once it is back, both resume
     and not a row is lost or duplicated."""
-    from datadrill.engine.clock import MonotonicClock
+    from datadrill.clock import MonotonicClock
     from datadrill.errors import QueryFailed
     from datadrill.faults.base import DrillContext
     from datadrill.faults.ledger import FaultLedger, inject

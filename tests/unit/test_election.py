@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from datadrill.backends.kafka.election import LeaderElector, LeaderMove
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 
 TOPIC = "orders.v1"
 BROKERS = (1, 2, 3)

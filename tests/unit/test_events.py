@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from datadrill import events as ev
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.engine.journal import Journal, read_journal
 from datadrill.errors import ConfigError
 from datadrill.model.report import Verdict

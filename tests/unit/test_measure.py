@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from datadrill import events as ev
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.engine.journal import Journal
 from datadrill.engine.measure import judge, measure
 from datadrill.events import read_events

@@ -14,7 +14,7 @@ import pytest
 from fake_stack import FakeNetwork, FakeStack
 from pydantic import ValidationError
 
-from datadrill.engine.clock import MonotonicClock
+from datadrill.clock import MonotonicClock
 from datadrill.engine.loader import load_scenario
 from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass as model_dataclass
 
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.errors import ConfigError
 from datadrill.faults.registry import PluginError
 from datadrill.model import slo

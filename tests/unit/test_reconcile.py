@@ -22,7 +22,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.errors import ConfigError
 from datadrill.integrity.dialects import DICTIONARY_MIN_SPAN, Column
 from datadrill.integrity.hashing import ColumnKind, row_hash

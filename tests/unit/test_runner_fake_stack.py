@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fake_stack import FakeStack
 
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.engine.runner import Runner
 from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext

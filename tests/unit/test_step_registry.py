@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic.dataclasses import dataclass as model_dataclass
 
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext
 from datadrill.faults.registry import PluginError

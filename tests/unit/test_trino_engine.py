@@ -97,7 +97,7 @@ def test_failures_are_failed_queries_and_the_connection_is_dropped() -> None:
 def test_freshness_on_trino_uses_trinos_functions(tmp_path: Any) -> None:
     import time
 
-    from datadrill.engine.clock import MonotonicClock
+    from datadrill.clock import MonotonicClock
     from datadrill.model import slo
     from datadrill.probes.base import ProbeEnv
     from datadrill.probes.sli import FreshnessProbe

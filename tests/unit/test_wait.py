@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datadrill.engine.clock import FakeClock
+from datadrill.clock import FakeClock
 from datadrill.engine.wait import wait_until
 from datadrill.errors import DrillError, WaitTimeout
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from datadrill.stack.client import StackClient
 
 Progress = Callable[[str], None]
+# (state paths, progress) -> None; see backends.stackd.manager.BeforeHealth
+BeforeHealth = Callable[["StatePaths", Progress], None]
 
 
 class Backend(Protocol):
@@ -39,9 +41,17 @@ class Backend(Protocol):
         ...
 
     def up(
-        self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
+        self,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        timeout_s: float = 60.0,
+        on_progress: Progress | None = None,
+        before_health: BeforeHealth | None = None,
     ) -> StackClient:
-        """Start the stack (and its services) in ``paths``; returns a client once healthy."""
+        """Start the stack (and its services) in ``paths``; returns a client once healthy.
+        ``before_health`` runs once the stack answers, before its health counts (the
+        harness reverts a killed run's leftover faults there)."""
         ...
 
     def down(self, paths: StatePaths) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datadrill.backends.base import Progress
+from datadrill.backends.base import BeforeHealth, Progress
 from datadrill.config import StackConfig, load_config
 from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
@@ -35,9 +35,17 @@ class EmbeddedBackend:
         return []  # everything it needs, it starts itself
 
     def up(
-        self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
+        self,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        timeout_s: float = 60.0,
+        on_progress: Progress | None = None,
+        before_health: BeforeHealth | None = None,
     ) -> StackClient:
-        return start_stack_process(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+        return start_stack_process(
+            paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
+        )
 
     def down(self, paths: StatePaths) -> list[int]:
         from datadrill.backends.stackd.manager import stack_down
@@ -51,7 +59,12 @@ class EmbeddedBackend:
 
 
 def start_stack_process(
-    paths: StatePaths, config: StackConfig, *, timeout_s: float, on_progress: Progress | None
+    paths: StatePaths,
+    config: StackConfig,
+    *,
+    timeout_s: float,
+    on_progress: Progress | None,
+    before_health: BeforeHealth | None = None,
 ) -> StackClient:
     """What every backend ends with: the table checked to be ours, the stack process
     started and healthy, a client on it."""
@@ -59,5 +72,5 @@ def start_stack_process(
     from datadrill.backends.stackd.manager import stack_up
 
     check_table_is_ours(paths, config)
-    stack_up(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+    stack_up(paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health)
     return StackClient.attach(paths.root)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datadrill.backends.base import Progress
+from datadrill.backends.base import BeforeHealth, Progress
 from datadrill.backends.embedded import start_stack_process
 from datadrill.config import StackConfig, load_config
 from datadrill.errors import ConfigError
@@ -47,12 +47,20 @@ class ExternalBackend:
         ]
 
     def up(
-        self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
+        self,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        timeout_s: float = 60.0,
+        on_progress: Progress | None = None,
+        before_health: BeforeHealth | None = None,
     ) -> StackClient:
         waiting = self.ready(config)
         if waiting:
             raise ConfigError("[external]", waiting[0].split(":", 1)[0], "not ready", "; ".join(waiting))
-        return start_stack_process(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+        return start_stack_process(
+            paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
+        )
 
     def down(self, paths: StatePaths) -> list[int]:
         from datadrill.backends.stackd.manager import stack_down

@@ -39,7 +39,7 @@ def _stack_for_run(
 ) -> Iterator[tuple[Stack, str]]:
     """A running stack in ``state_dir`` if there is one (of the asked backend), else a
     throwaway stack of ``backend`` (configured from ``config_file`` and ``overrides``)."""
-    from datadrill.stack.session import attach_running, stack_session
+    from datadrill.session import attach_running, stack_session
 
     running = attach_running(state_dir, backend=backend)
     if running is not None:

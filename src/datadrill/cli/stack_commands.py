@@ -43,6 +43,7 @@ def stack_up_cmd(
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
     from datadrill.backends.registry import backend_for
+    from datadrill.session import start_stack
 
     chosen = backend_for(backend, flag="--backend", brokers=brokers)
     overrides: dict[str, object] = {}
@@ -57,7 +58,8 @@ def stack_up_cmd(
     config = chosen.configure(config_file=config_file, overrides=overrides)
     paths = StatePaths(state_dir)
     with err.status(f"starting the {backend} stack…") as spinner:
-        stack = chosen.up(
+        stack = start_stack(
+            chosen,
             paths,
             config,
             timeout_s=timeout,

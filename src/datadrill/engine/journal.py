@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from datadrill.engine.clock import Clock
+from datadrill.clock import Clock
 from datadrill.events import EventBase, event_record, read_events
 from datadrill.jsonl import JsonlAppender
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from datadrill import events as ev
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.engine.alerts import AlertEvaluator
-from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.engine.journal import Journal
 from datadrill.engine.measure import judge, measure
 from datadrill.errors import DrillError, StackProcessDied

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import WaitTimeout
 
 T = TypeVar("T")

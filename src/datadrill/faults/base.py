@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from datadrill.engine.clock import Clock
+from datadrill.clock import Clock
 
 if TYPE_CHECKING:
     from datadrill.stack.port import Stack

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from datadrill import jsonl
-from datadrill.engine.clock import MonotonicClock
+from datadrill.clock import MonotonicClock
 from datadrill.faults.base import DrillContext, FaultPlugin, RevertData
 from datadrill.paths import StatePaths
 

@@ -24,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.integrity.bisection import bisect_ranges
 from datadrill.integrity.dialects import DUCKDB, SQLITE, Column

@@ -33,7 +33,7 @@ from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
-from datadrill.engine.clock import Clock, MonotonicClock
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError, DrillError, QueryFailed
 from datadrill.integrity.dialects import quote_identifier, subquery
 from datadrill.integrity.result import ReconcileResult

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from datadrill import jsonl
-from datadrill.engine.clock import Clock
+from datadrill.clock import Clock
 from datadrill.errors import ControlError
 from datadrill.paths import StatePaths
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from datadrill.engine.clock import Clock
+from datadrill.clock import Clock
 
 if TYPE_CHECKING:
     from datadrill.paths import StatePaths

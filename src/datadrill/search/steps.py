@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 
 from datadrill import jsonl
-from datadrill.engine.clock import MonotonicClock
+from datadrill.clock import MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, inject

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datadrill.backends.base import Progress
+from datadrill.backends.base import BeforeHealth, Progress
 from datadrill.backends.compose.settings import ComposeSettings
 from datadrill.backends.embedded import start_stack_process
 from datadrill.config import StackConfig, load_config
@@ -53,7 +53,13 @@ class ComposeBackend:
         return ComposeServices(self.settings, paths.compose_dir)
 
     def up(
-        self, paths: StatePaths, config: StackConfig, *, timeout_s: float = 60.0, on_progress: Progress | None = None
+        self,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        timeout_s: float = 60.0,
+        on_progress: Progress | None = None,
+        before_health: BeforeHealth | None = None,
     ) -> StackClient:
         from datadrill.backends.compose.services import ComposeServices, require_docker
         from datadrill.netfaults import ToxiproxyAdmin
@@ -74,7 +80,9 @@ class ComposeBackend:
         # Toxiproxy is ours on the compose stack: toxics a killed run left on it (in no
         # ledger, if that run's state directory was a throwaway) come off here.
         ToxiproxyAdmin(self.settings.toxiproxy_url).reset()
-        return start_stack_process(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+        return start_stack_process(
+            paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
+        )
 
     def down(self, paths: StatePaths) -> list[int]:
         from datadrill.backends.compose.services import ComposeServices

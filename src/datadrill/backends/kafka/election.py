@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datadrill.engine.clock import Clock
+from datadrill.clock import Clock
 
 
 @dataclass(frozen=True)

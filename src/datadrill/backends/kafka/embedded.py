@@ -20,8 +20,8 @@ from typing import Any
 from datadrill.backends.kafka.base import BrokerState
 from datadrill.backends.kafka.election import LeaderElector
 from datadrill.backends.kafka.mock import MockCluster
+from datadrill.clock import Clock
 from datadrill.config import KafkaConfig
-from datadrill.engine.clock import Clock
 from datadrill.errors import ControlError
 from datadrill.stack.port import KafkaCapability
 

@@ -20,8 +20,8 @@ from types import FrameType
 from datadrill.backends.kafka.base import KafkaCluster
 from datadrill.backends.stackd.process import StackProcess
 from datadrill.backends.stackd.routes import routes
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig, read_running_config
-from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.paths import StatePaths
 
 log = logging.getLogger("datadrill.stack")

@@ -28,6 +28,10 @@ from datadrill.procs import alive, group_members
 from datadrill.stack.client import ControlClient
 from datadrill.stack.state import read_state, require_state
 
+# Called once the new stack answers, before its health counts: the harness reverts the
+# faults a killed run left in this state directory there (backends do not know faults).
+BeforeHealth = Callable[[StatePaths, Callable[[str], None]], None]
+
 # Stack processes this Python process started and must reap (tests start several).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -82,6 +86,7 @@ def stack_up(
     *,
     timeout_s: float = 60.0,
     on_progress: Callable[[str], None] | None = None,
+    before_health: BeforeHealth | None = None,
 ) -> dict[str, Any]:
     """Start a background stack in ``paths.root`` and wait until every component is healthy.
 
@@ -147,7 +152,8 @@ def stack_up(
             if not reverted and last_status is not None:
                 # Before health counts: a leftover fault (a query path left down on a real
                 # cluster's Toxiproxy, a deleted catalog row) may be why it is not healthy.
-                _revert_leftover_faults(paths, progress)
+                if before_health is not None:
+                    before_health(paths, progress)
                 reverted = True
                 continue
             if last_status and last_status["healthy"]:
@@ -165,19 +171,6 @@ def stack_up(
     error = StackStartFailed(f"the stack was not healthy after {timeout_s:g}s: {unhealthy}")
     error.add_note(f"logs are in {paths.logs}; last lines of {log_path}:\n" + _last_lines(log_path))
     raise error
-
-
-def _revert_leftover_faults(paths: StatePaths, progress: Callable[[str], None]) -> None:
-    """Faults a killed run left in this directory's data (a deleted catalog row, moved
-    metadata files) outlive the stack process: the next stack reverts them."""
-    from datadrill.faults.ledger import FaultLedger, cleanup
-    from datadrill.stack.client import StackClient
-
-    ledger = FaultLedger.for_stack(paths.root)
-    if not ledger.outstanding():
-        return
-    for result in cleanup(StackClient.attach(paths.root), ledger=ledger):
-        progress(f"reverted a leftover fault: {result.description} ({result.note})")
 
 
 def stack_status(paths: StatePaths) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from datadrill.backends.kafka.base import KafkaCluster
+from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig
-from datadrill.engine.clock import Clock, MonotonicClock
 from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths

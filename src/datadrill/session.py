@@ -3,6 +3,10 @@
 the tests all get their stacks here, so every one of them reverts leftover faults and
 checks that the table is this stack's own the same way.
 
+It sits above ``stack/`` and ``backends/`` (which never import faults or the engine): the
+faults a killed run left behind are reverted from here, through the fault ledger, as the
+new stack starts answering.
+
 Example::
 
     with stack_session(state_dir=Path(".datadrill"), backend="embedded") as session:
@@ -53,6 +57,34 @@ def attach_running(state_dir: Path, *, backend: str, flag: str = "--stack") -> S
     return stack
 
 
+def revert_leftovers(paths: StatePaths, progress: Callable[[str], None]) -> None:
+    """Faults a killed run left in this directory's data (a deleted catalog row, moved
+    metadata files, a query path left down on a cluster's Toxiproxy) outlive the stack
+    process: the next stack reverts them before its health counts."""
+    from datadrill.faults.ledger import FaultLedger, cleanup
+
+    ledger = FaultLedger.for_stack(paths.root)
+    if not ledger.outstanding():
+        return
+    for result in cleanup(StackClient.attach(paths.root), ledger=ledger):
+        progress(f"reverted a leftover fault: {result.description} ({result.note})")
+
+
+def start_stack(
+    backend: Backend,
+    paths: StatePaths,
+    config: StackConfig,
+    *,
+    timeout_s: float = 60.0,
+    on_progress: Callable[[str], None] | None = None,
+) -> StackClient:
+    """Start a stack of ``backend`` in ``paths`` that outlives this call (``stack up``):
+    leftover faults reverted, the table checked to be this stack's own."""
+    return backend.up(
+        paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=revert_leftovers
+    )
+
+
 @contextlib.contextmanager
 def stack_session(
     *,
@@ -85,5 +117,5 @@ def stack_session(
         paths = StatePaths(start_in)
         # Registered before up(): a stack that fails half-way is stopped all the same.
         exits.callback(chosen.down, paths)
-        stack = chosen.up(paths, config, timeout_s=timeout_s, on_progress=on_progress)
+        stack = start_stack(chosen, paths, config, timeout_s=timeout_s, on_progress=on_progress)
         yield StackSession(stack, "started", chosen)
