@@ -55,7 +55,7 @@ class MemorySampler:
 
 @contextmanager
 def bench_stack(settings: dict[str, Any]) -> Iterator[StackClient]:
-    from datadrill.stack.session import stack_session
+    from datadrill.session import stack_session
 
     with stack_session(config=parse_config(settings, source="bench"), timeout_s=120) as session:
         yield session.stack

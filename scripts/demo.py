@@ -22,8 +22,8 @@ from datadrill.paths import StatePaths
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT
 from datadrill.platform.supervisor import EventLog
+from datadrill.session import stack_session
 from datadrill.stack.client import StackClient
-from datadrill.stack.session import stack_session
 
 console = Console()
 
