@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,9 @@ class BrokerState:
     address: str
     up: bool
     detail: str
+
+
+Emit = Callable[..., None]  # (event name, **fields)
 
 
 class KafkaCluster(Protocol):
@@ -62,8 +65,10 @@ class KafkaCluster(Protocol):
         """Partition leaders and brokers down, as the control API returns them."""
         ...
 
-    def tick(self) -> list[dict[str, Any]]:
-        """Periodic work (a mock cluster's leader elections); returns events that happened."""
+    def tick(self, emit: Emit) -> None:
+        """Periodic work (a mock cluster's leader elections). Each thing that happens is
+        passed to ``emit(event, **fields)`` before anyone can see its effect: a client that
+        finds a leader moved also finds the election in the event log."""
         ...
 
     def brokers(self) -> list[BrokerState]:

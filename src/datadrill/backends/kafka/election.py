@@ -77,6 +77,10 @@ class LeaderElector:
                 moves.append(LeaderMove(key[0], key[1], broker_id))
         return moves
 
+    def down_since(self, broker_id: int) -> float | None:
+        """When (on the clock) the broker went down; None while it is up."""
+        return self._down_since.get(broker_id)
+
     def is_up(self, broker_id: int) -> bool:
         return broker_id not in self._down_since
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from datadrill.backends.kafka.base import BrokerState
+from datadrill.backends.kafka.base import BrokerState, Emit
 from datadrill.backends.kafka.election import LeaderElector
 from datadrill.backends.kafka.mock import MockCluster
 from datadrill.clock import Clock
@@ -72,7 +72,10 @@ class EmbeddedKafka:
         with self._lock:
             self.cluster.broker_down(broker)
             self.elector.broker_down(broker)
-        return {"election_delay_s": self.elector.delay_s}
+            since = self.elector.down_since(broker)
+        # "mono": the event is dated when the elector saw the broker go down (the moment
+        # its election delay counts from), not when the event is written a little later.
+        return {"election_delay_s": self.elector.delay_s, "mono": since}
 
     def broker_up(self, broker: int) -> dict[str, Any]:
         with self._lock:
@@ -104,6 +107,10 @@ class EmbeddedKafka:
             self.elector.record_leader(topic, partition, broker)
 
     def leaders(self) -> dict[str, Any]:
+        with self._lock:  # never halfway through an election (see tick)
+            return self._leaders()
+
+    def _leaders(self) -> dict[str, Any]:
         return {
             "leaders": [
                 {"topic": t, "partition": p, "leader": leader}
@@ -112,20 +119,13 @@ class EmbeddedKafka:
             "down": list(self.elector.down_brokers()),
         }
 
-    def tick(self) -> list[dict[str, Any]]:
-        events = []
+    def tick(self, emit: Emit) -> None:
+        # Under the lock that leaders() takes: the election is in the event log before a
+        # client can see its leader.
         with self._lock:
             for move in self.elector.due_moves():
                 self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
-                events.append(
-                    {
-                        "event": "leader_elected",
-                        "topic": move.topic,
-                        "partition": move.partition,
-                        "leader": move.leader,
-                    }
-                )
-        return events
+                emit("leader_elected", topic=move.topic, partition=move.partition, leader=move.leader)
 
     def brokers(self) -> list[BrokerState]:
         leaders = self.elector.leaders()

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datadrill.backends.kafka.base import BrokerState
+from datadrill.backends.kafka.base import BrokerState, Emit
 from datadrill.errors import ControlError
 from datadrill.stack.port import KafkaCapability
 
@@ -174,8 +174,8 @@ class ExternalKafka:
     def leaders(self) -> dict[str, Any]:
         raise ControlError("leaders are tracked for the mock cluster only; ask the real cluster")
 
-    def tick(self) -> list[dict[str, Any]]:
-        return []  # real brokers elect their own leaders
+    def tick(self, emit: Emit) -> None:
+        pass  # real brokers elect their own leaders
 
     def brokers(self) -> list[BrokerState]:
         how = self.how_brokers_fail()

@@ -232,8 +232,7 @@ class StackProcess:
     def run_forever(self) -> None:
         assert self.supervisor is not None
         while not self.stop_requested.wait(0.05):
-            for fields in self.kafka.tick():
-                self.event(fields.pop("event"), **fields)
+            self.kafka.tick(self.event)
             self.supervisor.poll()
 
     def shutdown(self) -> None:
