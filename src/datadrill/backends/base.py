@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from datadrill.stack.client import StackClient
 
 Progress = Callable[[str], None]
-# (state paths, progress) -> None; see backends.stackd.manager.BeforeHealth
+# Called once a new stack answers, before its health counts (the harness reverts a killed
+# run's leftover faults there; backends do not know faults): (state paths, progress).
 BeforeHealth = Callable[["StatePaths", Progress], None]
 
 

@@ -17,7 +17,22 @@ from datadrill.paths import StatePaths
 from datadrill.stack.client import StackClient
 
 
-class EmbeddedBackend:
+class StackProcessBackend:
+    """down/clean for backends whose only thing to stop is the stack process (embedded,
+    external); compose also stops its services."""
+
+    def down(self, paths: StatePaths) -> list[int]:
+        from datadrill.backends.stackd.manager import stack_down
+
+        return stack_down(paths)
+
+    def clean(self, paths: StatePaths) -> list[int]:
+        from datadrill.backends.stackd.manager import clean_stale
+
+        return clean_stale(paths)
+
+
+class EmbeddedBackend(StackProcessBackend):
     name = "embedded"
 
     def configure(self, *, config_file: Path | None, overrides: dict[str, object] | None = None) -> StackConfig:
@@ -47,15 +62,6 @@ class EmbeddedBackend:
             paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
         )
 
-    def down(self, paths: StatePaths) -> list[int]:
-        from datadrill.backends.stackd.manager import stack_down
-
-        return stack_down(paths)
-
-    def clean(self, paths: StatePaths) -> list[int]:
-        from datadrill.backends.stackd.manager import clean_stale
-
-        return clean_stale(paths)
 
 
 def start_stack_process(

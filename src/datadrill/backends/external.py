@@ -13,14 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from datadrill.backends.base import BeforeHealth, Progress
-from datadrill.backends.embedded import start_stack_process
+from datadrill.backends.embedded import StackProcessBackend, start_stack_process
 from datadrill.config import StackConfig, load_config
 from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
 from datadrill.stack.client import StackClient
 
 
-class ExternalBackend:
+class ExternalBackend(StackProcessBackend):
     name = "external"
 
     def configure(self, *, config_file: Path | None, overrides: dict[str, object] | None = None) -> StackConfig:
@@ -61,13 +61,3 @@ class ExternalBackend:
         return start_stack_process(
             paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
         )
-
-    def down(self, paths: StatePaths) -> list[int]:
-        from datadrill.backends.stackd.manager import stack_down
-
-        return stack_down(paths)
-
-    def clean(self, paths: StatePaths) -> list[int]:
-        from datadrill.backends.stackd.manager import clean_stale
-
-        return clean_stale(paths)

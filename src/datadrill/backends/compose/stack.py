@@ -47,11 +47,6 @@ class ComposeBackend:
         problem = docker_problem()
         return [f"docker: {problem}"] if problem else []
 
-    def _services(self, paths: StatePaths) -> object:
-        from datadrill.backends.compose.services import ComposeServices
-
-        return ComposeServices(self.settings, paths.compose_dir)
-
     def up(
         self,
         paths: StatePaths,

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from datadrill.backends.base import BeforeHealth
 from datadrill.backends.stackd.daemon import EXIT_ALREADY_RUNNING
 from datadrill.config import StackConfig, write_running_config
 from datadrill.errors import StackAlreadyRunning, StackNotRunning, StackStartFailed
@@ -27,10 +28,6 @@ from datadrill.paths import StatePaths
 from datadrill.procs import alive, group_members
 from datadrill.stack.client import ControlClient
 from datadrill.stack.state import read_state, require_state
-
-# Called once the new stack answers, before its health counts: the harness reverts the
-# faults a killed run left in this state directory there (backends do not know faults).
-BeforeHealth = Callable[[StatePaths, Callable[[str], None]], None]
 
 # Stack processes this Python process started and must reap (tests start several).
 _children: dict[int, subprocess.Popen[bytes]] = {}

@@ -21,7 +21,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datadrill.backends.stackd.status import component_entries, process_entries, stack_status
+from datadrill.backends.stackd.status import process_entries, stack_status
 from datadrill.errors import ControlError
 from datadrill.interfaces.http_server import Handler
 
@@ -192,7 +192,7 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
     return [
         ("GET", "/health", lambda p, b: {"ok": True, "pid": os.getpid()}),
         ("GET", "/status", lambda p, b: stack_status(stack)),
-        ("GET", "/components", lambda p, b: {"components": component_entries(stack)}),
+        ("GET", "/components", lambda p, b: {"components": process_entries(stack)}),
         ("GET", f"/components/{name}", lambda p, b: component(p["name"])),
         ("POST", "/kafka/topics", topic),
         ("POST", r"/kafka/brokers/(?P<broker>\d+)/down", broker_down),

@@ -54,11 +54,6 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
     }
 
 
-def component_entries(stack: StackProcess) -> list[Entry]:
-    """The supervised processes only (``GET /components``)."""
-    return process_entries(stack)
-
-
 def _kafka(stack: StackProcess) -> list[Entry]:
     from confluent_kafka.admin import AdminClient
 
