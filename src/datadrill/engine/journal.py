@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ def wall_label(seconds: float) -> str:
 class Journal:
     def __init__(self, path: Path, out: JsonlAppender, *, clock: Clock, start_mono: float) -> None:
         self.path = path
+        # Told of every event once it is written (the live view's rolling log).
+        self.listener: Callable[[EventBase], None] | None = None
         self._out = out
         self._clock = clock
         self.start_mono = start_mono
@@ -62,6 +65,8 @@ class Journal:
                 }
             )
             self._out.append(event_record(stamped))
+        if self.listener is not None:
+            self.listener(stamped)
         return stamped
 
     def close(self) -> None:

@@ -61,6 +61,13 @@ class LiveState:
     fault_start_s: float | None = None
     recovery_step: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The last events worth a line (not samples), newest last: the live view's rolling log.
+    recent: list[ev.EventBase] = field(default_factory=list)
+    # The running step's progress: (done, total or None, unit, seconds since it began).
+    step_progress: tuple[int, int | None, str, float] | None = None
+
+
+RECENT_EVENTS = 8
 
 
 class _Aborted(Exception):
@@ -92,7 +99,8 @@ class Runner:
         self.verify = verify
         self.live = LiveState(scenario.name)
         self.journal_path = run_dir / "journal.jsonl"
-        self.context = DrillContext(stack, run_dir, self.clock)
+        self.context = DrillContext(stack, run_dir, self.clock, progress=self._step_progress)
+        self._step_began: float | None = None
         self.ledger = FaultLedger.for_stack(stack.paths.root)
         self._fault_ids = 0
         self._reverted: set[int] = set()
@@ -105,6 +113,7 @@ class Runner:
     def run(self) -> RunReport:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal.create(self.journal_path, clock=self.clock)
+        journal.listener = self._on_event
         self.journal = journal
         status: str = "ok"
         reasons: tuple[str, ...] = ()
@@ -219,6 +228,21 @@ class Runner:
             exits.callback(self._close_probe, self.probes[s.name])
         self.alerts = AlertEvaluator(scenario.slos)
         self.live.alerts = {s.name: "" for s in scenario.slos}
+
+    def _on_event(self, event: ev.EventBase) -> None:
+        if isinstance(event, ev.Sample):
+            return
+        if isinstance(event, ev.PhaseStarted) and event.kind == "recovery_step":
+            self._step_began = self.clock.monotonic()
+            self.live.step_progress = None
+        if isinstance(event, ev.PhaseFinished) and event.kind == "recovery_step":
+            self.live.step_progress = None
+        self.live.recent = [*self.live.recent, event][-RECENT_EVENTS:]
+
+    def _step_progress(self, done: int, total: int | None, unit: str) -> None:
+        began = self._step_began if self._step_began is not None else self.clock.monotonic()
+        self.live.step_progress = (done, total, unit, self.clock.monotonic() - began)
+        self.on_update(self.live)
 
     def _close_probe(self, probe: Probe) -> None:
         if not self._abandoned_round:

@@ -15,6 +15,7 @@ Third-party faults implement :class:`FaultPlugin` and register under the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from datadrill.stack.port import Stack
 
 RevertData = dict[str, Any]
+# A long step's progress: (units done so far, units in all or None when unknown, unit name).
+Progress = Callable[[int, int | None, str], None]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class DrillContext:
     stack: Stack
     run_dir: Path
     clock: Clock
+    # The run lease this run holds on the stack (None outside a run): the ledger files every
+    # fault under it, so the stack process reverts them when the lease expires.
+    run_id: str | None = None
+    # Where long steps (replay, reconciliation) report how far they are (the live view).
+    progress: Progress | None = None
+
+    def report_progress(self, done: int, total: int | None = None, unit: str = "rows") -> None:
+        if self.progress is not None:
+            self.progress(done, total, unit)
 
     @property
     def quarantine(self) -> Path:
