@@ -120,6 +120,28 @@ def run_cmd(
         Path,
         typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
     ] = Path(DEFAULT_STATE_DIR),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Validate, probe every SLI once, resolve every fault's target and print the "
+            "schedule and runbook; change nothing. Exit 1 if something would fail.",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="If another run holds the stack, wait for it instead of exiting 2."),
+    ] = False,
+    lease_s: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            min=1.0,
+            max=3600.0,
+            help="Seconds the stack keeps this run's faults after the runner stops renewing "
+            "its lease (the runner died); then the stack reverts them itself.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
     from datadrill.backends.registry import backend_for
@@ -135,6 +157,10 @@ def run_cmd(
     loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
     failures = 0
     with _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how):
+        if dry_run:
+            from datadrill.cli.dry_run import run_dry
+
+            raise typer.Exit(run_dry(loaded, running, out))
         for path, scenario in loaded:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             if report_dir is None:
