@@ -2,11 +2,15 @@
 
 Deleted things are kept aside (the catalog row's metadata location, the files in the run's
 quarantine), so reverting always works, even when no recovery step ran.
+
+Each confirms its effect through a fresh catalog client and the warehouse, as a reader of
+the table would find it; each names its target without touching the catalog's rows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -14,7 +18,8 @@ from pathlib import Path
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchNamespaceError
 
-from datadrill.faults.base import DrillContext, RevertData
+from datadrill.errors import ConfigError
+from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect, look_timeout
 from datadrill.model.faults import CatalogOutage, DeleteCatalogEntry, DeleteMetadataFiles, HideTable
 from datadrill.platform.warehouse import Warehouse
 
@@ -27,6 +32,44 @@ def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
         return any(t == (namespace, name) for t in catalog.list_tables(namespace))
     except NoSuchNamespaceError:
         return False
+
+
+def describe_catalog(uri: str) -> str:
+    """The catalog database for a person: "SQLite catalog at .datadrill/catalog.db" (relative
+    to the working directory when under it), or the DSN with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    from datadrill.platform.catalog import describe_uri
+
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd())
+        return f"SQLite catalog at {path}"
+    if url.get_backend_name() == "postgresql":
+        return f"PostgreSQL catalog at {describe_uri(uri)}"
+    return f"catalog at {describe_uri(uri)}"
+
+
+def require_table(context: DrillContext, identifier: str, *, field: str) -> Catalog:
+    """The stack's catalog, once it is known to list ``identifier``; else ConfigError
+    naming the table and what the catalog does list."""
+    catalog = context.stack.catalog()
+    if has_catalog_row(catalog, identifier):
+        return catalog
+    namespace = identifier.split(".", 1)[0]
+    try:
+        listed = sorted(".".join(t) for t in catalog.list_tables(namespace))
+    except NoSuchNamespaceError:
+        listed = []
+    raise ConfigError(
+        "scenario",
+        field,
+        identifier,
+        f"a table in the {describe_catalog(context.stack.catalog_uri)}; "
+        f"namespace {namespace!r} lists {', '.join(listed) or 'no tables'}",
+    )
 
 
 class CatalogEntryFault:
@@ -57,6 +100,22 @@ class CatalogEntryFault:
 
     def exclusive_key(self, spec: DeleteCatalogEntry) -> str | None:
         return f"table:{spec.table}"
+
+    def confirm(
+        self, spec: DeleteCatalogEntry, context: DrillContext, data: RevertData, within_s: float
+    ) -> str:
+        identifier = data["table"]
+
+        def look() -> Seen:
+            if has_catalog_row(context.stack.catalog(), identifier):
+                return Seen(False, f"the catalog still lists {identifier}")
+            return Seen(True, f"catalog has no row for {identifier}")
+
+        return await_effect(context, within_s, expected=f"no catalog row for {identifier}", look=look)
+
+    def target(self, spec: DeleteCatalogEntry, context: DrillContext) -> str:
+        require_table(context, spec.table, field="DeleteCatalogEntry.table")
+        return f"the catalog entry of {spec.table} ({describe_catalog(context.stack.catalog_uri)})"
 
 
 class MetadataFilesFault:
@@ -111,6 +170,43 @@ class MetadataFilesFault:
     def exclusive_key(self, spec: DeleteMetadataFiles) -> str | None:
         return f"table:{spec.table}"
 
+    def confirm(
+        self, spec: DeleteMetadataFiles, context: DrillContext, data: RevertData, within_s: float
+    ) -> str:
+        """Every file apply moved is gone from the warehouse (before apply: every file
+        prepare picked). Nothing to move is a fault that did not land."""
+        names: list[str] = list(data["moved"] if "moved" in data else data["files"])
+        directory = data["metadata_dir"]
+
+        def look() -> Seen:
+            if not names:
+                return Seen(False, f"no metadata file of {data['table']} to delete in {directory}")
+            warehouse = context.stack.warehouse()
+            left = [n for n in names if warehouse.exists(Warehouse.join(directory, n))]
+            if left:
+                return Seen(False, f"{len(left)} of {len(names)} still in {directory} (e.g. {left[0]})")
+            return Seen(True, f"{len(names)} metadata files gone from the warehouse ({directory})")
+
+        return await_effect(
+            context, within_s, expected=f"the metadata files of {data['table']} gone", look=look
+        )
+
+    def target(self, spec: DeleteMetadataFiles, context: DrillContext) -> str:
+        catalog = require_table(context, spec.table, field="DeleteMetadataFiles.table")
+        metadata_dir = Warehouse.parent(catalog.load_table(spec.table).metadata_location)
+        files = context.stack.warehouse().metadata_files(metadata_dir)
+        doomed = len(files) - spec.keep_newest if spec.keep_newest else len(files)
+        kept = f", newest {spec.keep_newest} kept" if spec.keep_newest else ""
+        if doomed <= 0:
+            raise ConfigError(
+                "scenario",
+                "DeleteMetadataFiles.keep_newest",
+                spec.keep_newest,
+                f"fewer than the {len(files)} metadata files {spec.table} has now, "
+                "or the fault deletes nothing",
+            )
+        return f"{doomed} of the {len(files)} metadata files of {spec.table}{kept} ({metadata_dir})"
+
 
 HIDDEN_SUFFIX = "__hidden_by_datadrill"
 
@@ -135,6 +231,26 @@ class HideTableFault:
 
     def exclusive_key(self, spec: HideTable) -> str | None:
         return f"table:{spec.table}"
+
+    def confirm(self, spec: HideTable, context: DrillContext, data: RevertData, within_s: float) -> str:
+        table, hidden = data["table"], data["hidden"]
+
+        def look() -> Seen:
+            catalog = context.stack.catalog()
+            if has_catalog_row(catalog, table):
+                return Seen(False, f"the catalog still lists {table}")
+            if not has_catalog_row(catalog, hidden):
+                return Seen(False, f"neither {table} nor {hidden} in the catalog")
+            return Seen(True, f"catalog lists {hidden} instead of {table}")
+
+        return await_effect(context, within_s, expected=f"{table} renamed to {hidden}", look=look)
+
+    def target(self, spec: HideTable, context: DrillContext) -> str:
+        require_table(context, spec.table, field="HideTable.table")
+        return (
+            f"the catalog entry of {spec.table}, renamed to {spec.table}{HIDDEN_SUFFIX} "
+            f"({describe_catalog(context.stack.catalog_uri)})"
+        )
 
 
 # Locks held by this process, by token; a killed process's locks die with it.
@@ -193,3 +309,71 @@ class CatalogOutageFault:
 
     def exclusive_key(self, spec: CatalogOutage) -> str | None:
         return "catalog"
+
+    def confirm(self, spec: CatalogOutage, context: DrillContext, data: RevertData, within_s: float) -> str:
+        """A write transaction of our own cannot start: it waits for the lock and gives up.
+        When it can, it is rolled back at once (it wrote nothing)."""
+        uri = data["catalog_uri"]
+        # Long enough that a platform commit holding the write lock for a moment does not
+        # pass for the fault's lock.
+        timeout_s = min(0.5, look_timeout(within_s))
+
+        def look() -> Seen:
+            if _write_waits(uri, timeout_s):
+                return Seen(True, f"catalog database locked: a write waits (gave up after {timeout_s:g} s)")
+            return Seen(False, "a write transaction started at once (no lock held)")
+
+        return await_effect(context, within_s, expected="the catalog database locked", look=look)
+
+    def target(self, spec: CatalogOutage, context: DrillContext) -> str:
+        uri = context.stack.catalog_uri
+        from sqlalchemy.engine import make_url
+
+        url = make_url(uri)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            raise ConfigError(
+                "scenario", "CatalogOutage", describe_catalog(uri), "a catalog database that exists"
+            )
+        return f"the catalog database ({describe_catalog(uri)}), held in an exclusive lock"
+
+
+def _write_waits(uri: str, timeout_s: float) -> bool:
+    """Does a write transaction on the catalog database wait for a lock? Begins one that
+    takes the write lock without writing, and rolls it back."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        # mode=rw: a look must never create a database file where there was none.
+        location = Path(url.database or "").resolve().as_uri() + "?mode=rw"
+        db = sqlite3.connect(location, timeout=timeout_s, isolation_level=None, uri=True)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return True
+            raise
+        else:
+            db.execute("ROLLBACK")
+            return False
+        finally:
+            db.close()
+    import sqlalchemy
+    from sqlalchemy.exc import OperationalError
+
+    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": max(1, round(timeout_s))})
+    try:
+        with engine.connect() as connection:
+            try:
+                # ROW EXCLUSIVE is what an INSERT or UPDATE takes; NOWAIT fails at once if
+                # the fault's ACCESS EXCLUSIVE lock stands in its way.
+                connection.exec_driver_sql("LOCK TABLE iceberg_tables IN ROW EXCLUSIVE MODE NOWAIT")
+            except OperationalError as exc:
+                if "could not obtain lock" in str(exc):
+                    return True
+                raise
+            finally:
+                connection.rollback()
+            return False
+    finally:
+        engine.dispose()

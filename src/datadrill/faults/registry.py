@@ -16,6 +16,15 @@ from datadrill.errors import DrillError
 from datadrill.faults.base import FaultPlugin
 
 ENTRY_POINT_GROUP = "datadrill.faults"
+# What a plugin must have, as the "does not implement FaultPlugin" errors list it.
+PROTOCOL_MEMBERS = ("kind", "spec_type", "prepare", "apply", "revert", "exclusive_key", "confirm", "target")
+
+
+def not_a_plugin(plugin: object) -> str:
+    """Why ``plugin`` is no FaultPlugin: the members it needs and those it lacks."""
+    missing = [m for m in PROTOCOL_MEMBERS if not hasattr(plugin, m)]
+    lacks = f"; it has no {', '.join(missing)}" if missing else ""
+    return f"does not implement FaultPlugin ({', '.join(PROTOCOL_MEMBERS)}){lacks}"
 
 
 class PluginError(DrillError):
@@ -49,10 +58,7 @@ def _load(entry: Any) -> FaultPlugin:
         raise PluginError(f"fault plugin {entry.name!r} ({entry.value}) failed to load: {exc}") from exc
     plugin = loaded() if isinstance(loaded, type) else loaded
     if not isinstance(plugin, FaultPlugin):
-        raise PluginError(
-            f"fault plugin {entry.name!r} ({entry.value}) does not implement FaultPlugin "
-            "(kind, spec_type, prepare, apply, revert, exclusive_key)"
-        )
+        raise PluginError(f"fault plugin {entry.name!r} ({entry.value}) {not_a_plugin(plugin)}")
     return plugin
 
 

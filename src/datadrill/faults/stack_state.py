@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from pydantic.dataclasses import dataclass as model_dataclass
 
-from datadrill.faults.base import DrillContext, RevertData
+from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
+from datadrill.faults.connector import component_status, workload_seen
 
 
 @model_dataclass(frozen=True)
@@ -35,7 +36,8 @@ class ComponentPausedState:
     spec_type: type = _ComponentPaused
 
     def prepare(self, spec: _ComponentPaused, context: DrillContext) -> RevertData:
-        return {"component": spec.component}
+        # The pid before: confirm names the process that stopped.
+        return {"component": spec.component, "pid_before": context.stack.components.get(spec.component).pid}
 
     def apply(self, spec: _ComponentPaused, context: DrillContext, data: RevertData) -> RevertData:
         context.stack.components.pause(spec.component)
@@ -50,6 +52,27 @@ class ComponentPausedState:
 
     def exclusive_key(self, spec: _ComponentPaused) -> str | None:
         return None
+
+    def confirm(self, spec: _ComponentPaused, context: DrillContext, data: RevertData, within_s: float) -> str:
+        """The supervisor reports the component paused with no process running (a pause
+        stops the process: SIGTERM, then SIGKILL)."""
+        name = data["component"]
+        before = data.get("pid_before")
+
+        def look() -> Seen:
+            now = context.stack.components.get(name)
+            if not now.paused:
+                return Seen(False, f"{name} runs (pid {now.pid})")
+            if now.pid is not None and now.pid == before:
+                return Seen(False, f"{name} marked paused, pid {now.pid} still listed")
+            return Seen(True, f"{name} stopped and kept stopped (was pid {before})")
+
+        return await_effect(context, within_s, expected=f"{name} paused", look=look)
+
+    def target(self, spec: _ComponentPaused, context: DrillContext) -> str:
+        status = component_status(context, spec.component, field="PauseComponent.component")
+        running = "paused already" if status.paused else f"pid {status.pid}"
+        return f"component {spec.component} ({running})"
 
 
 @dataclass
@@ -71,6 +94,27 @@ class WorkloadState:
 
     def exclusive_key(self, spec: _WorkloadChanged) -> str | None:
         return None
+
+    def confirm(self, spec: _WorkloadChanged, context: DrillContext, data: RevertData, within_s: float) -> str:
+        """The rate and canary interval are set, and the generator reports running at the
+        rate (when it runs and reports one)."""
+
+        def look() -> Seen:
+            seen = workload_seen(context, spec.rate)
+            interval = context.stack.workload.get().canary_interval_s
+            if seen.landed and interval != spec.canary_interval_s:
+                return Seen(False, f"{seen.what}, canaries every {interval:g} s")
+            return seen
+
+        expected = f"workload at {spec.rate:g} orders/s, canaries every {spec.canary_interval_s:g} s"
+        return await_effect(context, within_s, expected=expected, look=look)
+
+    def target(self, spec: _WorkloadChanged, context: DrillContext) -> str:
+        now = context.stack.workload.get()
+        return (
+            f"the workload generator (now {now.rate:g} orders/s, canaries every "
+            f"{now.canary_interval_s:g} s)"
+        )
 
 
 def pause_spec(component: str) -> _ComponentPaused:
