@@ -9,6 +9,9 @@
     │   ├── StackStartFailed        the stack process died or stalled while starting
     │   └── KafkaMockUnavailable    no librdkafka exporting the ``rd_kafka_mock_*`` API
     ├── ControlError                the stack's control interface refused a request
+    │   ├── RunLeaseHeld            another run holds the stack (one drill at a time)
+    │   └── RunLeaseLost            this run's lease expired; the stack reverted its faults
+    ├── FaultNotLanded              a fault was applied but its effect did not show in time
     ├── QueryFailed                 the query engine could not answer (e.g. table missing)
     ├── RepairFailed                repair could not commit (integrity.repair; retries exhausted)
     ├── PluginError                 a fault, probe or step plugin does not load or follow its protocol
@@ -67,6 +70,32 @@ class KafkaMockUnavailable(StackError):
 
 class ControlError(DrillError):
     """The stack's control interface refused or failed a request."""
+
+    # The control API's HTTP status for it (the client maps it back to the class).
+    http_status = 400
+
+
+class RunLeaseHeld(ControlError):
+    """Another run holds the stack's run lease. ``holder`` describes it (run id, scenario,
+    pid, since when); the CLI exits 2 with the message."""
+
+    http_status = 409
+
+    def __init__(self, message: str, *, holder: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class RunLeaseLost(ControlError):
+    """This run's lease expired (it stopped renewing it): the stack reverted its faults and
+    may run another drill already, so the run must not touch the stack again."""
+
+    http_status = 410
+
+
+class FaultNotLanded(DrillError):
+    """A fault was applied but its effect did not show within its bound: the run's verdict
+    is ``error`` ("fault X did not take effect: ..."), never a pass with nothing measured."""
 
 
 class QueryFailed(DrillError):

@@ -192,6 +192,7 @@ class FaultInjected(EventBase):
     fault_id: int
     kind: str
     description: str
+    landed: str = ""  # what the plugin saw take effect ("" in journals of older versions)
 
 
 class FaultReverted(EventBase):
@@ -282,6 +283,26 @@ class HarnessError(EventBase):
     traceback: str = ""
 
 
+class LeaseExpired(EventBase):
+    """Written into a dead run's journal by the stack's reaper: the runner stopped renewing
+    its run lease, and the stack reverted the run's faults by itself."""
+
+    type: Literal["lease_expired"] = "lease_expired"
+    run_id: str
+    lease_s: float | None = None
+    reverted: int = 0
+    failed: int = 0
+
+
+class StopConditionCrossed(EventBase):
+    """A scenario's stop condition was crossed: the run aborts, every fault reverted."""
+
+    type: Literal["stop_condition"] = "stop_condition"
+    condition: str
+    value: float | None = None
+    detail: str = ""
+
+
 class RunFinished(EventBase):
     type: Literal["run_finished"] = "run_finished"
     verdict: Verdict
@@ -312,6 +333,8 @@ KnownEvent = (
     | LeftoverReverted
     | ComponentResumed
     | HarnessError
+    | LeaseExpired
+    | StopConditionCrossed
     | RunFinished
 )
 _KNOWN: tuple[type[EventBase], ...] = (
@@ -328,6 +351,8 @@ _KNOWN: tuple[type[EventBase], ...] = (
     LeftoverReverted,
     ComponentResumed,
     HarnessError,
+    LeaseExpired,
+    StopConditionCrossed,
     RunFinished,
 )
 KNOWN_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in _KNOWN)
@@ -355,6 +380,8 @@ Event = Annotated[
     | Annotated[LeftoverReverted, Tag("leftover_reverted")]
     | Annotated[ComponentResumed, Tag("component_resumed")]
     | Annotated[HarnessError, Tag("error")]
+    | Annotated[LeaseExpired, Tag("lease_expired")]
+    | Annotated[StopConditionCrossed, Tag("stop_condition")]
     | Annotated[RunFinished, Tag("run_finished")]
     | Annotated[UnknownEvent, Tag(_UNKNOWN_TAG)],
     Discriminator(_tag, custom_error_type="event_type", custom_error_message="an event needs a 'type'"),

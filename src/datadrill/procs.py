@@ -34,3 +34,11 @@ def group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+def pid_namespace() -> str | None:
+    """This process's pid namespace (Linux): pids of two processes compare only within one."""
+    try:
+        return str(Path("/proc/self/ns/pid").readlink())
+    except OSError:
+        return None

@@ -183,7 +183,11 @@ class Drill:
         run_dir = self.settings.report_dir / _safe_name(self.node.nodeid)
         if self.reports:
             run_dir = run_dir / f"{len(self.reports) + 1}-{loaded.name}"
-        report = Runner(loaded, stack=self.stack, run_dir=run_dir, seed=self.settings.seed).run()
+        # Drills on a shared stack take turns (pytest-xdist workers, several sessions): the
+        # stack's run lease admits one at a time and the others wait for it.
+        report = Runner(
+            loaded, stack=self.stack, run_dir=run_dir, seed=self.settings.seed, wait_for_stack=True
+        ).run()
         written = write_reports(report, run_dir)
         self.reports.append(report)
         props = self.node.user_properties

@@ -47,7 +47,9 @@ EXAMPLES: list[ev.Event] = [
     ),
     ev.Sample(slo="fresh", good=False, value=31.5, error="too old"),
     ev.AlertFired(slo="fresh", rule="bad for 5 s"),
-    ev.FaultInjected(fault_id=1, kind="metadata.catalog_entry", description="delete it"),
+    ev.FaultInjected(
+        fault_id=1, kind="metadata.catalog_entry", description="delete it", landed="no catalog row"
+    ),
     ev.FaultReverted(fault_id=1, kind="metadata.catalog_entry", description="delete it", note="restored"),
     ev.BackupTaken(name="nightly", snapshot_id=8412, rows=14_400),
     ev.PhaseStarted(
@@ -76,6 +78,8 @@ EXAMPLES: list[ev.Event] = [
     ev.LeftoverReverted(kind="component.pause", description="pause the sink", note="resumed", ok=False),
     ev.ComponentResumed(component="sink", pid=4242, note="left paused by the runbook"),
     ev.HarnessError(message="StackProcessDied: gone", traceback="Traceback ..."),
+    ev.LeaseExpired(run_id="r1", lease_s=10.0, reverted=2, failed=1),
+    ev.StopConditionCrossed(condition="lag above 1,000,000", value=1_500_000.0, detail="lag = 1.5e+06"),
     ev.RunFinished(verdict=Verdict.SLO_VIOLATED, reasons=("too slow", "missed"), harness_probe_s=1.25),
 ]
 

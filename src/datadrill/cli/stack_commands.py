@@ -30,7 +30,9 @@ def stack_up_cmd(
     election_delay: Annotated[
         float | None, typer.Option("--election-delay", help="Seconds before a dead leader is replaced.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a healthy stack.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Seconds to wait for a healthy stack.")
+    ] = 60.0,
     backend: Annotated[
         str,
         typer.Option(
@@ -39,7 +41,9 @@ def stack_up_cmd(
             "(real services in Docker).",
         ),
     ] = "embedded",
-    brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of a compose stack (1-3).")] = 3,
+    brokers: Annotated[
+        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of a compose stack (1-3).")
+    ] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
     from datadrill.backends.registry import backend_for
@@ -162,6 +166,17 @@ def _print_status(status: dict[str, Any]) -> None:
     out.print(table)
     verdict = "[green]all components healthy[/green]" if status["healthy"] else "[red]stack unhealthy[/red]"
     out.print(verdict)
+    run = status.get("run")
+    if run:
+        if run.get("state") == "reverting":
+            out.print(f"run {run['run_id']} ({run['scenario']}): lease expired, the stack is reverting its faults")
+        else:
+            out.print(
+                f"drill running: {run['scenario']} (run {run['run_id']}, pid {run['pid']}); "
+                f"lease {run['lease_s']:g} s, renewed {run['lease_s'] - (run['expires_in_s'] or 0):.1f} s ago"
+            )
+    else:
+        out.print("no drill running")
 
 
 @stack_app.command("down")
@@ -170,7 +185,9 @@ def stack_down_cmd(
     backend: Annotated[
         str, typer.Option("--backend", help="embedded, external, or compose (also stops its services).")
     ] = "embedded",
-    brokers: Annotated[int, typer.Option("--brokers", help="Kafka brokers of the compose stack.")] = 3,
+    brokers: Annotated[
+        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of the compose stack (1-3).")
+    ] = 3,
 ) -> None:
     """Stop the stack and every process it started (and the compose services)."""
     from datadrill.backends.registry import backend_for

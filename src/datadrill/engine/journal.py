@@ -46,6 +46,18 @@ class Journal:
     def create(cls, path: Path, *, clock: Clock) -> Journal:
         return cls(path, JsonlAppender(path, default=str), clock=clock, start_mono=clock.monotonic())
 
+    @classmethod
+    def reopen(cls, path: Path, *, clock: Clock) -> Journal:
+        """Append to the journal of a run that died (the stack's reaper does). Times go on
+        from the run's own start: the monotonic clock is the machine's, shared by every
+        process, and the run's first event recorded its reading."""
+        events = read_events(path)
+        first = events[0] if events else None
+        start = first.mono - first.t if first is not None and first.mono is not None else clock.monotonic()
+        journal = cls(path, JsonlAppender(path, default=str), clock=clock, start_mono=start)
+        journal._seq = max((e.seq for e in events), default=0)
+        return journal
+
     def now(self) -> float:
         """Seconds since the run started."""
         return self._clock.monotonic() - self.start_mono

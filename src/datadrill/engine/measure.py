@@ -25,12 +25,14 @@ from datadrill.events import (
     FaultReverted,
     HarnessError,
     IntegrityVerified,
+    LeaseExpired,
     PhaseFinished,
     PhaseStarted,
     Recovered,
     RunFinished,
     RunStarted,
     Sample,
+    StopConditionCrossed,
 )
 from datadrill.model.report import (
     BackupResult,
@@ -245,7 +247,7 @@ def _timeline_text(e: Event) -> str | None:
     if isinstance(e, BackupTaken):
         return f"catalog backup '{e.name}' taken (snapshot {e.snapshot_id})"
     if isinstance(e, FaultInjected):
-        return f"FAULT: {e.description}"
+        return f"FAULT: {e.description}" + (f" — took effect: {e.landed}" if e.landed else "")
     if isinstance(e, FaultReverted):
         return f"fault reverted: {e.description} — {e.note}"
     if isinstance(e, AlertFired):
@@ -258,6 +260,10 @@ def _timeline_text(e: Event) -> str | None:
         return f"verdict: {e.verdict.value}"
     if isinstance(e, HarnessError):
         return f"ERROR: {e.message}"
+    if isinstance(e, LeaseExpired):
+        return f"the runner's lease expired: the stack reverted {e.reverted} fault(s) by itself"
+    if isinstance(e, StopConditionCrossed):
+        return f"STOP: {e.condition} ({e.detail})"
     return None
 
 
@@ -405,6 +411,18 @@ def _lessons(
     return tuple(well), tuple(badly), tuple(actions)
 
 
+def _unfinished_reasons(events: Sequence[Event]) -> tuple[str, ...]:
+    expired = _first(events, LeaseExpired)
+    if expired is None:
+        return ("the journal ends before the run finished (runner killed?)",)
+    failed = f"; {expired.failed} could not be reverted (run 'datadrill cleanup')" if expired.failed else ""
+    return (
+        f"the runner died (it stopped renewing its {expired.lease_s or 0:g} s lease at about "
+        f"t+{max(0.0, expired.t - (expired.lease_s or 0)):.1f} s); the stack reverted "
+        f"{expired.reverted} fault(s) by lease expiry{failed}",
+    )
+
+
 def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
     """Derive a :class:`RunReport` from a journal's events (:func:`datadrill.events.read_events`)."""
     start = _first(events, RunStarted)
@@ -413,7 +431,9 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
     finished = _first(events, RunFinished)
     end_t = events[-1].t
     fault = _first(events, FaultInjected)
-    alert = _first(events, AlertFired)
+    # Only an alert at or after the first fault is a detection: one before it means the
+    # platform broke on its own (the run aborts), so time to detect is never negative.
+    alert = next((e for e in _of(events, AlertFired) if fault is not None and e.t >= fault.t), None)
     recovered = _first(events, Recovered)
     fault_start = fault.t if fault else None
     detected = alert.t if alert else None
@@ -440,9 +460,7 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         scenario=start.scenario,
         description=start.description,
         verdict=finished.verdict if finished else Verdict.ABORTED,
-        reasons=finished.reasons
-        if finished
-        else ("the journal ends before the run finished (runner killed?)",),
+        reasons=finished.reasons if finished else _unfinished_reasons(events),
         complete=finished is not None,
         started_wall=start.wall,
         duration_s=end_t,

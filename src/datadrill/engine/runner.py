@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import traceback
 import uuid
@@ -27,7 +28,7 @@ from datadrill.clock import Clock, MonotonicClock
 from datadrill.engine.alerts import AlertEvaluator
 from datadrill.engine.journal import Journal
 from datadrill.engine.measure import judge, measure
-from datadrill.errors import DrillError, StackProcessDied
+from datadrill.errors import DrillError, FaultNotLanded, RunLeaseHeld, RunLeaseLost, StackProcessDied
 from datadrill.events import read_events
 from datadrill.faults.base import DrillContext, FaultHandle
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, cleanup, inject
@@ -36,6 +37,7 @@ from datadrill.model.faults import TakeCatalogBackup
 from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
+from datadrill.model.stop import SLILimit, StackUnhealthy
 from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
 from datadrill.stack.port import Stack
 
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 # How often a probe round in progress checks that the stack process still lives.
 DEATH_CHECK_S = 0.25
+# The run lease: how long the stack keeps a run's faults after its last renewal.
+DEFAULT_LEASE_S = 10.0
+# How often a run waiting for the stack (--wait) asks again.
+LEASE_POLL_S = 0.5
 
 
 @dataclass
@@ -74,6 +80,30 @@ class _Aborted(Exception):
     """The run cannot go on (steady state not reached); not an error of the harness."""
 
 
+class _LeaseKeeper(threading.Thread):
+    """Renews the run's lease while the runner lives, a few times per lease, so a long
+    phase (a reconciliation, a slow probe round) never lets it lapse. When the runner dies
+    the renewals stop with it, and the stack reverts the run's faults by itself."""
+
+    def __init__(self, stack: Stack, run_id: str, lease_s: float) -> None:
+        super().__init__(name="run-lease", daemon=True)
+        self.stack = stack
+        self.run_id = run_id
+        self.every_s = max(0.2, min(lease_s / 4, 2.0))
+        self.stop = threading.Event()
+        self.lost: str | None = None
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every_s):
+            try:
+                self.stack.runs.renew(self.run_id)
+            except RunLeaseLost as exc:
+                self.lost = str(exc)
+                return
+            except DrillError:
+                continue  # the stack process's death is the runner's to notice and report
+
+
 class Runner:
     def __init__(
         self,
@@ -86,6 +116,9 @@ class Runner:
         stack_kind: str = "embedded",
         on_update: Callable[[LiveState], None] | None = None,
         verify: Callable[[DrillContext], ReconcileResult] | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        wait_for_stack: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.stack = stack
@@ -99,8 +132,17 @@ class Runner:
         self.verify = verify
         self.live = LiveState(scenario.name)
         self.journal_path = run_dir / "journal.jsonl"
-        self.context = DrillContext(stack, run_dir, self.clock, progress=self._step_progress)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.lease_s = lease_s
+        # Another run holds the stack: wait for it (pytest workers, --wait) or refuse.
+        self.wait_for_stack = wait_for_stack
+        self.on_wait = on_wait or (lambda message: None)
+        self._keeper: _LeaseKeeper | None = None
+        self.context = DrillContext(
+            stack, run_dir, self.clock, run_id=self.run_id, progress=self._step_progress
+        )
         self._step_began: float | None = None
+        self._unhealthy_since: float | None = None
         self.ledger = FaultLedger.for_stack(stack.paths.root)
         self._fault_ids = 0
         self._reverted: set[int] = set()
@@ -111,6 +153,49 @@ class Runner:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunReport:
+        """Run the scenario. Raises RunLeaseHeld (before anything is written or changed)
+        when another run holds the stack and ``wait_for_stack`` is off."""
+        self._acquire_lease()
+        try:
+            return self._run()
+        finally:
+            self._release_lease()
+
+    def _acquire_lease(self) -> None:
+        while True:
+            try:
+                self.stack.runs.acquire(
+                    run_id=self.run_id,
+                    scenario=self.scenario.name,
+                    pid=os.getpid(),
+                    run_dir=str(self.run_dir.resolve()),
+                    lease_s=self.lease_s,
+                )
+                break
+            except RunLeaseHeld as exc:
+                if not self.wait_for_stack:
+                    raise
+                self.on_wait(str(exc))
+                self.clock.sleep(LEASE_POLL_S)
+        self._keeper = _LeaseKeeper(self.stack, self.run_id, self.lease_s)
+        self._keeper.start()
+
+    def _release_lease(self) -> None:
+        keeper = self._keeper
+        if keeper is None:
+            return
+        keeper.stop.set()
+        keeper.join(timeout=5)
+        if keeper.lost is None:
+            with contextlib.suppress(DrillError):
+                self.stack.runs.release(self.run_id)
+
+    def _hands_off(self) -> bool:
+        """True once the lease is lost: the stack reverted this run's faults and may run
+        another drill, so nothing of this run may touch the stack any more."""
+        return self._keeper is not None and self._keeper.lost is not None
+
+    def _run(self) -> RunReport:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal.create(self.journal_path, clock=self.clock)
         journal.listener = self._on_event
@@ -131,6 +216,9 @@ class Runner:
                     self._verify()
                 except _Aborted as exc:
                     status, reasons = "aborted", (str(exc),)
+        except FaultNotLanded as exc:
+            status, reasons = "error", (str(exc),)
+            journal.record(ev.HarnessError(message=str(exc)))
         except KeyboardInterrupt:
             status, reasons = "aborted", ("interrupted (Ctrl-C); every fault was reverted",)
         except Exception as exc:  # noqa: BLE001 - any harness failure becomes the "error" verdict
@@ -139,6 +227,8 @@ class Runner:
                 # Whatever failed last (a revert through the dead control API), the cause
                 # a person needs to read is the death.
                 reasons = (self._death_message(),)
+            elif self._hands_off():
+                reasons = (self._lost_message(),)
             journal.record(
                 ev.HarnessError(message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             )
@@ -154,7 +244,7 @@ class Runner:
         scenario = self.scenario
         self.journal.record(
             ev.RunStarted(
-                run_id=uuid.uuid4().hex[:12],
+                run_id=self.run_id,
                 scenario=scenario.name,
                 description=scenario.description,
                 seed=self.seed,
@@ -219,7 +309,7 @@ class Runner:
             self.context,
             ledger=self.ledger,
         )
-        exits.callback(workload.revert)
+        exits.callback(self._unless_hands_off, workload.revert)
         env = ProbeEnv.from_stack(self.stack, self.clock)
         exits.callback(lambda: None if self._abandoned_round else env.close())
         self.probes: dict[str, Probe] = {}
@@ -228,6 +318,18 @@ class Runner:
             exits.callback(self._close_probe, self.probes[s.name])
         self.alerts = AlertEvaluator(scenario.slos)
         self.live.alerts = {s.name: "" for s in scenario.slos}
+
+    def _unless_hands_off(self, revert: Callable[[], str]) -> None:
+        if not self._hands_off():
+            revert()
+
+    def _lost_message(self) -> str:
+        lost = self._keeper.lost if self._keeper is not None else ""
+        return (
+            f"the run lost its lease on the stack ({lost}); the stack reverted its faults "
+            "(see the fault ledger). The runner was stopped or starved for longer than "
+            f"--lease {self.lease_s:g} s"
+        )
 
     def _on_event(self, event: ev.EventBase) -> None:
         if isinstance(event, ev.Sample):
@@ -258,12 +360,48 @@ class Runner:
         self.journal.record(ev.PhaseFinished(name=name, kind=kind, ok=ok, **fields))
 
     def _probe_all(self, *, alerts: bool) -> tuple[float, dict[str, Sample]]:
+        if self._hands_off():
+            raise RunLeaseLost(self._lost_message())
         began = self.clock.monotonic()
         try:
-            return self._watched(lambda: self._probe_all_timed(alerts=alerts))
+            t, samples = self._watched(lambda: self._probe_all_timed(alerts=alerts))
         finally:
             # The harness's own cost: probing, alert rules, journaling (see bench/headline.py).
             self.harness_s += self.clock.monotonic() - began
+        self._check_stop_conditions(t, samples)
+        return t, samples
+
+    def _check_stop_conditions(self, t: float, samples: dict[str, Sample]) -> None:
+        for condition in self.scenario.stop_when:
+            value: float | None = None
+            if isinstance(condition, SLILimit):
+                sample = samples.get(condition.slo)
+                value = sample.value if sample is not None else None
+                crossed = condition.crossed(value)
+                detail = f"{condition.slo} = {value:,g}" if value is not None else ""
+            elif isinstance(condition, StackUnhealthy):
+                crossed, detail = self._stack_unhealthy_for(condition.for_s)
+            else:  # pragma: no cover - the model admits no other kind
+                continue
+            if crossed:
+                self.journal.record(
+                    ev.StopConditionCrossed(condition=condition.describe(), value=value, detail=detail)
+                )
+                raise _Aborted(
+                    f"stop condition crossed at t+{t:.1f} s: {condition.describe()} ({detail}); "
+                    "every fault was reverted and the runbook stopped"
+                )
+
+    def _stack_unhealthy_for(self, for_s: float) -> tuple[bool, str]:
+        status = self.stack.status()
+        now = self.clock.monotonic()
+        if status.healthy:
+            self._unhealthy_since = None
+            return False, ""
+        if self._unhealthy_since is None:
+            self._unhealthy_since = now
+        bad = ", ".join(f"{c.name}: {c.detail}" for c in status.components if not c.healthy)
+        return now - self._unhealthy_since >= for_s, f"unhealthy: {bad or 'see stack status'}"
 
     def _watched(self, work: Callable[[], _T]) -> _T:
         """Run one probe round while watching the stack process. A probe of a dead stack
@@ -324,6 +462,13 @@ class Runner:
             if self.alerts.observe(name, t=event.t, good=sample.good):
                 rule = next(s.alert.describe() for s in self.scenario.slos if s.name == name)
                 alert = self.journal.record(ev.AlertFired(slo=name, rule=rule))
+                if self.live.fault_start_s is None:
+                    # Nothing of this run's doing can have fired it: the platform broke on
+                    # its own (or another hand is at work). Not a detection, no runbook.
+                    raise _Aborted(
+                        f"steady state lost at t+{alert.t:.1f} s before any fault: {name} "
+                        f"({sample.error or sample.value}); no fault was injected"
+                    )
                 if self.live.detected_s is None:
                     self.live.detected_s = alert.t
             fired = self.alerts.fired(name)
@@ -375,11 +520,17 @@ class Runner:
             return None
         self._fault_ids += 1
         fault_id = self._fault_ids
-        handle = inject(item, self.context, ledger=self.ledger)
+        try:
+            handle = inject(item, self.context, ledger=self.ledger, journal_id=fault_id)
+        except FaultNotLanded as exc:
+            # inject reverted it already: the run stops here, measuring nothing false.
+            raise FaultNotLanded(f"fault '{item.describe()}' did not take effect: {exc}") from exc
         # Registered before anything else can fail: the revert always runs.
         faults.callback(self._revert, fault_id, item.kind, handle)
         event = self.journal.record(
-            ev.FaultInjected(fault_id=fault_id, kind=item.kind, description=handle.description)
+            ev.FaultInjected(
+                fault_id=fault_id, kind=item.kind, description=handle.description, landed=handle.landed
+            )
         )
         self.live.active_faults.append(handle.description)
         if self.live.fault_start_s is None:
@@ -390,6 +541,8 @@ class Runner:
         if fault_id in self._reverted:
             return
         self._reverted.add(fault_id)
+        if self._hands_off():
+            return  # the stack reverted it (and journaled it) when the lease expired
         try:
             note = handle.revert()
         except DrillError as exc:
@@ -403,6 +556,9 @@ class Runner:
             self.live.active_faults.remove(handle.description)
 
     def _resume_paused(self) -> None:
+        if self._hands_off():
+            self.paused.clear()
+            return
         for component in sorted(self.paused):
             # Through the pause's ledgered handle, so the ledger records it as reverted.
             try:

@@ -63,7 +63,11 @@ class ControlServer:
                         try:
                             result = route.handler(match.groupdict(), body)
                         except (DrillError, ValueError, KeyError, TypeError) as exc:
-                            self._reply(400, {"error": str(exc)})
+                            # An error class may name its own status (409 for a lease held
+                            # by another run) and what the client needs to know about it.
+                            status = int(getattr(exc, "http_status", 400))
+                            extra = {"holder": exc.holder} if hasattr(exc, "holder") else {}
+                            self._reply(status, {"error": str(exc), **extra})
                         else:
                             self._reply(200, result)
                         return

@@ -46,6 +46,7 @@ from datadrill.model.slo import (
     Target,
     ThresholdAlert,
 )
+from datadrill.model.stop import SLILimit, StackUnhealthy, StopCondition
 
 __all__ = [
     "SLI",
@@ -83,11 +84,14 @@ __all__ = [
     "ResumeComponent",
     "RollbackProducer",
     "Runbook",
+    "SLILimit",
     "Scenario",
     "ScheduleItem",
     "SchemaDrift",
+    "StackUnhealthy",
     "SteadyState",
     "Step",
+    "StopCondition",
     "TakeCatalogBackup",
     "Target",
     "ThresholdAlert",

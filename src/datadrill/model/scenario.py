@@ -29,6 +29,7 @@ from datadrill.model.recovery import (
     Runbook,
 )
 from datadrill.model.slo import SLO, ErrorBudgetPolicy, Target
+from datadrill.model.stop import StopCondition
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -80,6 +81,8 @@ class Scenario:
     verify_integrity: bool = True
     production: ProductionVolume | None = None
     error_budget_policy: ErrorBudgetPolicy = ErrorBudgetPolicy()
+    # Hard limits that abort the run at once (model/stop.py).
+    stop_when: tuple[StopCondition, ...] = ()
 
     @field_validator("schedule", mode="before")
     @classmethod
@@ -147,6 +150,12 @@ class Scenario:
             raise ValueError(f"SLO names must be unique; repeated: {duplicates}")
         if not any(not isinstance(item, TakeCatalogBackup) for item in self.schedule):
             raise ValueError("the schedule needs at least one fault")
+        for index, condition in enumerate(self.stop_when):
+            slo = getattr(condition, "slo", None)
+            if slo is not None and slo not in names:
+                raise ValueError(
+                    f"stop_when[{index}] names the SLO {slo!r}; this scenario's SLOs are {names}"
+                )
         backups = {item.name for item in self.schedule if isinstance(item, TakeCatalogBackup)}
         if isinstance(self.recovery, Runbook):
             kinds = [step.kind for step in self.recovery.steps]

@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from datadrill.config import StackConfig, read_running_config
-from datadrill.errors import ControlError, StackNotRunning, StackProcessDied
+from datadrill.errors import ControlError, RunLeaseHeld, RunLeaseLost, StackNotRunning, StackProcessDied
 from datadrill.paths import StatePaths
-from datadrill.procs import alive
+from datadrill.procs import alive, pid_namespace
 from datadrill.stack.port import (
     ComponentStatus,
     KafkaCapability,
     ProducerContract,
     ProxyPath,
+    RunLeaseInfo,
     StackStatus,
     WorkloadSettings,
 )
@@ -75,6 +77,10 @@ class ControlClient:
             payload = response.json()
         except ValueError:
             payload = {"error": response.text[:200]}
+        if response.status_code == RunLeaseHeld.http_status:
+            raise RunLeaseHeld(str(payload.get("error")), holder=payload.get("holder"))
+        if response.status_code == RunLeaseLost.http_status:
+            raise RunLeaseLost(str(payload.get("error")))
         if response.status_code >= 400:
             raise ControlError(f"{method} {path}: {payload.get('error', response.reason_phrase)}")
         if not isinstance(payload, dict):
@@ -227,6 +233,32 @@ class _Network:
 
 
 @dataclass(frozen=True)
+class _RunLeases:
+    control: ControlClient
+
+    def acquire(self, *, run_id: str, scenario: str, pid: int, run_dir: str, lease_s: float) -> RunLeaseInfo:
+        body = {
+            "run_id": run_id,
+            "scenario": scenario,
+            "pid": pid,
+            "run_dir": run_dir,
+            "lease_s": lease_s,
+            "pid_ns": pid_namespace() if pid == os.getpid() else None,
+        }
+        return RunLeaseInfo.from_json(self.control.post("/runs/lease", body)["lease"])
+
+    def renew(self, run_id: str) -> RunLeaseInfo:
+        return RunLeaseInfo.from_json(self.control.post(f"/runs/lease/{run_id}/renew")["lease"])
+
+    def release(self, run_id: str) -> None:
+        self.control.delete(f"/runs/lease/{run_id}")
+
+    def holder(self) -> RunLeaseInfo | None:
+        lease = self.control.get("/runs/lease").get("lease")
+        return None if lease is None else RunLeaseInfo.from_json(lease)
+
+
+@dataclass(frozen=True)
 class StackClient:
     """A running stack, reached through its state directory and control API."""
 
@@ -275,6 +307,10 @@ class StackClient:
     @property
     def network(self) -> _Network:
         return _Network(self.state)
+
+    @property
+    def runs(self) -> _RunLeases:
+        return _RunLeases(self.control)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -121,6 +121,54 @@ class ProxyPath:
     upstream: str
 
 
+@dataclass(frozen=True)
+class RunLeaseInfo:
+    """The run that holds a stack: one drill at a time. ``state`` is ``held``, or
+    ``reverting`` once its lease expired and the stack is reverting its faults."""
+
+    run_id: str
+    scenario: str
+    pid: int
+    run_dir: str
+    lease_s: float
+    since_wall: float
+    state: str = "held"
+    expires_in_s: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunLeaseInfo:
+        expires = data.get("expires_in_s")
+        return cls(
+            run_id=str(data["run_id"]),
+            scenario=str(data.get("scenario", "")),
+            pid=int(data.get("pid", 0)),
+            run_dir=str(data.get("run_dir", "")),
+            lease_s=float(data.get("lease_s", 0.0)),
+            since_wall=float(data.get("since_wall", 0.0)),
+            state=str(data.get("state", "held")),
+            expires_in_s=None if expires is None else float(expires),
+        )
+
+
+class RunLeasePort(Protocol):
+    """The stack's run lease. A run acquires it before touching the stack and renews it
+    while it lives; when renewals stop for ``lease_s`` the stack reverts the run's faults
+    from the ledger by itself."""
+
+    def acquire(self, *, run_id: str, scenario: str, pid: int, run_dir: str, lease_s: float) -> RunLeaseInfo:
+        """Raises RunLeaseHeld naming the holder when another run holds the stack. ``pid``
+        is the runner's: a stack on the same machine reverts at once when it is gone."""
+        ...
+
+    def renew(self, run_id: str) -> RunLeaseInfo:
+        """Raises RunLeaseLost when the lease expired (the stack reverted the run's faults)."""
+        ...
+
+    def release(self, run_id: str) -> None: ...
+
+    def holder(self) -> RunLeaseInfo | None: ...
+
+
 class KafkaPort(Protocol):
     """The stack's Kafka cluster."""
 
@@ -253,6 +301,9 @@ class Stack(Protocol):
 
     @property
     def network(self) -> NetworkPort: ...
+
+    @property
+    def runs(self) -> RunLeasePort: ...
 
     @property
     def bootstrap_servers(self) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datadrill.backends.kafka.base import KafkaCluster
+from datadrill.backends.stackd.leases import Reaper, RunLeases, reaper_process
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig
 from datadrill.interfaces.http_server import ControlServer, Handler
@@ -47,6 +48,7 @@ class StackProcess:
         backend: str,
         make_routes: Callable[[StackProcess], list[tuple[str, str, Handler]]],
         clock: Clock | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.paths = paths
         self.config = config
@@ -67,6 +69,12 @@ class StackProcess:
         self.query_url = ""
         # Proxies in front of the stack's network paths, by name.
         self.proxies: dict[str, dict[str, str]] = {}
+        # One drill at a time; a run that stops renewing its lease gets its faults reverted.
+        self.leases = RunLeases(
+            self.clock,
+            reaper=reaper or reaper_process(paths.root.resolve(), paths.log("reaper")),
+            on_event=self.event,
+        )
 
     # -- start-up ------------------------------------------------------------------------
     def start(self) -> None:
@@ -234,6 +242,7 @@ class StackProcess:
         while not self.stop_requested.wait(0.05):
             self.kafka.tick(self.event)
             self.supervisor.poll()
+            self.leases.tick()
 
     def shutdown(self) -> None:
         self.event("stack_stopping")

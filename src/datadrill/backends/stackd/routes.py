@@ -12,6 +12,8 @@ Routes::
     GET    /components/{name}/crash-point      DELETE /components/{name}/crash-point
     POST   /workload /platform/sink-throttle /platform/producer-contract /shutdown
     GET    /platform/producer-contract
+    GET    /runs/lease      POST /runs/lease  /runs/lease/{run_id}/renew
+    DELETE /runs/lease/{run_id}
 """
 
 from __future__ import annotations
@@ -189,7 +191,13 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         return {"stopping": True}
 
     name = r"(?P<name>[a-z][a-z0-9_-]*)"
+    run_id = r"(?P<run_id>[A-Za-z0-9_-]+)"
+    leases = stack.leases
     return [
+        ("GET", "/runs/lease", lambda p, b: leases.current()),
+        ("POST", "/runs/lease", lambda p, b: leases.acquire(b)),
+        ("POST", f"/runs/lease/{run_id}/renew", lambda p, b: leases.renew(p["run_id"])),
+        ("DELETE", f"/runs/lease/{run_id}", lambda p, b: leases.release(p["run_id"])),
         ("GET", "/health", lambda p, b: {"ok": True, "pid": os.getpid()}),
         ("GET", "/status", lambda p, b: stack_status(stack)),
         ("GET", "/components", lambda p, b: {"components": process_entries(stack)}),

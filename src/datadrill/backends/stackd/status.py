@@ -51,6 +51,8 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
         "state_dir": str(stack.paths.root.resolve()),
         "uptime_s": round(stack.clock.monotonic() - stack.started_mono, 3),
         "components": components,
+        # The drill holding the stack, if one does (one at a time).
+        "run": stack.leases.current()["lease"],
     }
 
 
