@@ -125,7 +125,8 @@ def test_cli_run_validate_and_exit_codes(stack: StackClient, tmp_path: Path) -> 
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "PASSED" in result.stdout and "time to detect" in result.stdout
+    assert "PASSED" in result.stdout and "detected after" in result.stdout
+    assert "What the fault cost (on purpose; not part of the verdict):" in result.stdout
     for name in ("journal.jsonl", "report.md", "report.html", "report.json", "junit.xml"):
         assert (tmp_path / "run" / name).is_file(), name
 

@@ -25,7 +25,15 @@ from datadrill.reporting import (
     render_markdown,
     write_reports,
 )
-from datadrill.reporting.formatting import format_count, format_duration, format_rate
+from datadrill.reporting.formatting import (
+    budget_period_days,
+    format_count,
+    format_duration,
+    format_rate,
+    slo_cost_line,
+    verdict_checks,
+    verdict_lines,
+)
 
 SECTIONS = (
     "Summary",
@@ -80,6 +88,17 @@ def bare_report(**overrides: object) -> RunReport:
         "action_items": (),
         "journal_path": "",
     }
+    fields.update(overrides)
+    return make_report(**fields)
+
+
+# What judge() says when recovery took longer than expected: the realistic reason of an
+# "SLO violated" verdict (the factory's reasons predate the split of verdict and cost).
+LATE = "recovered after 62.0 s, expected within 60 s"
+
+
+def late_report(**overrides: object) -> RunReport:
+    fields: dict[str, object] = {"reasons": (LATE,), "recover_within_s": 60.0}
     fields.update(overrides)
     return make_report(**fields)
 
@@ -181,17 +200,40 @@ def test_markdown_has_the_key_figures() -> None:
     assert (
         "| mart freshness | dwh.orders no older than 30 s, 99.9% of the time | 78% / 99.9% | 33.0 s" in text
     )
-    assert "| 22,000% | 1.4% | missed |" in text
+    assert "| Budget burned in run | Of the 28-day budget | Within objective |" in text
+    assert "| 22,000% | 1.4% | no |" in text
+    assert "**28-day budget burned:** 1.4%" in text
     assert "**First alert:** mart queries succeed at t+34.5 s (alert rule: bad for 3 s)" in text
 
 
 def test_markdown_summary_says_what_when_and_how_long() -> None:
-    summary = render_markdown(make_report()).split("## Summary\n\n", 1)[1].split("\n", 1)[0]
+    summary = render_markdown(late_report()).split("## Summary\n\n", 1)[1].split("\n", 1)[0]
     assert "At t+30.0 s the drill injected a fault: deleted the catalog entry of dwh.orders." in summary
     assert "The first alert fired at t+34.5 s, 4.5 s after the fault" in summary
     assert "The platform recovered at t+92.0 s, 1 min 02 s after the fault" in summary
-    assert summary.endswith("canary latency: 80% good < 99% objective).")
+    assert summary.endswith(
+        "Verdict: SLO violated — detection or recovery was slower than the drill expects."
+    )
     assert "run incomplete" not in summary
+
+
+def test_markdown_summary_keeps_the_verdict_apart_from_what_the_fault_cost() -> None:
+    section = render_markdown(late_report()).split("## Summary\n\n", 1)[1].split("\n## ", 1)[0]
+    verdict, cost = section.split("What the fault cost (on purpose; not part of the verdict):")
+    assert "- ✗ recovered after 62.0 s, expected within 60 s" in verdict
+    assert "- ✓ detected after 4.5 s (expected within 10.0 s)" in verdict
+    assert "- ✓ integrity verified: 24,120 rows compared, 312 repaired" in verdict
+    assert (
+        "- mart freshness: 78% good during the drill (objective 99.9%) — 1.4% of the 28-day budget burned"
+        in cost
+    )
+    assert "miss" not in section.lower()
+
+
+def test_markdown_impact_says_an_slo_below_objective_is_the_cost_not_a_failure() -> None:
+    impact = render_markdown(make_report()).split("## Impact\n\n", 1)[1].split("\n## ", 1)[0]
+    assert impact.startswith("What the fault cost. The drill breaks the platform on purpose")
+    assert "missed" not in impact
 
 
 def test_markdown_freeze_and_missed_expectations() -> None:
@@ -323,15 +365,30 @@ def test_junit_failure_iff_not_passed_and_error_iff_error(verdict: Verdict) -> N
     assert suite.get("tests") == "1"
 
 
-def test_junit_failure_message_says_which_slo_missed_and_by_how_much() -> None:
-    failure = junit_case(make_report()).find("failure")
+def test_junit_failure_message_says_which_expectation_failed_not_the_slos() -> None:
+    failure = junit_case(late_report()).find("failure")
     assert failure is not None
     assert failure.get("type") == "SLO violated"
     assert failure.get("message") == (
-        "SLO violated: mart queries succeed 88% < 99.9%; mart freshness 78% < 99.9%; "
-        "canary latency 80% < 99%; TTD 4.5 s (≤ 10.0 s); TTR 1 min 02 s (≤ 2 min 00 s)"
+        "SLO violated: recovered after 62.0 s, expected within 60 s; "
+        "TTD 4.5 s (≤ 10.0 s); TTR 1 min 02 s (expected ≤ 1 min 00 s)"
     )
-    assert "reason: mart freshness: 78% good < 99.9% objective" in (failure.text or "")
+    text = failure.text or ""
+    assert text.startswith("SLO VIOLATED — detection or recovery was slower than the drill expects\n")
+    assert "  ✗ recovered after 62.0 s, expected within 60 s\n" in text
+    assert (
+        "What the fault cost (on purpose; not part of the verdict):\n"
+        "  mart queries succeed: 88% good during the drill (objective 99.9%) — 0.74% of the 28-day budget burned"
+    ) in text
+    assert text.endswith("journal: .datadrill/runs/20250601T100000Z-metadata-loss-7f3a/journal.jsonl")
+
+
+def test_junit_failure_message_without_reasons_says_what_the_verdict_means() -> None:
+    failure = junit_case(make_report(reasons=(), verdict=Verdict.NOT_RECOVERED)).find("failure")
+    assert failure is not None
+    assert failure.get("message", "").startswith(
+        "not recovered: the platform did not get back inside its SLOs with its data intact; TTD"
+    )
 
 
 def test_junit_not_detected_message() -> None:
@@ -405,6 +462,14 @@ def test_html_figure_data_has_series_threshold_and_markers() -> None:
     assert steps["x"] == [45.0, 46.0, 48.2, 62.9, 63.5]
     # query success has no threshold line
     assert not any(s.get("name", "").startswith("threshold") for s in figures[0]["layout"]["shapes"])
+
+
+def test_html_charts_say_within_or_below_objective_not_missed() -> None:
+    held = dataclasses.replace(make_report().slos[0], good_ratio=0.9995, met=True)
+    page = render_html(make_report(slos=(held, *make_report().slos[1:])))
+    assert '<span class="status within">within objective</span>' in page
+    assert page.count('<span class="status below">below objective</span>') == 2
+    assert ">missed<" not in page
 
 
 @pytest.mark.parametrize(
@@ -503,3 +568,97 @@ def test_write_reports_rejects_an_unknown_format_before_writing(tmp_path: Path) 
     with pytest.raises(ConfigError, match="'pdf' is invalid: one of md, html, json, junit"):
         write_reports(make_report(), tmp_path / "out", formats=["md", "pdf"])
     assert not (tmp_path / "out").exists()
+
+
+# -- the verdict, apart from what the fault cost ---------------------------------------------
+
+
+def test_slo_cost_line_reads_as_a_cost() -> None:
+    base = make_report()
+    bad_s = 6.29
+    slo = dataclasses.replace(
+        base.slos[0], good_ratio=0.8095, bad_s=bad_s, period_budget_burned=bad_s / (0.001 * 28 * 86_400)
+    )
+    report = make_report(slos=(slo,))
+    assert slo_cost_line(slo, report) == (
+        "mart queries succeed: 80.95% good during the drill (objective 99.9%) — 0.26% of the 28-day budget burned"
+    )
+
+
+def test_budget_period_days_comes_from_the_figures_the_report_has() -> None:
+    assert budget_period_days(make_report()) == 28.0
+    week = tuple(
+        dataclasses.replace(slo, period_budget_burned=slo.bad_s / ((1 - slo.objective) * 7 * 86_400))
+        for slo in make_report().slos
+    )
+    assert budget_period_days(make_report(slos=week)) == 7.0
+    # Nothing burned: the figures do not tell the period, and the line does not guess it.
+    clean = dataclasses.replace(make_report().slos[0], bad_s=0.0, period_budget_burned=0.0, good_ratio=1.0)
+    report = make_report(slos=(clean,))
+    assert budget_period_days(report) is None
+    assert slo_cost_line(clean, report).endswith("— 0% of the period's budget burned")
+
+
+def test_slo_cost_line_of_an_slo_never_measured() -> None:
+    report = bare_report()
+    assert (
+        slo_cost_line(report.slos[0], report)
+        == "mart freshness: not measured during the drill (objective 99.9%)"
+    )
+
+
+def test_verdict_lines_of_a_passed_drill_with_slos_below_objective() -> None:
+    lines = verdict_lines(make_report(verdict=Verdict.PASSED, reasons=()))
+    assert lines == [
+        "PASSED — every expectation of the drill held",
+        "  ✓ detected after 4.5 s (expected within 10.0 s)",
+        "  ✓ recovered after 1 min 02 s (expected within 2 min 00 s)",
+        "  ✓ integrity verified: 24,120 rows compared, 312 repaired",
+        "What the fault cost (on purpose; not part of the verdict):",
+        "  mart queries succeed: 88% good during the drill (objective 99.9%) — 0.74% of the 28-day budget burned",
+        "  mart freshness: 78% good during the drill (objective 99.9%) — 1.4% of the 28-day budget burned",
+        "  canary latency: 80% good during the drill (objective 99%) — 0.12% of the 28-day budget burned",
+    ]
+    assert not any("MISS" in line.upper() for line in lines)
+
+
+def test_verdict_lines_put_the_reasons_first_and_never_restate_a_missed_expectation() -> None:
+    lines = verdict_lines(late_report())
+    assert lines[:4] == [
+        "SLO VIOLATED — detection or recovery was slower than the drill expects",
+        "  ✗ recovered after 62.0 s, expected within 60 s",
+        "  ✓ detected after 4.5 s (expected within 10.0 s)",
+        "  ✓ integrity verified: 24,120 rows compared, 312 repaired",
+    ]
+    assert sum("recovered after" in line for line in lines) == 1
+
+
+def test_verdict_checks_name_a_failed_step_and_unset_expectations() -> None:
+    failed = dataclasses.replace(make_report().phases[6], ok=False, detail="TimeoutError: partitions [3]")
+    report = make_report(
+        verdict=Verdict.NOT_RECOVERED,
+        reasons=("the SLIs never stayed inside their SLOs for the stabilisation window",),
+        phases=(failed,),
+        detect_within_s=None,
+        recovered_s=None,
+        ttr_s=None,
+        integrity=None,
+    )
+    assert [(c.mark, c.text) for c in verdict_checks(report)] == [
+        ("✗", "the SLIs never stayed inside their SLOs for the stabilisation window"),
+        ("✗", "step failed: replay orders.v1 from the backup's offsets — TimeoutError: partitions [3]"),
+        ("·", "detected after 4.5 s (no detect_within_s set)"),
+    ]
+
+
+@pytest.mark.parametrize("verdict", [Verdict.ABORTED, Verdict.ERROR])
+def test_verdict_lines_of_a_run_that_was_not_judged_give_only_its_reasons(verdict: Verdict) -> None:
+    lines = verdict_lines(make_report(verdict=verdict, reasons=("interrupted (Ctrl-C)",)))
+    assert lines[1] == "  ✗ interrupted (Ctrl-C)"
+    assert lines[2] == "What the fault cost (on purpose; not part of the verdict):"
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_every_verdict_has_a_meaning(verdict: Verdict) -> None:
+    headline = verdict_lines(make_report(verdict=verdict, slos=()))[0]
+    assert headline.startswith(verdict.value.upper() + " — ")

@@ -4,6 +4,11 @@ The Markdown and the HTML renderer both walk the ``Content`` built here, so the 
 documents cannot drift apart: a figure added to a section appears in both. Cells and
 sentences are plain text; each renderer escapes them for its own format.
 
+The verdict and what the fault cost are kept apart, as everywhere (see
+:func:`datadrill.reporting.formatting.verdict_lines`): the Summary says the verdict with
+its checks, then what the fault cost; the Impact section's SLO table is the cost, never a
+pass or a fail.
+
 Example::
 
     content = build_content(report)
@@ -18,7 +23,9 @@ from typing import ClassVar, Literal
 
 from datadrill.model.report import IntegrityResult, RunReport, SLOResult, Verdict
 from datadrill.reporting.formatting import (
+    COST_HEADING,
     MISSING,
+    budget_period_days,
     format_count,
     format_duration,
     format_offset,
@@ -28,6 +35,9 @@ from datadrill.reporting.formatting import (
     format_value,
     format_wall,
     format_yes_no,
+    slo_cost_line,
+    verdict_checks,
+    verdict_meaning,
 )
 
 # How a fact or a row should look: "good" and "bad" colour it in HTML; any other tone
@@ -125,7 +135,7 @@ def build_content(report: RunReport) -> Content:
         ),
         headline=_headline(report),
         sections=(
-            Section("Summary", "summary", (Paragraph(summary_text(report)),)),
+            Section("Summary", "summary", _summary(report)),
             Section("Impact", "impact", _impact(report)),
             Section("Timeline", "timeline", _timeline(report)),
             Section("Detection", "detection", _detection(report)),
@@ -170,7 +180,7 @@ def _headline(report: RunReport) -> tuple[Fact, ...]:
         Fact("Time to recover", format_duration(report.ttr_s), ttr_tone),
         Fact("Severity", report.severity.value, "good" if report.severity.value == "none" else "bad"),
         Fact(
-            "Period budget burned",
+            _capitalised(f"{_period(report)} burned"),
             format_percent(worst.period_budget_burned) if worst else MISSING,
             "bad" if report.release_freeze else "",
         ),
@@ -178,9 +188,27 @@ def _headline(report: RunReport) -> tuple[Fact, ...]:
     )
 
 
+def _summary(report: RunReport) -> tuple[Block, ...]:
+    """The story in a paragraph, the verdict's checks, then what the fault cost."""
+    blocks: list[Block] = [Paragraph(summary_text(report))]
+    checks = verdict_checks(report)
+    if checks:
+        blocks.append(Bullets(tuple(f"{check.mark} {check.text}" for check in checks)))
+    if report.slos:
+        blocks.append(Paragraph(COST_HEADING))
+        blocks.append(Bullets(tuple(slo_cost_line(slo, report) for slo in report.slos)))
+    return tuple(blocks)
+
+
+def _period(report: RunReport) -> str:
+    """The error-budget policy's period, as a budget's name: "28-day budget"."""
+    days = budget_period_days(report)
+    return f"{days:g}-day budget" if days is not None else "period's budget"
+
+
 def summary_text(report: RunReport) -> str:
     """One paragraph: what was injected, when it was detected, how long recovery took, and
-    the verdict with its reasons."""
+    the verdict with what it means (its reasons are the Summary's checks)."""
     sentences: list[str] = []
     if report.description:
         sentences.append(_sentence(report.description))
@@ -216,8 +244,7 @@ def summary_text(report: RunReport) -> str:
             f"The platform had not recovered when the run ended{_expected(report.recover_within_s)}."
         )
 
-    reasons = "; ".join(_clause(reason) for reason in report.reasons)
-    sentences.append(f"Verdict: {report.verdict.value}" + (f" ({reasons})." if reasons else "."))
+    sentences.append(f"Verdict: {report.verdict.value} — {verdict_meaning(report.verdict)}.")
     if not report.complete:
         sentences.append(f"Note — {INCOMPLETE_NOTE}, so later measurements are missing.")
     return " ".join(sentences)
@@ -227,6 +254,13 @@ def _impact(report: RunReport) -> tuple[Block, ...]:
     blocks: list[Block] = []
     if report.slos:
         blocks.append(
+            Paragraph(
+                "What the fault cost. The drill breaks the platform on purpose, so an SLO below its "
+                "objective here is the price of the fault, not a failed drill: the verdict judges "
+                "detection, recovery and integrity."
+            )
+        )
+        blocks.append(
             Table(
                 headers=(
                     "SLO",
@@ -234,8 +268,8 @@ def _impact(report: RunReport) -> tuple[Block, ...]:
                     "Good (observed / objective)",
                     "Bad time",
                     "Budget burned in run",
-                    "Of period budget",
-                    "Met",
+                    f"Of the {_period(report)}",
+                    "Within objective",
                 ),
                 rows=tuple(
                     Row(
@@ -246,9 +280,8 @@ def _impact(report: RunReport) -> tuple[Block, ...]:
                             format_duration(slo.bad_s),
                             format_percent(slo.budget_burned),
                             format_percent(slo.period_budget_burned),
-                            "met" if slo.met else "missed",
+                            format_yes_no(slo.met),
                         ),
-                        tone="" if slo.met else "bad",
                     )
                     for slo in report.slos
                 ),
@@ -552,6 +585,10 @@ def _since(t_s: float | None, start_s: float | None) -> str:
     if t_s is None or start_s is None:
         return MISSING
     return format_duration(t_s - start_s)
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _clause(text: str) -> str:

@@ -1,8 +1,21 @@
-"""How numbers read in every report: durations, rates, counts, percentages, times.
+"""How numbers and verdicts read in every report: durations, rates, counts, percentages,
+times, and the verdict kept apart from what the fault cost.
 
 Every renderer formats through these helpers so that a figure reads the same in the
-Markdown postmortem, the HTML report and the JUnit failure message. A missing value
-(``None``, or a NaN from a division by an empty observation) always renders as ``—``.
+Markdown postmortem, the HTML report, the JUnit failure message, the terminal summary and
+the pytest plugin's failure text. A missing value (``None``, or a NaN from a division by an
+empty observation) always renders as ``—``.
+
+A drill breaks the platform on purpose, so its SLOs dropping below their objectives is the
+price of the fault, not a failed drill. The verdict is about the drill's expectations
+(detect within, recover within, integrity); :func:`verdict_lines` says both, apart::
+
+    PASSED — every expectation of the drill held
+      ✓ detected after 3.1 s (expected within 10.0 s)
+      ✓ recovered after 41.2 s (expected within 1 min 30 s)
+      ✓ integrity verified: 24,120 rows compared
+    What the fault cost (on purpose; not part of the verdict):
+      mart queries succeed: 80.95% good during the drill (objective 99.9%) — 0.26% of the 28-day budget burned
 
 Example::
 
@@ -17,7 +30,10 @@ Example::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from datadrill.model.report import RunReport, SLOResult, Verdict
 
 MISSING = "—"
 
@@ -198,6 +214,177 @@ def format_wall(label: str, *, time_only: bool = False) -> str:
 
 def format_yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+# -- the verdict, and what the fault cost ---------------------------------------------------
+
+COST_HEADING = "What the fault cost (on purpose; not part of the verdict):"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verdict: an expectation of the drill and how the run fared.
+
+    ``held`` is True for an expectation the run met, False for why the verdict is not
+    "passed" (the verdict's own reasons, a failed runbook step), None for a figure with no
+    expectation set.
+    """
+
+    held: bool | None
+    text: str
+
+    @property
+    def mark(self) -> str:
+        return "·" if self.held is None else ("✓" if self.held else "✗")
+
+
+def verdict_meaning(verdict: Verdict) -> str:
+    """What a verdict says about the platform, in words a newcomer reads right.
+
+    Example::
+
+        >>> verdict_meaning(Verdict.SLO_VIOLATED)
+        'detection or recovery was slower than the drill expects'
+    """
+    if verdict is Verdict.PASSED:
+        return "every expectation of the drill held"
+    elif verdict is Verdict.SLO_VIOLATED:
+        return "detection or recovery was slower than the drill expects"
+    elif verdict is Verdict.NOT_DETECTED:
+        return "no alert fired after the fault"
+    elif verdict is Verdict.NOT_RECOVERED:
+        return "the platform did not get back inside its SLOs with its data intact"
+    elif verdict is Verdict.ABORTED:
+        return "the drill stopped before it could judge the platform"
+    elif verdict is Verdict.ERROR:
+        return "the harness itself failed, so the platform was not judged"
+    else:
+        raise ValueError(f"no meaning for verdict {verdict!r}")
+
+
+def verdict_headline(report: RunReport) -> str:
+    """The verdict in capitals and what it means: the first line of :func:`verdict_lines`.
+
+    Example::
+
+        verdict_headline(report)   # 'PASSED — every expectation of the drill held'
+    """
+    return f"{report.verdict.value.upper()} — {verdict_meaning(report.verdict)}"
+
+
+def verdict_checks(report: RunReport) -> tuple[Check, ...]:
+    """Why the verdict: first what went against it (its reasons, failed runbook steps),
+    then each expectation that held or had nothing to hold to.
+
+    An expectation that was not met is said by the verdict's own reasons (they come from
+    the judgement, so they never disagree with it), not restated here. A run that was
+    aborted or errored was not judged, so only its reasons are listed.
+
+    Example::
+
+        [f"{c.mark} {c.text}" for c in verdict_checks(report)]
+        # ['✗ recovered after 2.2 s, expected within 0.5 s',
+        #  '✓ detected after 700 ms (expected within 5.0 s)']
+    """
+    against = [Check(False, reason) for reason in report.reasons]
+    against += [
+        Check(False, f"step failed: {phase.name}" + (f" — {phase.detail}" if phase.detail else ""))
+        for phase in report.phases
+        if phase.kind == "recovery_step" and not phase.ok
+    ]
+    if report.verdict in (Verdict.ABORTED, Verdict.ERROR):
+        return tuple(against)
+    held: list[Check] = []
+    if report.fault_start_s is not None:
+        held += _time_check("detected", report.ttd_s, report.detect_within_s, "detect_within_s")
+        held += _time_check("recovered", report.ttr_s, report.recover_within_s, "recover_within_s")
+    integrity = report.integrity
+    if integrity is not None and integrity.verified:
+        repaired = f", {format_count(integrity.repaired_rows)} repaired" if integrity.repaired_rows else ""
+        held.append(
+            Check(
+                True, f"integrity verified: {format_count(integrity.compared_rows)} rows compared{repaired}"
+            )
+        )
+    return (*against, *held)
+
+
+def _time_check(what: str, actual: float | None, within: float | None, field_name: str) -> list[Check]:
+    if actual is None:
+        return []  # not detected / not recovered: a reason of the verdict says so
+    if within is None:
+        return [Check(None, f"{what} after {format_duration(actual)} (no {field_name} set)")]
+    if actual <= within:
+        return [
+            Check(True, f"{what} after {format_duration(actual)} (expected within {format_duration(within)})")
+        ]
+    return []  # too late: a reason of the verdict says so
+
+
+def budget_period_days(report: RunReport) -> float | None:
+    """The error-budget policy's period, in days, as the report's figures imply it; None
+    when no SLO burned any budget (then the figures do not tell).
+
+    The report does not carry the period itself; each SLO's ``period_budget_burned`` is
+    its bad time over the budget the period allows, so the period follows from it.
+
+    Example::
+
+        budget_period_days(report)   # 28.0
+    """
+    for slo in report.slos:
+        allowed = 1.0 - slo.objective
+        burned = slo.period_budget_burned
+        if slo.bad_s > 0 and allowed > 0 and burned > 0 and math.isfinite(burned):
+            days = slo.bad_s / (allowed * burned) / _DAY
+            return float(f"{days:.6g}")  # 27.9999999 is the policy's 28
+    return None
+
+
+def slo_cost_line(slo: SLOResult, report: RunReport) -> str:
+    """What the fault cost one SLO: its good ratio over the drill against its objective,
+    and the share of the policy period's error budget burned. Not a pass or a fail: the
+    drill injects the fault on purpose.
+
+    Example::
+
+        slo_cost_line(report.slos[0], report)
+        # 'mart queries succeed: 80.95% good during the drill (objective 99.9%)
+        #  — 0.26% of the 28-day budget burned'
+    """
+    objective = f"(objective {format_ratio(slo.objective)})"
+    if _is_missing(slo.good_ratio) or slo.observed_s <= 0:
+        return f"{slo.name}: not measured during the drill {objective}"
+    days = budget_period_days(report)
+    budget = f"the {days:g}-day budget" if days is not None else "the period's budget"
+    return (
+        f"{slo.name}: {format_ratio(slo.good_ratio)} good during the drill {objective}"
+        f" — {format_percent(slo.period_budget_burned)} of {budget} burned"
+    )
+
+
+def verdict_lines(report: RunReport) -> list[str]:
+    """The verdict, why, and what the fault cost, as plain lines (no markup): the
+    headline, one indented line per check with its mark, then the cost of each SLO.
+
+    The terminal summary, the JUnit failure text and the pytest plugin's failure message
+    all say this.
+
+    Example::
+
+        print("\n".join(verdict_lines(report)))
+        # SLO VIOLATED — detection or recovery was slower than the drill expects
+        #   ✗ recovered after 2.2 s, expected within 0.5 s
+        #   ✓ detected after 700 ms (expected within 5.0 s)
+        # What the fault cost (on purpose; not part of the verdict):
+        #   mart queries succeed: 61.6% good during the drill (objective 99%) — 0.19% of the 28-day budget burned
+    """
+    lines = [verdict_headline(report)]
+    lines += [f"  {check.mark} {check.text}" for check in verdict_checks(report)]
+    if report.slos:
+        lines.append(COST_HEADING)
+        lines += [f"  {slo_cost_line(slo, report)}" for slo in report.slos]
+    return lines
 
 
 def _significant(x: float, digits: int) -> str:

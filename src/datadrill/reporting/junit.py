@@ -3,16 +3,18 @@
 One ``<testsuite name="datadrill">`` holds one ``<testcase>`` named after the scenario.
 Its ``<properties>`` carry the figures a CI dashboard can trend (time to detect, time to
 recover, budget burned, one good ratio per SLO). A verdict other than "passed" adds a
-``<failure>`` whose message says which SLO missed and by how much; the verdict "error"
-(the drill itself broke) adds an ``<error>`` as well, as pytest does for a test that
-fails and then errors in teardown. Nothing is ever skipped.
+``<failure>`` whose message says why (the verdict's reasons: an expectation of the drill
+that was not met) and whose text is the verdict's lines, with what the fault cost each SLO
+kept apart from it; the verdict "error" (the drill itself broke) adds an ``<error>`` as
+well, as pytest does for a test that fails and then errors in teardown. Nothing is ever
+skipped.
 
 Example::
 
     from datadrill.reporting import render_junit
     Path("junit.xml").write_text(render_junit(report), encoding="utf-8")
     # <testcase classname="datadrill.scenarios" name="metadata-loss" time="148.500">
-    #   <failure message="SLO violated: mart freshness 77% &lt; 99.9%; ..." type="SLO violated">
+    #   <failure message="SLO violated: recovered after 150.0 s, expected within 120 s; ..." type="SLO violated">
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 from datadrill.model.report import RunReport, Verdict
 from datadrill.reporting._content import INCOMPLETE_NOTE, summary_text
-from datadrill.reporting.formatting import format_duration, format_ratio
+from datadrill.reporting.formatting import format_duration, verdict_lines, verdict_meaning
 
 # Characters XML 1.0 cannot carry at all, not even escaped. Reasons and details can hold
 # process output (ANSI colour codes, NULs); one of those would make the whole file
@@ -77,7 +79,9 @@ def render_junit(report: RunReport) -> str:
         ET.SubElement(
             case, "failure", {"message": _clean(failure_message(report)), "type": report.verdict.value}
         ).text = _clean(_failure_detail(report))
-    ET.SubElement(case, "system-out").text = _clean(summary_text(report))
+    ET.SubElement(case, "system-out").text = _clean(
+        "\n".join([summary_text(report), "", *verdict_lines(report)])
+    )
 
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=False).join(
@@ -86,19 +90,17 @@ def render_junit(report: RunReport) -> str:
 
 
 def failure_message(report: RunReport) -> str:
-    """One line: the verdict, each SLO that missed (observed vs objective), time to detect
-    and time to recover against their expectations.
+    """One line: the verdict and why (its reasons, or what it means when it has none), then
+    time to detect and time to recover against their expectations. An SLO below its
+    objective is not a reason: that is what the fault cost (see the failure's text).
 
     Example::
 
         failure_message(report)
-        # 'SLO violated: mart freshness 77% < 99.9%; TTD 4.5 s (≤ 10.0 s); TTR 1 min 02 s (≤ 2 min 00 s)'
+        # 'SLO violated: recovered after 150.0 s, expected within 120 s; TTD 4.5 s (≤ 10.0 s);
+        #  TTR 2 min 30 s (expected ≤ 2 min 00 s)'
     """
-    parts = [
-        f"{slo.name} {format_ratio(slo.good_ratio)} < {format_ratio(slo.objective)}"
-        for slo in report.slos
-        if not slo.met
-    ]
+    parts = list(report.reasons) or [verdict_meaning(report.verdict)]
     parts.append("TTD " + format_duration(report.ttd_s) + _within(report.ttd_s, report.detect_within_s))
     parts.append("TTR " + format_duration(report.ttr_s) + _within(report.ttr_s, report.recover_within_s))
     if not report.complete:
@@ -107,19 +109,7 @@ def failure_message(report: RunReport) -> str:
 
 
 def _failure_detail(report: RunReport) -> str:
-    lines = [f"verdict: {report.verdict.value}"]
-    lines += [f"reason: {reason}" for reason in report.reasons]
-    for slo in report.slos:
-        lines.append(
-            f"SLO {slo.name}: {format_ratio(slo.good_ratio)} good vs objective {format_ratio(slo.objective)}"
-            f" ({'met' if slo.met else 'missed'}), bad for {format_duration(slo.bad_s)}"
-        )
-    lines.append(
-        f"time to detect: {format_duration(report.ttd_s)}{_within(report.ttd_s, report.detect_within_s)}"
-    )
-    lines.append(
-        f"time to recover: {format_duration(report.ttr_s)}{_within(report.ttr_s, report.recover_within_s)}"
-    )
+    lines = verdict_lines(report)
     if report.journal_path:
         lines.append(f"journal: {report.journal_path}")
     return "\n".join(lines)
