@@ -2,7 +2,11 @@
 
 It records what the harness did to it (``calls``) and lets a test break and heal a
 pretend table (``table_ok``), kill the pretend stack process (``die``), and give the
-network port a real fault proxy's API.
+network port a real fault proxy's API. For faults that are confirmed from the outside it
+can also hold a real Iceberg catalog in its state directory (``with_catalog``: SQLite and
+local files, in process) and a real mock Kafka cluster (``kafka.cluster``: librdkafka, in
+process); it writes what the stack process writes for a pushed request error (its event
+log) and a sink throttle (the file the sink reads).
 
 Example::
 
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from datadrill.stack.port import (
     KafkaCapability,
     ProducerContract,
     ProxyPath,
+    RunLeaseInfo,
     StackStatus,
     WorkloadSettings,
 )
@@ -38,21 +43,44 @@ class FakeKafka:
     capabilities: frozenset[KafkaCapability] = frozenset(KafkaCapability)
     bootstrap_servers: str = "127.0.0.1:9"
     topic: str = "orders.v1"
+    # A real in-process mock cluster (datadrill.backends.kafka.mock.MockCluster): broker
+    # faults reach it, and bootstrap_servers points at it. None: calls are only recorded.
+    cluster: Any = None
+    # Where pushed request errors are logged, as the stack process logs them (None: nowhere).
+    events_file: Path | None = None
+
+    def use_cluster(self, cluster: Any) -> None:
+        self.cluster = cluster
+        self.bootstrap_servers = cluster.bootstrap_servers
 
     def why_not(self, capability: KafkaCapability) -> str:
         return "" if capability in self.capabilities else "the fake stack was built without it"
 
     def broker_down(self, broker: int) -> None:
         self.calls.append(("broker_down", broker))
+        if self.cluster is not None:
+            self.cluster.broker_down(broker)
 
     def broker_up(self, broker: int) -> None:
         self.calls.append(("broker_up", broker))
+        if self.cluster is not None:
+            self.cluster.broker_up(broker)
 
     def set_rtt(self, broker: int, rtt_ms: int) -> None:
         self.calls.append(("set_rtt", broker, rtt_ms))
+        if self.cluster is not None:
+            self.cluster.set_broker_rtt(broker, rtt_ms)
 
     def push_request_errors(self, api_key: int, errors: Sequence[int]) -> None:
         self.calls.append(("push_request_errors", api_key, tuple(errors)))
+        if self.cluster is not None:
+            self.cluster.push_request_errors(api_key, list(errors))
+        if self.events_file is not None:
+            from datadrill.platform.supervisor import EventLog
+
+            EventLog(self.events_file).append(
+                {"event": "request_errors_pushed", "api_key": api_key, "errors": list(errors), "broker": None}
+            )
 
     def clear_request_errors(self, api_key: int) -> None:
         self.calls.append(("clear_request_errors", api_key))
@@ -75,6 +103,8 @@ class FakeComponents:
         default_factory=lambda: {"workload": _Process(101), "relay": _Process(102), "sink": _Process(103)}
     )
     crash_points: dict[str, str] = field(default_factory=dict)
+    # False: an armed crash point is never reached (a pipeline with no data flowing).
+    crash_points_fire: bool = False
 
     def _proc(self, name: str) -> _Process:
         if name not in self.procs:
@@ -123,6 +153,10 @@ class FakeComponents:
         self.crash_points[name] = point
 
     def crash_point_armed(self, name: str) -> bool:
+        if name in self.crash_points and self.crash_points_fire:
+            # The pretend process reaches its crash point as soon as anyone looks.
+            del self.crash_points[name]
+            self.kill(name)
         return name in self.crash_points
 
     def disarm_crash_point(self, name: str) -> None:
@@ -150,9 +184,16 @@ class FakeWorkload:
 class FakePlatform:
     throttle: float | None = None
     contract: ProducerContract = field(default_factory=ProducerContract)
+    # Where the throttle goes, as the stack process writes it for the sink (None: nowhere).
+    paths: StatePaths | None = None
 
     def throttle_sink(self, rows_per_s: float | None) -> None:
         self.throttle = rows_per_s
+        if self.paths is not None:
+            if rows_per_s is None:
+                self.paths.sink_throttle.unlink(missing_ok=True)
+            else:
+                self.paths.sink_throttle.write_text(str(float(rows_per_s)), encoding="utf-8")
 
     def producer_contract(self) -> ProducerContract:
         return self.contract
@@ -170,6 +211,37 @@ class FakeNetwork:
         return dict(self.proxies)
 
 
+class FakeRunLeases:
+    """The stack process's own lease logic (backends/stackd/leases.py) in memory, on the
+    test's clock; an expired lease is "reaped" by recording it in ``reaped``."""
+
+    def __init__(self, clock: Any | None = None) -> None:
+        from datadrill.backends.stackd.leases import ReapResult, RunLease, RunLeases
+        from datadrill.clock import MonotonicClock
+
+        self.reaped: list[str] = []
+
+        def reaper(lease: RunLease) -> ReapResult:
+            self.reaped.append(lease.run_id)
+            return ReapResult()
+
+        self.leases = RunLeases(clock or MonotonicClock(), reaper=reaper)
+
+    def acquire(self, *, run_id: str, scenario: str, pid: int, run_dir: str, lease_s: float) -> RunLeaseInfo:
+        body = {"run_id": run_id, "scenario": scenario, "pid": pid, "run_dir": run_dir, "lease_s": lease_s}
+        return RunLeaseInfo.from_json(self.leases.acquire(body)["lease"])
+
+    def renew(self, run_id: str) -> RunLeaseInfo:
+        return RunLeaseInfo.from_json(self.leases.renew(run_id)["lease"])
+
+    def release(self, run_id: str) -> None:
+        self.leases.release(run_id)
+
+    def holder(self) -> RunLeaseInfo | None:
+        lease = self.leases.current()["lease"]
+        return None if lease is None else RunLeaseInfo.from_json(lease)
+
+
 class FakeStack:
     """A stack in memory. ``table_ok`` is the pretend table's health, which test faults
     break and test runbook steps repair."""
@@ -182,13 +254,16 @@ class FakeStack:
         self.paths.make()
         self.config = StackConfig()
         self.calls: list[tuple[Any, ...]] = []
-        self.kafka = FakeKafka(self.calls, capabilities=capabilities)
+        self.kafka = FakeKafka(self.calls, capabilities=capabilities, events_file=self.paths.events_file)
         self.components = FakeComponents(self.calls)
         self.workload = FakeWorkload(self.calls)
-        self.platform = FakePlatform()
+        self.platform = FakePlatform(paths=self.paths)
         self.network = FakeNetwork()
+        self.runs = FakeRunLeases()
+        self.broken: set[str] = set()  # components the status reports unhealthy
         self.table_ok = True
         self._alive = True
+        self._catalog = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -213,17 +288,41 @@ class FakeStack:
         return self._alive
 
     def status(self) -> StackStatus:
-        components = self.components.list()
+        components = tuple(
+            replace(c, healthy=False, detail="broken by the test") if c.name in self.broken else c
+            for c in self.components.list()
+        )
         return StackStatus(healthy=all(c.healthy for c in components), components=components, backend="fake")
 
     def _no(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"the fake stack has no {what}; give the test a real stack")
 
+    def with_catalog(self, *, commits: int = 2) -> FakeStack:
+        """Give the stack a real catalog: SQLite in its state directory, the table's files
+        under its warehouse directory, the sink's table with ``commits`` metadata commits
+        after its creation (each writes a ``*.metadata.json``)."""
+        from datadrill.platform.catalog import ensure_orders_table, open_catalog
+
+        catalog = open_catalog(self.catalog_uri, self.paths.warehouse, init_tables=True)
+        table = ensure_orders_table(catalog, self.table)
+        for number in range(commits):
+            table.transaction().set_properties({"datadrill.test.commit": str(number)}).commit_transaction()
+        self._catalog = True
+        return self
+
     def catalog(self) -> Any:
-        raise self._no("catalog")
+        if not self._catalog:
+            raise self._no("catalog (FakeStack.with_catalog() gives it one)")
+        from datadrill.platform.catalog import open_catalog
+
+        return open_catalog(self.catalog_uri, self.paths.warehouse, init_tables=False)
 
     def warehouse(self) -> Any:
-        raise self._no("warehouse")
+        if not self._catalog:
+            raise self._no("warehouse (FakeStack.with_catalog() gives it one)")
+        from datadrill.platform.warehouse import Warehouse
+
+        return Warehouse(f"file://{self.paths.warehouse.resolve()}")
 
     def query_engine(self) -> Any:
         raise self._no("query engine")
