@@ -16,14 +16,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from datadrill.model.report import RunReport, SLOResult
 from datadrill.reporting._content import build_content
 from datadrill.reporting.formatting import format_offset, format_value
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Marker colours, shared by the vertical lines and their legend entries.
 _FAULT = "#dc2626"
@@ -83,7 +85,10 @@ def _fail(message: str) -> None:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    # Built on first use, not at import: `import datadrill.reporting` stays cheap.
+    # Built, and jinja2 imported, on first use, not at import: `import datadrill.reporting`
+    # stays cheap for the CLI's summary and the pytest plugin's failure text.
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("datadrill.reporting", "templates"),
         autoescape=True,
