@@ -326,9 +326,9 @@ class CatalogOutageFault:
         return await_effect(context, within_s, expected="the catalog database locked", look=look)
 
     def target(self, spec: CatalogOutage, context: DrillContext) -> str:
-        uri = context.stack.catalog_uri
         from sqlalchemy.engine import make_url
 
+        uri = context.stack.catalog_uri
         url = make_url(uri)
         if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
             raise ConfigError(
