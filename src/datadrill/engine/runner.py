@@ -190,6 +190,15 @@ class Runner:
             with contextlib.suppress(DrillError):
                 self.stack.runs.release(self.run_id)
 
+    def _renew_now(self) -> None:
+        try:
+            self.stack.runs.renew(self.run_id)
+        except RunLeaseLost as exc:
+            # Hands off from here on: the reverts that run as the error unwinds are skipped.
+            if self._keeper is not None and self._keeper.lost is None:
+                self._keeper.lost = str(exc)
+            raise
+
     def _hands_off(self) -> bool:
         """True once the lease is lost: the stack reverted this run's faults and may run
         another drill, so nothing of this run may touch the stack any more."""
@@ -219,6 +228,9 @@ class Runner:
         except FaultNotLanded as exc:
             status, reasons = "error", (str(exc),)
             journal.record(ev.HarnessError(message=str(exc)))
+        except RunLeaseLost:
+            status, reasons = "error", (self._lost_message(),)
+            journal.record(ev.HarnessError(message=self._lost_message()))
         except KeyboardInterrupt:
             status, reasons = "aborted", ("interrupted (Ctrl-C); every fault was reverted",)
         except Exception as exc:  # noqa: BLE001 - any harness failure becomes the "error" verdict
@@ -518,6 +530,9 @@ class Runner:
                 ev.BackupTaken(name=item.name, snapshot_id=backup.snapshot_id, rows=backup.rows)
             )
             return None
+        # Renewed right before: a runner that was stopped longer than its lease (SIGSTOP, a
+        # suspended laptop) must learn it lost the stack before it injects anything more.
+        self._renew_now()
         self._fault_ids += 1
         fault_id = self._fault_ids
         try:
