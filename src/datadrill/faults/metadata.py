@@ -320,7 +320,7 @@ class CatalogOutageFault:
 
         def look() -> Seen:
             if _write_waits(uri, timeout_s):
-                return Seen(True, f"catalog database locked: a write waits (gave up after {timeout_s:g} s)")
+                return Seen(True, "catalog database locked: a write waits (ours could not take the lock)")
             return Seen(False, "a write transaction started at once (no lock held)")
 
         return await_effect(context, within_s, expected="the catalog database locked", look=look)
