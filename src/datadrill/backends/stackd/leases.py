@@ -130,7 +130,7 @@ class RunLeases:
             )
         return (
             f"the stack is running {held.describe()} since {since}; one drill at a time per "
-            f"stack (its lease expires {held.expires_in(now):.1f} s after its last renewal). "
+            f"stack (its lease runs out in {held.expires_in(now):.1f} s unless renewed). "
             "Wait for it (--wait) or use another stack (--state-dir)"
         )
 
