@@ -156,3 +156,47 @@ def test_the_example_resilience_suite_passes(pytester: pytest.Pytester, stack: S
     result.assert_outcomes(passed=3)
     props = _properties(str(pytester.path / "junit.xml"))
     assert float(props["test_detection_and_recovery_are_measured_right"]["time_to_recover_s"]) > 0
+
+
+def test_two_sessions_on_one_stack_take_turns(pytester: pytest.Pytester, stack: StackClient) -> None:
+    """Two test sessions (two CI jobs, two xdist workers) drilling the same stack at once:
+    the stack's run lease makes the second wait, so neither measures the other's fault."""
+    import json
+    import subprocess
+    import sys
+
+    sessions = []
+    for name in ("turn-a", "turn-b"):
+        folder = pytester.mkdir(name)
+        (folder / f"{name.replace('-', '_')}.py").write_text(SCENARIO.format(name=name, recover_within_s=20))
+        sessions.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    str(folder),
+                    "--drill-stack",
+                    str(stack.paths.root),
+                    "--drill-report-dir",
+                    str(folder / "reports"),
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                ],
+                cwd=pytester.path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    spans = []
+    for process in sessions:
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, out
+    for name in ("turn-a", "turn-b"):
+        (journal,) = (pytester.path / name / "reports").rglob("journal.jsonl")
+        lines = [json.loads(line) for line in journal.read_text().splitlines()]
+        spans.append((lines[0]["mono"], lines[-1]["mono"]))
+    first, second = sorted(spans)
+    assert first[1] <= second[0], spans  # one after the other, never overlapping
