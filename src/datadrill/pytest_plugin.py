@@ -139,23 +139,13 @@ def _safe_name(nodeid: str) -> str:
 
 
 def summarize(report: RunReport) -> str:
-    """The few lines a failing test shows: verdict, reasons, SLOs, times, report path."""
-    lines = [f"drill '{report.scenario}' {report.verdict.value.upper()}"]
-    detect = "not detected" if report.ttd_s is None else f"detected after {report.ttd_s:.1f} s"
-    if report.detect_within_s is not None:
-        detect += f" (expected within {report.detect_within_s:g} s)"
-    recover = "not recovered" if report.ttr_s is None else f"recovered after {report.ttr_s:.1f} s"
-    if report.recover_within_s is not None:
-        recover += f" (expected within {report.recover_within_s:g} s)"
-    if report.fault_start_s is not None:
-        lines.append(f"  {detect}; {recover}")
-    lines.extend(f"  - {reason}" for reason in report.reasons)
-    for slo in report.slos:
-        state = "met" if slo.met else "MISSED"
-        lines.append(
-            f"  SLO '{slo.name}': {slo.good_ratio * 100:.2f}% good vs objective {slo.objective * 100:g}% — {state}"
-        )
-    return "\n".join(lines)
+    """The few lines a failing test shows: the drill's verdict and why (its expectations,
+    a stop condition, a fault that did not land), then what the fault cost each SLO — said
+    apart, so a burned objective is not read as a failed drill."""
+    from datadrill.reporting.formatting import verdict_lines
+
+    headline, *rest = verdict_lines(report)
+    return "\n".join([f"drill '{report.scenario}' {headline}", *(f"  {line}" for line in rest)])
 
 
 class Drill:

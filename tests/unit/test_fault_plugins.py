@@ -44,6 +44,12 @@ PLUGIN_MODULE = textwrap.dedent(
         def exclusive_key(self, spec):
             return "disk"
 
+        def confirm(self, spec, context, data, within_s):
+            return "disk full"
+
+        def target(self, spec, context):
+            return "the data disk"
+
     class NotAPlugin:
         kind = "acme.broken"
     """
