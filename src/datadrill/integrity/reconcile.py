@@ -24,6 +24,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.integrity.bisection import bisect_ranges
@@ -42,6 +44,37 @@ from datadrill.integrity.sides import (
     SqliteSide,
     split_range,
 )
+
+
+class _Counted:
+    """A side that tells ``on_rows`` how many rows its first summary covered.
+
+    The first summary of each side is the whole compared range (one scan); every later
+    query narrows down within it. So "rows compared so far" moves when each side's scan
+    ends, and the reconciliation's progress needs nothing from the bisection itself.
+    """
+
+    def __init__(self, side: Side, on_rows: Callable[[int], None]) -> None:
+        self.side = side
+        self.name = side.name
+        self.columns = side.columns
+        self._on_rows: Callable[[int], None] | None = on_rows
+
+    def key_bounds(self) -> tuple[int, int] | None:
+        return self.side.key_bounds()
+
+    def summarize(self, lo: int, hi: int, buckets: int, *, count_keys: bool = False) -> list[RangeSummary]:
+        summaries = self.side.summarize(lo, hi, buckets, count_keys=count_keys)
+        if self._on_rows is not None:
+            on_rows, self._on_rows = self._on_rows, None
+            on_rows(sum(s.rows for s in summaries))
+        return summaries
+
+    def row_hashes(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        return self.side.row_hashes(lo, hi)
+
+    def row_hashes_in(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        return self.side.row_hashes_in(ranges)
 
 
 def _compared_range(
@@ -64,6 +97,7 @@ def reconcile(
     buckets: int = 64,
     leaf_rows: int = 2000,
     clock: Clock | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReconcileResult:
     """Compare ``source`` and ``sink`` by key; see :mod:`datadrill.integrity.bisection` for how.
 
@@ -71,6 +105,9 @@ def reconcile(
     while newer rows are still in flight. A range is fetched row by row once it holds at
     most ``leaf_rows`` rows on each side, or nothing on one side (then every key in it is a
     finding and must be listed anyway), or a single key.
+
+    ``progress`` is told the rows compared so far, both sides together, as each side's
+    scan of the range ends (twice per call; the last equals ``compared_rows``).
 
     Example::
 
@@ -103,6 +140,15 @@ def reconcile(
     if hi - lo >= 2**62:
         # (key - lo) must not overflow in either engine.
         raise ConfigError("reconcile", "key_range", (lo, hi), "a span of keys below 2**62; pass key_range")
+    if progress is not None:
+        scanned = 0
+
+        def counted(rows: int) -> None:
+            nonlocal scanned
+            scanned += rows
+            progress(scanned)
+
+        source, sink = _Counted(source, counted), _Counted(sink, counted)
 
     found = bisect_ranges(source, sink, lo, hi, buckets=buckets, leaf_rows=leaf_rows)
     findings = found.findings

@@ -3,7 +3,8 @@
 The dead letter names its order; the source holds the truth, so the order is read back
 from ``orders`` and written to the outbox again with a new event id (the sink drops events
 whose ids do not grow within a partition, so replaying the old ids would lose them).
-The dead-letter consumer group's committed offsets record what was reprocessed.
+The dead-letter consumer group's committed offsets record what was reprocessed. While it
+reads, the step reports how many of the dead letters to reprocess it has read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from datadrill.faults.base import DrillContext
 from datadrill.model.recovery import ReprocessDeadLetters
 from datadrill.platform.relay import dead_letter_topic
+from datadrill.recovery.replay import ThrottledProgress
 from datadrill.recovery.result import StepResult
 
 GROUP = "datadrill-dead-letters"
@@ -39,6 +41,7 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
         consumer.assign([TopicPartition(topic, 0, start if start >= 0 else OFFSET_BEGINNING)])
         position = start
         deadline = started + timeout_s
+        progress = ThrottledProgress(context, total=max(0, high - start), unit="dead letters")
         while position < high and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                 if msg.error() or msg.offset() is None:
@@ -46,6 +49,7 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
                 letter = json.loads(msg.value() or b"{}")
                 order_ids.append(int(letter["order_id"]))
                 position = max(position, int(msg.offset() or 0) + 1)
+            progress(position - start)
         if position < high:
             raise TimeoutError(f"read {position - start} of {high - start} dead letters in {timeout_s:g} s")
         # A relay that crashed between publishing and marking dead-lettered some orders twice.

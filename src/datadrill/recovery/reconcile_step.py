@@ -3,6 +3,9 @@
 Rows still in flight must not count as omissions: the comparison covers keys up to the
 source's newest key when the step starts, after the sink has had time to catch up to it.
 Omissions that persist across a re-check are real.
+
+While it works, the step reports the rows compared so far, both sides and every re-check
+together (``DrillContext.report_progress``): the count moves as each side's scan ends.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ RECHECKS = 3
 
 def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResult:
     stack = context.stack
+    # Rows compared by the passes before this one: re-checks compare the range again, and
+    # the count goes on rising so that the rate the live view shows stays true.
+    earlier = 0
+
+    def compared(rows: int) -> None:
+        context.report_progress(earlier + rows)
+
     with contextlib.closing(stack.source()) as db:
         (cutoff,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders").fetchone()
         engine = stack.query_engine()
@@ -37,16 +47,19 @@ def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResu
                 EngineSide(engine, table=stack.table),
                 key_range=(0, int(cutoff)),
                 buckets=buckets,
+                progress=compared,
             )
             for _ in range(RECHECKS):
                 if not result.omissions:
                     break
                 time.sleep(1.0)  # late rows of the last batches, not lost ones
+                earlier += result.compared_rows
                 result = reconcile(
                     SqliteSide(db),
                     EngineSide(engine, table=stack.table),
                     key_range=(0, int(cutoff)),
                     buckets=buckets,
+                    progress=compared,
                 )
         finally:
             engine.close()

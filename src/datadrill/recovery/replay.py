@@ -5,6 +5,11 @@ high watermarks seen when the replay starts, ``workers`` threads each consume a 
 the partitions and decode with the sink's own exactly-once rules; the coordinator commits
 their batches, each commit recording the offsets it covers. The sink must be paused while
 this runs (the scenario model enforces pause → replay → resume).
+
+While it works, the replay reports how many of the offsets to cover its workers have read
+(``DrillContext.report_progress``, at most every :data:`PROGRESS_EVERY_S`): a batch is
+committed only once it holds ``batch_rows`` rows, so commits alone would show nothing
+until the end.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -42,6 +47,56 @@ class ReplayResult:
 
 _DONE = object()
 
+# How often a long step tells the run how far it is: the live view redraws four times a
+# second, so reporting more often would cost work and show nothing more.
+PROGRESS_EVERY_S = 0.2
+
+
+class ThrottledProgress:
+    """Passes a long step's progress to the run (``DrillContext.report_progress``) at most
+    every ``every_s`` seconds by the run's clock, so a loop can call it on every batch.
+
+    Example::
+
+        progress = ThrottledProgress(context, total=21_213, unit="messages")
+        for batch in batches:
+            done += len(batch)
+            progress(done)
+    """
+
+    def __init__(
+        self,
+        context: DrillContext,
+        *,
+        total: int | None = None,
+        unit: str = "rows",
+        every_s: float = PROGRESS_EVERY_S,
+    ) -> None:
+        self.context = context
+        self.total = total
+        self.unit = unit
+        self.every_s = every_s
+        self._last: float | None = None
+
+    def __call__(self, done: int, *, force: bool = False) -> None:
+        now = self.context.clock.monotonic()
+        if not force and self._last is not None and now - self._last < self.every_s:
+            return
+        self._last = now
+        self.context.report_progress(done, self.total, self.unit)
+
+
+@dataclass
+class _Read:
+    """Messages the workers have read so far, added up across their threads."""
+
+    messages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.messages += n
+
 
 def _worker(
     bootstrap: str,
@@ -53,6 +108,7 @@ def _worker(
     out: queue.Queue[object],
     deadline: float,
     ids: SchemaIds,
+    read: _Read,
 ) -> tuple[int, int]:
     consumer = Consumer(
         {
@@ -71,6 +127,7 @@ def _worker(
     batch = Batch(started=time.monotonic())
     try:
         while remaining and time.monotonic() < deadline:
+            before = messages
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
                 if msg.error():
                     continue
@@ -83,6 +140,7 @@ def _worker(
                     duplicates += 1
                 if offset + 1 >= ends[partition]:
                     remaining.discard(partition)
+            read.add(messages - before)
             if batch.rows >= batch_rows:
                 high.update(batch.max_ids)
                 out.put(batch)
@@ -123,6 +181,10 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
         probe.close()
     starts = {p: max(offsets.get(p, watermarks[p][0]), watermarks[p][0]) for p in partitions}
     ends = {p: watermarks[p][1] for p in partitions}
+    # Progress counts offsets, not rows: the offsets to cover are known before the first
+    # read, and duplicates the decoder drops cover offsets without making rows.
+    progress = ThrottledProgress(context, total=sum(ends[p] - starts[p] for p in partitions), unit="messages")
+    read = _Read()
     shares: list[list[int]] = [partitions[i :: step.workers] for i in range(step.workers)]
     shares = [s for s in shares if s]
     out: queue.Queue[object] = queue.Queue(maxsize=step.workers * 2)
@@ -145,6 +207,7 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
                 out,
                 deadline,
                 ids,
+                read,
             )
             for share in shares
         ]
@@ -159,8 +222,14 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
         threading.Thread(target=_watch, daemon=True).start()
         # One writer: Iceberg commits are serialised here, each carrying the offsets and
         # event ids of the partitions its batch covers.
+        progress(0, force=True)
         while True:
-            item = out.get()
+            try:
+                item = out.get(timeout=PROGRESS_EVERY_S)
+            except queue.Empty:
+                progress(read.messages)
+                continue
+            progress(read.messages)
             if item is _DONE:
                 break
             assert isinstance(item, Batch)
