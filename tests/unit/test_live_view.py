@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from report_factory import make_report
@@ -11,15 +13,20 @@ from rich.console import Console, RenderableType
 
 from datadrill import events as ev
 from datadrill.cli.live import (
+    Span,
     event_line,
     plan_timeline,
     print_summary,
     render_live,
     render_log,
+    render_slis,
     render_step_progress,
     render_timeline,
 )
+from datadrill.clock import FakeClock
 from datadrill.engine.runner import LiveState
+from datadrill.faults.base import DrillContext
+from datadrill.integrity.reconcile import SqliteSide, reconcile
 from datadrill.model import (
     SLO,
     DeleteCatalogEntry,
@@ -37,7 +44,9 @@ from datadrill.model import (
     ThresholdAlert,
 )
 from datadrill.model.report import Verdict
+from datadrill.platform.source_db import SCHEMA
 from datadrill.probes import Sample
+from datadrill.recovery.replay import ThrottledProgress
 
 SCENARIO = Scenario(
     name="metadata-loss",
@@ -275,6 +284,7 @@ def test_timeline_while_waiting_for_the_alert() -> None:
     state.detected_s = None
     state.recovery_step = None
     state.elapsed_s = 20.0
+    state.recent = state.recent[:4]  # up to the fault
     text = text_of(render_timeline(state, SCENARIO), width=300)
     assert "! waiting for an alert: 1.8 s (expected within 10 s)" in text
     assert "· runbook 5 steps, 2 s after the alert" in text
@@ -300,6 +310,40 @@ def test_timeline_at_the_end_of_a_run() -> None:
     assert "─" not in bar  # nothing left to plan
 
 
+def test_timeline_at_the_end_once_recovery_has_left_the_log() -> None:
+    state = mid_run()
+    state.elapsed_s = 78.0  # the last probe round; the verdict comes later
+    state.recovery_step = None
+    state.recent = [
+        ev.PhaseFinished(t=70.0, name="fault injection and recovery", kind="fault", detail="recovered"),
+        ev.PhaseStarted(t=70.1, name="revert faults", kind="revert"),
+        ev.PhaseFinished(t=70.2, name="revert faults", kind="revert"),
+        ev.PhaseStarted(t=70.2, name="integrity verification", kind="verification"),
+        ev.PhaseFinished(t=79.0, name="integrity verification", kind="verification", rows=24_120),
+        ev.RunFinished(t=80.0, verdict=Verdict.PASSED),
+    ]
+    state.step_progress = (24_120, None, "rows", 8.8)  # what the check last reported
+    timeline = plan_timeline(state, SCENARIO)
+    assert timeline.horizon == 80.0
+    assert timeline.spans[-1] == Span(65.0, 80.0, "green")  # stable for 5 s before the phase ended
+    text = text_of(render_live(state, SCENARIO))
+    assert "─" not in text.splitlines()[1]
+    assert "elapsed:   80.0 s" in text
+    assert "progress" not in text  # the check is over
+
+
+def test_the_runbook_step_comes_from_the_log_before_the_runner_notes_it() -> None:
+    state = mid_run()
+    state.recovery_step = "resume the sink"  # noted at the last probe round
+    state.recent = [
+        *state.recent,
+        ev.PhaseStarted(t=26.0, name="reconcile source against sink and repair", kind="recovery_step"),
+    ]
+    assert "▶ runbook 5/5: reconcile source against sink and r…" in text_of(
+        render_timeline(state, SCENARIO), 300
+    )
+
+
 def test_timeline_names_a_failed_step() -> None:
     state = mid_run()
     state.recovery_step = None
@@ -313,6 +357,22 @@ def test_timeline_bar_fills_the_width_and_ends_with_the_time() -> None:
         assert len(bar) == width
         assert bar.endswith(" t+32.1 s")
         assert bar.count("✕") == 1 and bar.count("◆") == 1 and bar.count("!") == 1
+
+
+# -- the SLIs -----------------------------------------------------------------------------------
+
+
+def test_a_long_probe_error_is_cut_not_the_value_or_the_alert() -> None:
+    state = mid_run()
+    error = "table dwh.orders does not exist in the catalog (NoSuchTableError) " * 3
+    state.samples = {
+        "mart queries succeed": Sample(value=0.0, good=False, error=error),
+        "mart answers": Sample(value=1.0, good=True),
+    }
+    lines = text_of(render_slis(state, SCENARIO), width=80).splitlines()
+    assert lines[2].startswith(" mart queries succeed │  FAIL │ BAD table dwh.orders does not exist")
+    assert lines[2].rstrip().endswith("… │ FIRING")
+    assert lines[3].startswith(" mart answers         │    ok │ ok ")
 
 
 # -- the whole view -----------------------------------------------------------------------------
@@ -374,3 +434,46 @@ def test_summary_prints_journal_text_as_text() -> None:
         console, make_report(verdict=Verdict.ERROR, reasons=("[bold]x[/bold]",)), {}, 1, Path("s.py")
     )
     assert "  ✗ [bold]x[/bold]" in console.export_text()
+
+
+# -- progress from long steps -------------------------------------------------------------------
+
+
+# Progress needs no stack: a context without one is enough.
+NO_STACK = cast(Any, None)
+
+
+def test_throttled_progress_reports_at_most_every_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    seen: list[tuple[int, int | None, str]] = []
+    context = DrillContext(NO_STACK, tmp_path, clock, progress=lambda *a: seen.append(a))
+    progress = ThrottledProgress(context, total=1_000, unit="messages", every_s=0.2)
+    for done in range(0, 1_000, 10):
+        progress(done)
+        clock.advance(0.01)
+    progress(1_000, force=True)
+    assert seen[0] == (0, 1_000, "messages")
+    assert seen[-1] == (1_000, 1_000, "messages")
+    assert len(seen) == 6  # every 20th call over one second, and the last
+
+
+def test_throttled_progress_without_a_sink_costs_nothing(tmp_path: Path) -> None:
+    ThrottledProgress(DrillContext(NO_STACK, tmp_path, FakeClock()))(5)
+
+
+def _orders(keys: range) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    db.executemany("INSERT INTO orders VALUES (?, 1, 100, 'EUR', 'created', 0, 0)", [(k,) for k in keys])
+    db.commit()
+    return db
+
+
+def test_reconcile_reports_rows_compared_as_each_side_is_scanned() -> None:
+    seen: list[int] = []
+    result = reconcile(
+        SqliteSide(_orders(range(1, 1_001))), SqliteSide(_orders(range(1, 991))), progress=seen.append
+    )
+    assert seen == [1_000, 1_990]
+    assert seen[-1] == result.compared_rows
+    assert len(result.omissions) == 10

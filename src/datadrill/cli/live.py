@@ -100,7 +100,7 @@ def render_header(state: LiveState, scenario: Scenario) -> Text:
     return Text.assemble(
         ("datadrill ", "bold"),
         (scenario.name, "bold cyan"),
-        f"  phase: {state.phase}  elapsed: {state.elapsed_s:6.1f} s",
+        f"  phase: {state.phase}  elapsed: {run_time(state):6.1f} s",
         no_wrap=True,
         overflow="ellipsis",
     )
@@ -108,10 +108,12 @@ def render_header(state: LiveState, scenario: Scenario) -> Text:
 
 def render_slis(state: LiveState, scenario: Scenario) -> Table:
     """One row per SLO: its SLI's last value, good or bad, and its alert."""
-    table = Table(expand=False, show_edge=False)
-    table.add_column("SLO", no_wrap=True, overflow="ellipsis", max_width=32)
+    # The state column takes what the others leave: a long probe error is what gets cut,
+    # never the value or the alert.
+    table = Table(expand=True, show_edge=False)
+    table.add_column("SLO", no_wrap=True, overflow="ellipsis", max_width=28)
     table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("state", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("state", no_wrap=True, overflow="ellipsis", ratio=1)
     table.add_column("alert", no_wrap=True)
     for slo in scenario.slos:
         sample = state.samples.get(slo.name)
@@ -183,7 +185,7 @@ def plan_timeline(state: LiveState, scenario: Scenario) -> Timeline:
     from datadrill import events as ev
 
     recent = state.recent
-    now = state.elapsed_s
+    now = run_time(state)
     started = _last_started(recent)
     finished = _last_finished(recent)
     recovered = next((e for e in reversed(recent) if isinstance(e, ev.Recovered)), None)
@@ -211,14 +213,21 @@ def plan_timeline(state: LiveState, scenario: Scenario) -> Timeline:
         detect = first_fault + within.detect_within_s
     runbook = scenario.recovery if isinstance(scenario.recovery, Runbook) else None
     runbook_start = detect + runbook.response_delay_s if runbook is not None and detect is not None else None
+    fault_phase_end = finished.get("fault")
     if recovered is not None:
-        stable_from = recovered.stable_since
-    elif within.recover_within_s is not None:
-        stable_from = first_fault + within.recover_within_s
+        stable_from, end = recovered.stable_since, recovered.t
+    elif fault_phase_end is not None or past_faults:
+        # Over, and its Recovered event gone from the log: no more plan, only what was.
+        end = fault_phase_end.t if fault_phase_end is not None else now
+        recovered_then = fault_phase_end is not None and fault_phase_end.ok
+        stable_from = end - scenario.stabilisation_s if recovered_then else end
     else:
-        stable_from = max(schedule_end, runbook_start or first_fault)
-    stable_from = max(stable_from, schedule_end, runbook_start or 0.0)
-    end = recovered.t if recovered is not None else stable_from + scenario.stabilisation_s
+        if within.recover_within_s is not None:
+            stable_from = first_fault + within.recover_within_s
+        else:
+            stable_from = max(schedule_end, runbook_start or first_fault)
+        stable_from = max(stable_from, schedule_end, runbook_start or 0.0)
+        end = stable_from + scenario.stabilisation_s
     horizon = max(end, now, 1e-9)
 
     spans = [
@@ -313,13 +322,41 @@ def _runbook_stage(
     last = finished.get("recovery_step")
     if last is not None and not last.ok:
         return Stage("failed", f"runbook step failed: {_short(last.name)}"), False
-    if state.recovery_step is not None:
-        index = names.index(state.recovery_step) + 1 if state.recovery_step in names else 0
-        return Stage("now", f"runbook {index}/{total}: {_short(state.recovery_step)}"), False
+    running = running_phase(state)
+    if running is not None and running[0] == "recovery_step":
+        name = running[1]
+        index = names.index(name) + 1 if name in names else 0
+        return Stage("now", f"runbook {index}/{total}: {_short(name)}"), False
     if over or (last is not None and last.name == names[-1]):
         return Stage("done", f"runbook {total}/{total} steps"), True
     when = f", {runbook.response_delay_s:g} s after the alert" if runbook.response_delay_s else ""
     return Stage("next", f"runbook {total} steps{when}"), False
+
+
+def run_time(state: LiveState) -> float:
+    """Seconds since the run started, as far as the view knows: the runner notes the time
+    on each probe round, and events between rounds (a step's end, the verdict) are later."""
+    return max(state.elapsed_s, state.recent[-1].t if state.recent else 0.0)
+
+
+# The phases whose progress the live view shows: runbook steps and the integrity check.
+_STEP_KINDS = ("recovery_step", "verification")
+
+
+def running_phase(state: LiveState) -> tuple[str, str] | None:
+    """(kind, name) of the runbook step or integrity check running now, if any.
+
+    The rolling log tells first: it is written as each phase starts and ends, on whichever
+    thread runs it, while the runner notes its ``recovery_step`` only between probe rounds.
+    """
+    from datadrill import events as ev
+
+    for event in reversed(state.recent):
+        if isinstance(event, ev.PhaseFinished) and event.kind in _STEP_KINDS:
+            return None
+        if isinstance(event, ev.PhaseStarted) and event.kind in _STEP_KINDS:
+            return event.kind, event.name
+    return ("recovery_step", state.recovery_step) if state.recovery_step is not None else None
 
 
 def _short(text: str, limit: int = DESCRIPTION_CHARS) -> str:
@@ -389,8 +426,8 @@ def render_step_progress(state: LiveState) -> Table | None:
     has done so far (of its total when known), its rate and the time it has taken; None
     when no step reports progress. The step's name is on the timeline's caption.
     """
-    if state.step_progress is None:
-        return None
+    if state.step_progress is None or running_phase(state) is None:
+        return None  # no step reports progress, or what it reported is about a finished one
     done, total, unit, elapsed = state.step_progress
     if total:
         counted = f"{format_count(done)} of {format_count(total)} {unit} ({min(done, total) / total:.0%})"
