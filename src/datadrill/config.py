@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
@@ -29,6 +37,18 @@ DEFAULT_STATE_DIR = ".datadrill"
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads true as 1 and false as 0: in a count or a rate a boolean is a
+        # mistake, not a number (``brokers = true`` would be one broker).
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if annotation is int or annotation is float:
+                expected = "a whole number" if annotation is int else "a number"
+                raise ValueError(f"expected {expected}, not a boolean")
+        return value
 
 
 class KafkaConfig(_Section):
@@ -266,8 +286,10 @@ def _first_error(source: str, error: ValidationError, data: Mapping[str, Any]) -
             assert sections, f"{part} is not a section"
             model = sections[0]
         allowed = "unknown field; allowed: " + ", ".join(sorted(model.model_fields))
+    elif detail["type"] == "missing":
+        value, allowed = None, "required field is missing"  # pydantic's input: the whole section
     else:
-        allowed = detail["msg"]
+        allowed = detail["msg"].removeprefix("Value error, ")
     return ConfigError(source, field, value, allowed)
 
 
@@ -302,6 +324,10 @@ def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = N
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "(file)", str(path), f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), "(syntax)", path.name, f"not valid TOML: not UTF-8 text (byte {exc.start})"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

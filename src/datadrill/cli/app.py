@@ -1,6 +1,6 @@
-"""The ``datadrill`` Typer application and what every command shares: the consoles and the
-``--state-dir`` option. The commands register themselves on it at import
-(:mod:`.stack_commands`, :mod:`.drill_commands`).
+"""The ``datadrill`` Typer application and what every command shares: the consoles, the
+``--state-dir`` option and the check of a directory option. The commands register
+themselves on it at import (:mod:`.stack_commands`, :mod:`.drill_commands`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from datadrill.errors import ConfigError
 
 app = typer.Typer(
     name="datadrill",
@@ -29,6 +31,40 @@ app.add_typer(stack_app, name="stack")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
+
+def check_directory(flag: str, value: Path | None) -> None:
+    """A directory option names a directory, or a path where one can be made: refused
+    (a :class:`ConfigError` naming ``flag``) when it, or the nearest part of it that
+    exists, is a file. Checked as the option is read, before anything starts.
+
+    Example::
+
+        check_directory("--state-dir", Path("notes.txt/state"))
+        # ConfigError: --state-dir: --state-dir = 'notes.txt/state' is invalid: a directory
+        # (made if missing); notes.txt is a file
+    """
+    if value is None:
+        return
+    for part in (value, *value.parents):
+        if part.is_dir():
+            return
+        if part.exists() or part.is_symlink():
+            kind = "a file" if part.is_file() else "not a directory"
+            raise ConfigError(flag, flag, str(value), f"a directory (made if missing); {part} is {kind}")
+
+
+def state_dir_checked(value: Path) -> Path:
+    """``callback`` of every ``--state-dir`` option (see :func:`check_directory`)."""
+    check_directory("--state-dir", value)
+    return value
+
+
+def report_dir_checked(value: Path | None) -> Path | None:
+    """``callback`` of ``--report-dir`` (see :func:`check_directory`)."""
+    check_directory("--report-dir", value)
+    return value
+
+
 StateDir = Annotated[
     Path,
     typer.Option(
@@ -36,5 +72,6 @@ StateDir = Annotated[
         envvar="DATADRILL_STATE_DIR",
         help="Where the stack keeps its state, logs and data.",
         show_default=True,
+        callback=state_dir_checked,
     ),
 ]

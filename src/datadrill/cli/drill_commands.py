@@ -4,11 +4,12 @@ each at module level."""
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard, get_args
 
 import typer
 from rich.console import Console
@@ -22,7 +23,7 @@ from datadrill.errors import ConfigError
 if TYPE_CHECKING:
     from datadrill.stack.port import Stack
 
-from datadrill.cli.app import app, err, out
+from datadrill.cli.app import app, err, out, report_dir_checked, state_dir_checked
 from datadrill.cli.live import initial_state, print_summary, render_live
 
 DEFAULT_REPORTS = Path("reports")
@@ -65,6 +66,11 @@ def list_cmd(
     directory: Annotated[Path, typer.Argument(help="Where scenario modules live.")] = Path("scenarios"),
 ) -> None:
     """List the scenarios in a directory, with their faults and SLOs."""
+    if not directory.is_dir():
+        found = "it is a file" if directory.exists() else "there is none"
+        raise ConfigError(
+            str(directory), "(directory)", str(directory), f"a directory of scenario modules ({found})"
+        )
     paths = discover(directory)
     if not paths:
         err.print(f"no scenario modules in {directory}")
@@ -114,11 +120,20 @@ def run_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Seed recorded with the run.")] = 0,
     report_dir: Annotated[
         Path | None,
-        typer.Option("--report-dir", help="Where reports go (default reports/<time>-<scenario>/)."),
+        typer.Option(
+            "--report-dir",
+            help="Where reports go (default reports/<time>-<scenario>/).",
+            callback=report_dir_checked,
+        ),
     ] = None,
     state_dir: Annotated[
         Path,
-        typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+        typer.Option(
+            "--state-dir",
+            envvar="DATADRILL_STATE_DIR",
+            help="Use the stack running here.",
+            callback=state_dir_checked,
+        ),
     ] = Path(DEFAULT_STATE_DIR),
     dry_run: Annotated[
         bool,
@@ -194,7 +209,13 @@ def run_cmd(
 @app.command("cleanup")
 def cleanup_cmd(
     state_dir: Annotated[
-        Path, typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="The stack to clean up.")
+        Path,
+        typer.Option(
+            "--state-dir",
+            envvar="DATADRILL_STATE_DIR",
+            help="The stack to clean up.",
+            callback=state_dir_checked,
+        ),
     ] = Path(DEFAULT_STATE_DIR),
 ) -> None:
     """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
@@ -221,17 +242,19 @@ def replay_cmd(
     ],
     state_dir: Annotated[
         Path,
-        typer.Option("--state-dir", envvar="DATADRILL_STATE_DIR", help="Use the stack running here."),
+        typer.Option(
+            "--state-dir",
+            envvar="DATADRILL_STATE_DIR",
+            help="Use the stack running here.",
+            callback=state_dir_checked,
+        ),
     ] = Path(DEFAULT_STATE_DIR),
 ) -> None:
     """Re-run exactly the fault schedule a search saved; exit 0 only if every recovery was exact."""
-    from datadrill.search.steps import StepRunner, load_journal, spec_from_json
+    from datadrill.search.steps import StepRunner, load_journal
 
     header, steps = load_journal(journal)
-    for step in steps:  # every fault checked before anything runs
-        if step["step"] == "inject":
-            spec_from_json(dict(step.get("fault", {})), source=str(journal))
-    guarantee = str(header.get("sink_guarantee", "exactly_once"))
+    seed, rate, guarantee = _checked_schedule(journal, header, steps)  # before anything runs
     with _stack_for_run(state_dir, err, overrides={"sink.guarantee": guarantee}) as (running, _how):
         actual = running.config.sink.guarantee
         if actual != guarantee:
@@ -243,8 +266,8 @@ def replay_cmd(
         runner = StepRunner(
             running,
             run_dir,
-            seed=int(header.get("seed", 0)),
-            rate=float(header.get("rate", 400.0)),
+            seed=seed,
+            rate=rate,
         )
         failed = 0
         try:
@@ -272,6 +295,47 @@ def replay_cmd(
         verdict = "[green]PASSED[/green]" if failed == 0 else "[red]FAILED[/red]"
         out.print(f"{verdict} replay of {journal} — journal of this replay: {saved}")
     raise typer.Exit(0 if failed == 0 else 1)
+
+def _checked_schedule(
+    journal: Path, header: dict[str, Any], steps: list[dict[str, Any]]
+) -> tuple[int, float, str]:
+    """A saved schedule's seed, rate and sink guarantee, with every step checked: bad input
+    is refused (a ConfigError naming the journal) before a stack starts."""
+    from datadrill.config import SinkConfig
+    from datadrill.search.steps import spec_from_json
+
+    source = str(journal)
+    seed, rate = header.get("seed", 0), header.get("rate", 400.0)
+    if not (_is_number(seed) and isinstance(seed, int)):
+        raise ConfigError(source, "seed", seed, "a whole number")
+    if not (_is_number(rate) and 0 <= rate <= 1_000_000):
+        raise ConfigError(source, "rate", rate, "orders per second, from 0 to 1000000")
+    guarantees = get_args(SinkConfig.model_fields["guarantee"].annotation)
+    guarantee = header.get("sink_guarantee", "exactly_once")
+    if guarantee not in guarantees:
+        raise ConfigError(source, "sink_guarantee", guarantee, f"one of {', '.join(guarantees)}")
+    for number, step in enumerate(steps, start=1):
+        where = f"step {number}"
+        if step["step"] == "inject":
+            fault = step.get("fault", {})
+            if not isinstance(fault, dict):
+                raise ConfigError(source, f"{where}: fault", fault, "a fault, as a JSON object")
+            spec_from_json(dict(fault), source=source)
+        elif step["step"] == "advance":
+            seconds = step.get("seconds")
+            if not (_is_number(seconds) and 0 <= seconds < math.inf):
+                raise ConfigError(source, f"{where}: seconds", seconds, "a number of seconds >= 0")
+        elif step["step"] == "revert":
+            index = step.get("index")
+            if not (_is_number(index) and isinstance(index, int) and index >= 0):
+                raise ConfigError(source, f"{where}: index", index, "a fault's index, a whole number >= 0")
+    return seed, float(rate), guarantee
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A JSON number: an int or a float, not a boolean."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 @app.command("report")
 def report_cmd(

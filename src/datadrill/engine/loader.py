@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import traceback
@@ -19,6 +20,7 @@ from types import TracebackType
 
 from pydantic import ValidationError
 
+import datadrill.model
 from datadrill.errors import ConfigError
 from datadrill.model.scenario import Scenario
 
@@ -34,9 +36,23 @@ def _line_in(path: Path, tb: TracebackType | None) -> int | None:
     return line
 
 
+def _argument_name(model: str, index: int) -> str:
+    """The field a positional argument of a model class fills: ``SLO("", ...)`` fills
+    ``name``. pydantic names it by its position only."""
+    cls = getattr(datadrill.model, model, None)
+    if cls is not None and dataclasses.is_dataclass(cls):
+        names = [field.name for field in dataclasses.fields(cls)]
+        if 0 <= index < len(names):
+            return names[index]
+    return f"(argument {index + 1})"
+
+
 def _from_validation(path: Path, exc: ValidationError) -> ConfigError:
     detail = exc.errors()[0]
-    loc = ".".join(str(part) for part in detail["loc"])
+    parts = list(detail["loc"])
+    if parts and isinstance(parts[0], int):
+        parts[0] = _argument_name(exc.title, parts[0])
+    loc = ".".join(str(part) for part in parts)
     field = f"{exc.title}.{loc}" if loc else exc.title
     line = _line_in(path, exc.__traceback__)
     if line is not None:
@@ -71,9 +87,14 @@ def load_scenario(path: Path) -> Scenario:
     except ValidationError as exc:
         raise _from_validation(path, exc) from None
     except SyntaxError as exc:
-        raise ConfigError(
-            str(path), f"line {exc.lineno}", (exc.text or "").strip(), f"not valid Python: {exc.msg}"
-        ) from None
+        where = f"line {exc.lineno}" if exc.lineno is not None else "(module)"
+        raise ConfigError(str(path), where, (exc.text or "").strip(), f"not valid Python: {exc.msg}") from None
+    except SystemExit as exc:
+        # sys.exit() in a scenario module would end datadrill itself, with the module's code.
+        line = _line_in(path, exc.__traceback__)
+        where = f"line {line}" if line is not None else "(module)"
+        allowed = f"the module called exit({exc.code!r}) when loaded; a scenario module defines SCENARIO"
+        raise ConfigError(str(path), where, "SystemExit", allowed) from None
     except Exception as exc:  # noqa: BLE001 - anything a user module raises is bad input
         line = _line_in(path, exc.__traceback__)
         where = f"line {line}" if line is not None else "(module)"
