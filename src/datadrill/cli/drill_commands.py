@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeGuard, get_args
@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeGuard, get_args
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from datadrill.config import DEFAULT_STATE_DIR
 from datadrill.engine.loader import discover, load_scenario
-from datadrill.errors import ConfigError
+from datadrill.errors import ConfigError, RunLeaseHeld
 
 if TYPE_CHECKING:
     from datadrill.stack.port import Stack
@@ -195,8 +197,17 @@ def run_cmd(
                     seed=seed,
                     stack_kind=stack,
                     on_update=lambda state, s=scenario: live.update(render_live(state, s)),  # type: ignore[misc]
+                    lease_s=lease_s,
+                    wait_for_stack=wait,
+                    on_wait=_waiting(live),
                 )
-                report = runner.run()
+                try:
+                    report = runner.run()
+                except RunLeaseHeld as exc:
+                    # Another drill holds the stack: nothing was changed or written.
+                    live.stop()
+                    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+                    raise typer.Exit(2) from None
             err.print()
             written = write_reports(report, run_dir)
             print_summary(out, report, written, time.monotonic() - started, path)
@@ -205,6 +216,18 @@ def run_cmd(
             if report.verdict is Verdict.ABORTED and any("interrupted" in r for r in report.reasons):
                 raise typer.Exit(130)
     raise typer.Exit(0 if failures == 0 else 1)
+
+def _waiting(live: Live) -> Callable[[str], None]:
+    """Shows, once a second at most, that the run waits for the stack (--wait)."""
+    shown = [0.0]
+
+    def show(message: str) -> None:
+        if time.monotonic() - shown[0] >= 1.0:
+            shown[0] = time.monotonic()
+            live.update(Text(f"waiting for the stack: {message}", style="yellow"))
+
+    return show
+
 
 @app.command("cleanup")
 def cleanup_cmd(
@@ -218,7 +241,8 @@ def cleanup_cmd(
         ),
     ] = Path(DEFAULT_STATE_DIR),
 ) -> None:
-    """Revert every fault a killed run left applied on the stack (from its fault ledger)."""
+    """Revert every fault a dead run left applied on the stack (from its fault ledger).
+    The faults of the run holding the stack's lease are kept: that run is alive."""
     from datadrill.faults.ledger import cleanup
     from datadrill.stack.client import StackClient
 
@@ -229,7 +253,10 @@ def cleanup_cmd(
         return
     failed = 0
     for result in results:
-        mark = "[green]reverted[/green]" if result.ok else "[red]FAILED[/red]"
+        if result.skipped:
+            mark = "[yellow]kept[/yellow]"
+        else:
+            mark = "[green]reverted[/green]" if result.ok else "[red]FAILED[/red]"
         out.print(f"{mark} {result.kind}: {result.description} — {result.note}")
         failed += 0 if result.ok else 1
     if failed:
