@@ -216,7 +216,7 @@ def test_postmortem_and_severity() -> None:
     report = measure(_journal())
     assert report.postmortem_required is False  # 6 s of a 28-day budget is small
     assert report.severity is Severity.SEV2  # an SLO missed
-    assert any("missed" in line for line in report.went_badly)
+    assert any("below its objective during the drill" in line for line in report.went_badly)
     assert any("back up the catalog" in line.lower() for line in report.action_items)
 
 
@@ -335,3 +335,17 @@ def test_measure_over_a_journal_written_by_the_journal(tmp_path: Path) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     report = measure(events)
     assert report.ttd_s == pytest.approx(2.0) and report.rows_replayed == 20_000
+
+
+def test_a_drill_that_burns_more_budget_than_it_allows_is_slo_violated() -> None:
+    from dataclasses import replace
+
+    report = measure(_journal())
+    burned = max(s.period_budget_burned for s in report.slos)
+    assert burned > 0
+    within = replace(report, max_budget_burn=burned * 2, budget_period_days=28.0)
+    assert judge(within, status="ok") == (Verdict.PASSED, ())
+    over = replace(report, max_budget_burn=burned / 2, budget_period_days=28.0)
+    verdict, reasons = judge(over, status="ok")
+    assert verdict is Verdict.SLO_VIOLATED
+    assert any("of the 28-day budget, more than the" in r and "the drill allows" in r for r in reasons), reasons

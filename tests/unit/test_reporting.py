@@ -212,7 +212,7 @@ def test_markdown_summary_says_what_when_and_how_long() -> None:
     assert "The first alert fired at t+34.5 s, 4.5 s after the fault" in summary
     assert "The platform recovered at t+92.0 s, 1 min 02 s after the fault" in summary
     assert summary.endswith(
-        "Verdict: SLO violated — detection or recovery was slower than the drill expects."
+        "Verdict: SLO violated — detection or recovery was slower, or the fault cost more budget, than the drill allows."
     )
     assert "run incomplete" not in summary
 
@@ -374,7 +374,7 @@ def test_junit_failure_message_says_which_expectation_failed_not_the_slos() -> N
         "TTD 4.5 s (≤ 10.0 s); TTR 1 min 02 s (expected ≤ 1 min 00 s)"
     )
     text = failure.text or ""
-    assert text.startswith("SLO VIOLATED — detection or recovery was slower than the drill expects\n")
+    assert text.startswith("SLO VIOLATED — detection or recovery was slower, or the fault cost more budget, than the drill allows\n")
     assert "  ✗ recovered after 62.0 s, expected within 60 s\n" in text
     assert (
         "What the fault cost (on purpose; not part of the verdict):\n"
@@ -625,7 +625,7 @@ def test_verdict_lines_of_a_passed_drill_with_slos_below_objective() -> None:
 def test_verdict_lines_put_the_reasons_first_and_never_restate_a_missed_expectation() -> None:
     lines = verdict_lines(late_report())
     assert lines[:4] == [
-        "SLO VIOLATED — detection or recovery was slower than the drill expects",
+        "SLO VIOLATED — detection or recovery was slower, or the fault cost more budget, than the drill allows",
         "  ✗ recovered after 62.0 s, expected within 60 s",
         "  ✓ detected after 4.5 s (expected within 10.0 s)",
         "  ✓ integrity verified: 24,120 rows compared, 312 repaired",

@@ -312,6 +312,15 @@ def judge(
     ):
         reasons.append(f"recovered after {report.ttr_s:.1f} s, expected within {report.recover_within_s:g} s")
         verdict = Verdict.SLO_VIOLATED
+    if report.max_budget_burn is not None:
+        period = f"{report.budget_period_days:g}-day " if report.budget_period_days else "period's "
+        for slo in report.slos:
+            if slo.period_budget_burned > report.max_budget_burn:
+                reasons.append(
+                    f"{slo.name} burned {slo.period_budget_burned * 100:.2f}% of the {period}budget, "
+                    f"more than the {report.max_budget_burn * 100:g}% the drill allows"
+                )
+                verdict = Verdict.SLO_VIOLATED
     return verdict, tuple(reasons)
 
 
@@ -368,9 +377,9 @@ def _lessons(
             )
         else:
             badly.append(
-                f"SLO '{slo.name}' missed: {slo.good_ratio * 100:.2f}% good vs {slo.objective * 100:g}% objective, "
-                f"{slo.period_budget_burned * 100:.1f}% of the {start.policy.period_days:g}-day "
-                "error budget burned"
+                f"SLO '{slo.name}' below its objective during the drill: {slo.good_ratio * 100:.2f}% good vs "
+                f"{slo.objective * 100:g}%, {slo.period_budget_burned * 100:.1f}% of the "
+                f"{start.policy.period_days:g}-day error budget burned (what the fault cost)"
             )
     for backup in report.backups:
         if backup.age_at_fault_s is not None:
@@ -488,6 +497,8 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         projection=_projection(start, phases),
         timeline=_timeline(events),
         journal_path=journal_path,
+        max_budget_burn=start.expectations.max_budget_burn,
+        budget_period_days=start.policy.period_days,
     )
     severity = _severity(slos, integrity, freeze, postmortem, alerted=detected is not None)
     report = replace(report, severity=severity)

@@ -346,10 +346,11 @@ class Runner:
     def _on_event(self, event: ev.EventBase) -> None:
         if isinstance(event, ev.Sample):
             return
-        if isinstance(event, ev.PhaseStarted) and event.kind == "recovery_step":
+        # Steps and the final verification report progress (rows replayed, compared).
+        if isinstance(event, ev.PhaseStarted) and event.kind in ("recovery_step", "verification"):
             self._step_began = self.clock.monotonic()
             self.live.step_progress = None
-        if isinstance(event, ev.PhaseFinished) and event.kind == "recovery_step":
+        if isinstance(event, ev.PhaseFinished) and event.kind in ("recovery_step", "verification"):
             self.live.step_progress = None
         self.live.recent = [*self.live.recent, event][-RECENT_EVENTS:]
 

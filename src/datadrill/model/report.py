@@ -165,3 +165,7 @@ class RunReport:
     went_badly: tuple[str, ...] = field(default=())
     action_items: tuple[str, ...] = field(default=())
     journal_path: str = ""
+    # The expectation on the budget a drill may burn (a fraction of the policy period's
+    # budget) and that period, from the scenario (None in reports of older journals).
+    max_budget_burn: float | None = None
+    budget_period_days: float | None = None

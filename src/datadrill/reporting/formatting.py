@@ -244,12 +244,12 @@ def verdict_meaning(verdict: Verdict) -> str:
     Example::
 
         >>> verdict_meaning(Verdict.SLO_VIOLATED)
-        'detection or recovery was slower than the drill expects'
+        'detection or recovery was slower, or the fault cost more budget, than the drill allows'
     """
     if verdict is Verdict.PASSED:
         return "every expectation of the drill held"
     elif verdict is Verdict.SLO_VIOLATED:
-        return "detection or recovery was slower than the drill expects"
+        return "detection or recovery was slower, or the fault cost more budget, than the drill allows"
     elif verdict is Verdict.NOT_DETECTED:
         return "no alert fired after the fault"
     elif verdict is Verdict.NOT_RECOVERED:
@@ -332,6 +332,8 @@ def budget_period_days(report: RunReport) -> float | None:
 
         budget_period_days(report)   # 28.0
     """
+    if report.budget_period_days is not None:
+        return report.budget_period_days
     for slo in report.slos:
         allowed = 1.0 - slo.objective
         burned = slo.period_budget_burned
@@ -373,7 +375,7 @@ def verdict_lines(report: RunReport) -> list[str]:
     Example::
 
         print("\n".join(verdict_lines(report)))
-        # SLO VIOLATED — detection or recovery was slower than the drill expects
+        # SLO VIOLATED — detection or recovery was slower, or the fault cost more budget, than the drill allows
         #   ✗ recovered after 2.2 s, expected within 0.5 s
         #   ✓ detected after 700 ms (expected within 5.0 s)
         # What the fault cost (on purpose; not part of the verdict):
