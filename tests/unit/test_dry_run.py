@@ -190,3 +190,15 @@ def test_render_survives_markup_in_user_text(stack: FakeStack) -> None:
     render(plan(_scenario(description="[bold] not markup [/]"), stack, FakeClock()), Path("x.py"), console)
     assert "[bold] not markup [/]" in console.export_text()
 
+
+
+def test_a_dry_run_says_when_a_drill_holds_the_stack_and_does_not_take_it(stack: FakeStack) -> None:
+    console = Console(record=True, width=200, color_system=None)
+    assert run_dry([(Path("scenarios/dry.py"), _scenario())], stack, console) == 0
+    assert "a drill holds this stack" not in console.export_text()
+    stack.runs.acquire(run_id="r1", scenario="calibration", pid=4242, run_dir="", lease_s=60)
+    assert run_dry([(Path("scenarios/dry.py"), _scenario())], stack, console) == 0
+    text = console.export_text()
+    assert "note: a drill holds this stack now (calibration, run r1, pid 4242)" in text
+    holder = stack.runs.holder()
+    assert holder is not None and holder.run_id == "r1"  # the dry run took nothing

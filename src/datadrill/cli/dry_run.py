@@ -30,6 +30,15 @@ def run_dry(loaded: list[tuple[Path, Scenario]], stack: Stack, console: Console)
     """Print the plan of each scenario; returns the exit code (0, or 1 if something would fail)."""
     clock = MonotonicClock()
     failed = 0
+    holder = stack.runs.holder()
+    if holder is not None:
+        # Not a problem of the scenarios: a real run would wait its turn (or use --wait).
+        console.print(
+            f"note: a drill holds this stack now ({holder.scenario}, run {holder.run_id}, pid "
+            f"{holder.pid}); 'datadrill run' would be refused until it ends, or wait with --wait",
+            style="yellow",
+            highlight=False,
+        )
     for path, scenario in loaded:
         result = plan(scenario, stack, clock, source=str(path))
         render(result, path, console)
