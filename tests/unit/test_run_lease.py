@@ -289,3 +289,33 @@ def test_a_fault_that_does_not_land_is_an_error_not_a_pass(tmp_path: Path, monke
     ), reason
     assert stack.platform.contract.writer is None  # reverted at once
     assert FaultLedger.for_stack(stack.paths.root).outstanding() == []
+
+
+def test_a_stop_condition_during_the_runbook_stops_it_before_its_next_step(tmp_path: Path) -> None:
+    stack = FakeStack(tmp_path / "stack")
+    gate = threading.Event()
+    pausing = threading.Event()
+    pause = stack.components.pause
+
+    def slow_pause(name: str) -> None:
+        pausing.set()
+        gate.wait(30)  # a step still working when the stop condition is crossed
+        pause(name)
+
+    stack.components.pause = slow_pause  # type: ignore[method-assign]
+
+    class Watching(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            if pausing.is_set() and not stack.broken:
+                stack.broken = {"kafka"}
+                threading.Timer(0.5, gate.set).start()  # the step ends after the abort began
+
+    scenario = _scenario(stop_when=(StackUnhealthy(),))
+    report = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=Watching(), verify=_exact).run()
+    assert report.verdict is Verdict.ABORTED, report.reasons
+    started = [e.name for e in read_events(tmp_path / "run" / "journal.jsonl") if e.type == "phase_started"]
+    steps = [name for name in started if name in {s.describe() for s in scenario.recovery.steps}]  # type: ignore[union-attr]
+    assert steps == [scenario.recovery.steps[0].describe()]  # type: ignore[union-attr]
+    assert not stack.components.get("relay").paused  # the step's pause came back out
+    assert stack.platform.contract.writer is None

@@ -49,6 +49,8 @@ _T = TypeVar("_T")
 DEATH_CHECK_S = 0.25
 # The run lease: how long the stack keeps a run's faults after its last renewal.
 DEFAULT_LEASE_S = 10.0
+# How long the end of the fault phase waits for a runbook step still in flight.
+RUNBOOK_STOP_S = 30.0
 # How often a run waiting for the stack (--wait) asks again.
 LEASE_POLL_S = 0.5
 
@@ -143,6 +145,7 @@ class Runner:
         )
         self._step_began: float | None = None
         self._unhealthy_since: float | None = None
+        self._recovery: _RecoveryThread | None = None
         self.ledger = FaultLedger.for_stack(stack.paths.root)
         self._fault_ids = 0
         self._reverted: set[int] = set()
@@ -590,14 +593,40 @@ class Runner:
         scenario = self.scenario
         phase = "fault injection and recovery"
         self._phase(phase, "fault")
-        interval = scenario.probe_interval_s
         t0 = self.clock.monotonic()
         pending = sorted(scenario.schedule, key=lambda item: item.at_s)
         timed: list[tuple[float, int, str, FaultHandle]] = []  # (revert at, id, kind, handle)
         runbook = scenario.recovery if isinstance(scenario.recovery, Runbook) else None
+        deadline = t0 + scenario.max_duration_s
+        try:
+            self._fault_loop(faults, t0, pending, timed, runbook, deadline)
+        finally:
+            self._stop_runbook()
+
+    def _stop_runbook(self) -> None:
+        """No further runbook step starts once the fault phase ends (recovered, given up, a
+        stop condition, an error); a step in flight is waited for, briefly, so it does not
+        work on the stack while the faults are reverted."""
+        recovery = self._recovery
+        if recovery is None or recovery.done:
+            return
+        recovery.abandon()
+        recovery.join(timeout=RUNBOOK_STOP_S)
+
+    def _fault_loop(
+        self,
+        faults: contextlib.ExitStack,
+        t0: float,
+        pending: list[Any],
+        timed: list[tuple[float, int, str, FaultHandle]],
+        runbook: Runbook | None,
+        deadline: float,
+    ) -> None:
+        scenario = self.scenario
+        phase = "fault injection and recovery"
+        interval = scenario.probe_interval_s
         recovery: _RecoveryThread | None = None
         good_since: float | None = None
-        deadline = t0 + scenario.max_duration_s
         while True:
             tick = self.clock.monotonic()
             while pending and tick - t0 >= pending[0].at_s:
@@ -622,6 +651,7 @@ class Runner:
                 and self.journal.now() >= self.live.detected_s + runbook.response_delay_s
             ):
                 recovery = _RecoveryThread(self, runbook)
+                self._recovery = recovery
                 recovery.start()
             if recovery is not None:
                 self.live.recovery_step = recovery.current
@@ -646,8 +676,6 @@ class Runner:
                 self._finish_phase(phase, "fault", detail="recovered")
                 return
             if tick >= deadline:
-                if recovery is not None and not recovery.done:
-                    recovery.abandon()
                 self._finish_phase(
                     phase,
                     "fault",
