@@ -307,13 +307,17 @@ def test_a_stop_condition_during_the_runbook_stops_it_before_its_next_step(tmp_p
     class Watching(FakeClock):
         def sleep(self, seconds: float) -> None:
             super().sleep(seconds)
+            if any(t.name == "recovery" for t in threading.enumerate()):
+                # Fake time must not run ahead of the runbook's thread: let it reach the step.
+                pausing.wait(10)
             if pausing.is_set() and not stack.broken:
-                stack.broken = {"kafka"}
+                stack.broken = {"sink"}
                 threading.Timer(0.5, gate.set).start()  # the step ends after the abort began
 
     scenario = _scenario(stop_when=(StackUnhealthy(),))
     report = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=Watching(), verify=_exact).run()
     assert report.verdict is Verdict.ABORTED, report.reasons
+    assert "stop condition crossed" in report.reasons[0] and "sink" in report.reasons[0], report.reasons
     started = [e.name for e in read_events(tmp_path / "run" / "journal.jsonl") if e.type == "phase_started"]
     steps = [name for name in started if name in {s.describe() for s in scenario.recovery.steps}]  # type: ignore[union-attr]
     assert steps == [scenario.recovery.steps[0].describe()]  # type: ignore[union-attr]
