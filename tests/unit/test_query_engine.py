@@ -74,3 +74,17 @@ def test_a_missing_table_fails_the_query(catalog) -> None:  # type: ignore[no-un
     catalog.drop_table("dwh.orders")
     with pytest.raises(QueryFailed, match="does not exist in the catalog"):
         _count(engine)
+
+
+def test_memory_does_not_grow_with_the_files_queried(catalog) -> None:  # type: ignore[no-untyped-def]
+    # The sink adds a data file per commit and the stack's engine lives as long as the
+    # stack: a per-file cache (DuckDB's Parquet footers, ~18 KiB each) grew without bound.
+    engine = QueryEngine(catalog)
+    table = catalog.load_table("dwh.orders")
+    files = 12
+    for batch in range(files):
+        table.append(_rows(batch * 10, 10))
+        assert _count(engine) == (batch + 1) * 10
+    cached = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'OBJECT_CACHE'"
+    (cached_bytes,) = engine.rows(cached, tables=())[0]
+    assert cached_bytes < files * 1024, f"DuckDB caches {cached_bytes} bytes for {files} files"
