@@ -198,7 +198,13 @@ class BrokerLatencyFault:
     requires = frozenset({KafkaCapability.BROKER_RTT})
 
     def prepare(self, spec: BrokerLatency, context: DrillContext) -> RevertData:
-        return {"broker": spec.broker}
+        # The brokers' addresses, learned while they still answer quickly: once delayed, a
+        # metadata request waits out the RTT too, and confirm would see only a timeout.
+        try:
+            brokers = cluster_brokers(context.stack.bootstrap_servers, timeout_s=METADATA_TIMEOUT_S)
+        except StackError:
+            brokers = {}
+        return {"broker": spec.broker, "addresses": {str(n): a for n, a in brokers.items()}}
 
     def apply(self, spec: BrokerLatency, context: DrillContext, data: RevertData) -> RevertData:
         context.stack.kafka.set_rtt(spec.broker, spec.rtt_ms)
@@ -218,8 +224,10 @@ class BrokerLatencyFault:
         bootstrap = context.stack.bootstrap_servers
         timeout_s = look_timeout(within_s)
 
+        known = {int(n): str(a) for n, a in dict(data.get("addresses") or {}).items()}
+
         def look() -> Seen:
-            brokers = cluster_brokers(bootstrap, timeout_s=timeout_s)
+            brokers = known or cluster_brokers(bootstrap, timeout_s=timeout_s)
             chosen = brokers if broker == -1 else {n: a for n, a in brokers.items() if n == broker}
             if not chosen:
                 return Seen(False, f"broker {broker} not in the cluster metadata")
