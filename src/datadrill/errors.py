@@ -85,6 +85,11 @@ class RunLeaseHeld(ControlError):
         super().__init__(message)
         self.holder = holder or {}
 
+    @property
+    def payload(self) -> dict[str, object]:
+        """What the control API sends beside the message (the client rebuilds the error)."""
+        return {"holder": self.holder}
+
 
 class RunLeaseLost(ControlError):
     """This run's lease expired (it stopped renewing it): the stack reverted its faults and

@@ -66,8 +66,7 @@ class ControlServer:
                             # An error class may name its own status (409 for a lease held
                             # by another run) and what the client needs to know about it.
                             status = int(getattr(exc, "http_status", 400))
-                            extra = {"holder": exc.holder} if hasattr(exc, "holder") else {}
-                            self._reply(status, {"error": str(exc), **extra})
+                            self._reply(status, {"error": str(exc), **getattr(exc, "payload", {})})
                         else:
                             self._reply(200, result)
                         return
