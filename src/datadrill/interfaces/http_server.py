@@ -3,7 +3,12 @@ path pattern, handlers taking (path params, JSON body) and returning a JSON obje
 DrillError or bad input becomes a 400 with ``{"error": ...}``, an unknown route a 404.
 
 The stack process's control API (:mod:`datadrill.backends.stackd.routes`) and the query
-service (:mod:`datadrill.platform.query_service`) are served by it.
+service (:mod:`datadrill.platform.query_service`) are served by it. A protocol with its
+own codes and error documents (Kafka Connect's REST API,
+:mod:`datadrill.interfaces.connect_api`) returns a :class:`Reply` (any status, any JSON
+body or none), reads query parameters (``query_params=True``: merged into the path
+params, the path's own win; a repeated one joined with commas) and names its error
+document (``error_document``; a known path with the wrong method is then a 405).
 
 Example::
 
@@ -25,7 +30,17 @@ from typing import Any
 
 from datadrill.errors import DrillError
 
-Handler = Callable[[dict[str, str], dict[str, Any]], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer with a status of its own; ``body`` None sends no body (204)."""
+
+    status: int
+    body: Any = None
+
+
+Handler = Callable[[dict[str, str], dict[str, Any]], "dict[str, Any] | Reply"]
+ErrorDocument = Callable[[int, str], Any]
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,13 @@ class Route:
 class ControlServer:
     """Routes ``METHOD /path`` to handlers taking (path params, JSON body)."""
 
-    def __init__(self, routes: list[tuple[str, str, Handler]]) -> None:
+    def __init__(
+        self,
+        routes: list[tuple[str, str, Handler]],
+        *,
+        query_params: bool = False,
+        error_document: ErrorDocument | None = None,
+    ) -> None:
         self.routes = [Route(m, re.compile(f"^{p}$"), h) for m, p, h in routes]
         server = self
 
@@ -54,27 +75,44 @@ class ControlServer:
                     if not isinstance(body, dict):
                         raise ValueError("body must be a JSON object")
                 except ValueError as exc:
-                    self._reply(400, {"error": f"bad JSON body: {exc}"})
+                    self._error(400, f"bad JSON body: {exc}")
                     return
-                path = self.path.split("?", 1)[0]
+                path, _, raw_query = self.path.partition("?")
+                query = _query(raw_query) if query_params else {}
                 for route in server.routes:
                     match = route.pattern.match(path)
                     if match and route.method == method:
                         try:
-                            result = route.handler(match.groupdict(), body)
+                            result = route.handler({**query, **match.groupdict()}, body)
                         except (DrillError, ValueError, KeyError, TypeError) as exc:
                             # An error class may name its own status (409 for a lease held
                             # by another run) and what the client needs to know about it.
                             status = int(getattr(exc, "http_status", 400))
-                            self._reply(status, {"error": str(exc), **getattr(exc, "payload", {})})
+                            self._error(status, str(exc), getattr(exc, "payload", {}))
                         else:
-                            self._reply(200, result)
+                            if isinstance(result, Reply):
+                                self._reply(result.status, result.body)
+                            else:
+                                self._reply(200, result)
                         return
-                self._reply(404, {"error": f"no route for {method} {path}"})
+                if error_document is not None and any(r.pattern.match(path) for r in server.routes):
+                    self._error(405, f"HTTP 405 Method Not Allowed: {method} {path}")
+                    return
+                self._error(404, f"no route for {method} {path}")
 
-            def _reply(self, code: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _error(self, code: int, message: str, extra: dict[str, Any] | None = None) -> None:
+                if error_document is not None:
+                    self._reply(code, error_document(code, message))
+                else:
+                    self._reply(code, {"error": message, **(extra or {})})
+
+            def _reply(self, code: int, payload: Any) -> None:
                 self.send_response(code)
+                if payload is None:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = json.dumps(payload).encode()
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -88,6 +126,9 @@ class ControlServer:
 
             def do_DELETE(self) -> None:
                 self._dispatch("DELETE")
+
+            def do_PUT(self) -> None:
+                self._dispatch("PUT")
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._httpd.daemon_threads = True
@@ -104,3 +145,11 @@ class ControlServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def _query(raw: str) -> dict[str, str]:
+    """Query parameters by name; a repeated one (``expand=status&expand=info``) joined with
+    commas."""
+    from urllib.parse import parse_qs
+
+    return {k: ",".join(v) for k, v in parse_qs(raw, keep_blank_values=True).items()}

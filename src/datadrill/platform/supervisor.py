@@ -4,17 +4,26 @@ Each exit is recorded in ``events.jsonl`` (flushed and fsync'd) with its cause (
 by SIGKILL", "exit code 1") and the delay before the restart, so restart-rate SLIs and
 reports can count them.
 
+Besides running, a process can be *paused* (stopped until resumed), *stopped* (Kafka
+Connect's STOPPED: stopped until resumed, a state of its own) or *failed* (Connect's
+FAILED task: killed by :meth:`Supervisor.fail`, with a trace, and not restarted until
+:meth:`Supervisor.restart`). Kafka Connect's REST API (:mod:`datadrill.interfaces.connect_api`)
+maps its connector and task states onto these.
+
 Example::
 
     supervisor = Supervisor(paths, events=EventLog(paths.events_file), clock=MonotonicClock())
     supervisor.add("relay", [sys.executable, "-m", "datadrill.platform.relay", ...])
     supervisor.start_all()
     supervisor.poll()        # call periodically: restarts what exited
+    supervisor.fail("sink", "task failed by datadrill fault")   # FAILED until restarted
+    supervisor.restart("sink")
     supervisor.stop_all()
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,6 +40,10 @@ from datadrill.paths import StatePaths
 
 # A process that stayed up this long has recovered: its next crash starts backoff afresh.
 _HEALTHY_AFTER_S = 10.0
+# How much of a component's log a failed task's trace carries (Connect's trace is a stack
+# trace: the lines just before the end say what went wrong).
+_TRACE_LINES = 20
+_TRACE_BYTES = 8192
 
 
 class EventLog:
@@ -57,6 +70,19 @@ def describe_exit(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+def log_tail(path: Path, *, lines: int = _TRACE_LINES) -> str:
+    """The last ``lines`` lines of a log file ("" when there is none)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - _TRACE_BYTES))
+            data = log.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
 @dataclass
 class ProcessStatus:
     name: str
@@ -66,6 +92,9 @@ class ProcessStatus:
     restarts: int
     last_exit: str | None
     uptime_s: float | None
+    stopped: bool = False
+    # Set while the process is FAILED (not restarted until a restart request): why.
+    failed_trace: str | None = None
 
 
 class _Supervised:
@@ -80,6 +109,8 @@ class _Supervised:
         self.restart_at: float | None = None
         self.backoff = 0.0
         self.paused = False
+        self.stopped = False
+        self.failed_trace: str | None = None
         self._log: IO[bytes] | None = None
 
 
@@ -140,7 +171,7 @@ class Supervisor:
                 return
             now = self.clock.monotonic()
             for proc in self._procs.values():
-                if proc.paused:
+                if proc.paused or proc.stopped or proc.failed_trace is not None:
                     continue
                 if proc.process is not None and proc.process.poll() is not None:
                     code = proc.process.returncode
@@ -182,38 +213,127 @@ class Supervisor:
 
     def pause(self, name: str, *, timeout_s: float = 10.0) -> None:
         """Stop a component (SIGTERM, then SIGKILL) and keep it stopped until resumed."""
+        self._hold(name, "process_paused", paused=True, timeout_s=timeout_s)
+
+    def stop(self, name: str, *, timeout_s: float = 10.0) -> None:
+        """Stop a component (SIGTERM, then SIGKILL) and keep it stopped until resumed: Kafka
+        Connect's STOPPED, which is not PAUSED (a stopped connector has no tasks)."""
+        self._hold(name, "process_stopped", paused=False, timeout_s=timeout_s)
+
+    def _hold(self, name: str, event: str, *, paused: bool, timeout_s: float) -> None:
         with self._lock:
             proc = self._get(name)
-            proc.paused = True
+            proc.paused, proc.stopped = paused, not paused
             process = proc.process
             proc.process = None
             proc.restart_at = None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            _terminate(process, timeout_s)
         self.events.append(
             {
-                "event": "process_paused",
+                "event": event,
                 "component": name,
+                "requested": True,
                 "mono": self.clock.monotonic(),
                 "wall": self.clock.wall(),
             }
         )
 
     def resume(self, name: str) -> int:
-        """Start a paused component again; returns its pid."""
+        """Start a paused (or stopped) component again; returns its pid. A failed one stays
+        failed: only :meth:`restart` starts it (ControlError)."""
         with self._lock:
             proc = self._get(name)
-            if not proc.paused:
+            if not (proc.paused or proc.stopped):
                 raise ControlError(f"component {name!r} is not paused")
-            proc.paused = False
+            if proc.failed_trace is not None:
+                raise ControlError(f"component {name!r} has failed; restart it to start it again")
+            proc.paused = proc.stopped = False
             self._spawn(proc)
             assert proc.process is not None
             return proc.process.pid
+
+    def release(self, name: str) -> None:
+        """Forget a pause or stop without starting the process: for a failed component,
+        which a resume leaves failed (Kafka Connect resumes a connector's target state,
+        not its failed tasks)."""
+        with self._lock:
+            proc = self._get(name)
+            proc.paused = proc.stopped = False
+
+    def fail(self, name: str, reason: str, *, timeout_s: float = 10.0) -> str:
+        """Kill a component (SIGKILL) and keep it FAILED, not restarted, until
+        :meth:`restart`. Returns the trace: ``reason``, the exit cause and the tail of the
+        component's log. Recorded as ``process_failed``."""
+        with self._lock:
+            proc = self._get(name)
+            process = proc.process
+            proc.process = None
+            proc.restart_at = None
+            # Marked before the kill: a poll in between must not restart it.
+            proc.failed_trace = reason
+        pid = process.pid if process is not None else None
+        cause = "not running"
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            # A SIGKILLed process that lingers is the kernel's business; it is failed all the same.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout_s)
+            cause = describe_exit(process.returncode) if process.returncode is not None else "killed"
+        tail = log_tail(proc.log_path)
+        trace = f"{reason}\n{name} (pid {pid}): {cause}"
+        if tail:
+            trace += f"\n--- last lines of logs/{proc.log_path.name} ---\n{tail}"
+        with self._lock:
+            proc.failed_trace = trace
+            proc.last_exit = cause
+        self.events.append(
+            {
+                "event": "process_failed",
+                "component": name,
+                "pid": pid,
+                "cause": cause,
+                "reason": reason,
+                "mono": self.clock.monotonic(),
+                "wall": self.clock.wall(),
+            }
+        )
+        return trace
+
+    def restart(self, name: str, *, timeout_s: float = 10.0) -> int | None:
+        """Restart a component: a failed one leaves FAILED; a running one is stopped (SIGTERM)
+        and started again; a paused or stopped one stays so (no process is started).
+        Returns the new pid (None when it stays paused or stopped). Recorded as
+        ``process_restarted``."""
+        with self._lock:
+            proc = self._get(name)
+            was_failed = proc.failed_trace is not None
+            proc.failed_trace = None
+            process = proc.process
+            proc.process = None
+            proc.restart_at = None
+            held = proc.paused or proc.stopped
+        if process is not None:
+            _terminate(process, timeout_s)
+        with self._lock:
+            pid = None
+            if not held:
+                proc.restarts += 1
+                self._spawn(proc)
+                assert proc.process is not None
+                pid = proc.process.pid
+        self.events.append(
+            {
+                "event": "process_restarted",
+                "component": name,
+                "pid": pid,
+                "was_failed": was_failed,
+                "mono": self.clock.monotonic(),
+                "wall": self.clock.wall(),
+            }
+        )
+        return pid
 
     def _get(self, name: str) -> _Supervised:
         proc = self._procs.get(name)
@@ -240,6 +360,8 @@ class Supervisor:
                         proc.restarts,
                         proc.last_exit,
                         now - proc.started_at if running else None,
+                        stopped=proc.stopped,
+                        failed_trace=proc.failed_trace,
                     )
                 )
             return out
@@ -272,3 +394,15 @@ class Supervisor:
                     }
                 )
                 proc.process = None
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; waits for the exit."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
