@@ -1,10 +1,10 @@
 """System binaries some tests need, and skipping those tests, with the reason, where the
-binary is absent: a PostgreSQL server (tests marked ``postgres``) and Chromium (tests
-marked ``chromium``).
+binary is absent: a PostgreSQL server (tests marked ``postgres``), Chromium (tests
+marked ``chromium``) and Prometheus with promtool (tests marked ``prometheus``).
 
 ``make test`` installs both when it can (scripts/install-system-deps.sh, root with apt, as
 in CI), so there they run; elsewhere they are skipped rather than failed. Both places look
-where ``POSTGRES_GLOB`` and ``CHROMIUM_BIN`` say, by default the Debian packages' paths.
+where ``POSTGRES_GLOB``, ``CHROMIUM_BIN`` and ``PROMETHEUS_BIN`` say, by default the Debian packages' paths.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 DEFAULT_POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/postgres"
 DEFAULT_CHROMIUM_BIN = "/usr/bin/chromium"
+DEFAULT_PROMETHEUS_BIN = "/usr/bin/prometheus"
 INSTALL = "`make test` as root installs it, or `sudo apt-get install {package}`"
 
 
@@ -25,6 +26,18 @@ def _postgres_glob() -> str:
 
 def _chromium_bin() -> Path:
     return Path(os.environ.get("CHROMIUM_BIN", DEFAULT_CHROMIUM_BIN))
+
+
+def _prometheus_bin() -> Path:
+    return Path(os.environ.get("PROMETHEUS_BIN", DEFAULT_PROMETHEUS_BIN))
+
+
+def find_prometheus() -> Path | None:
+    """The Prometheus server binary, if it and promtool (beside it) are installed."""
+    path = _prometheus_bin()
+    promtool = path.with_name("promtool")
+    ok = all(p.is_file() and os.access(p, os.X_OK) for p in (path, promtool))
+    return path if ok else None
 
 
 def find_postgres_bindir() -> Path | None:
@@ -50,11 +63,16 @@ def missing_reason(marker: str) -> str | None:
         return f"{_chromium_bin()} not found; needs the Debian package chromium: " + INSTALL.format(
             package="chromium"
         )
+    if marker == "prometheus" and find_prometheus() is None:
+        return (
+            f"{_prometheus_bin()} (and promtool beside it) not found; needs the Debian package "
+            "prometheus: " + INSTALL.format(package="prometheus")
+        )
     return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reasons = {marker: missing_reason(marker) for marker in ("postgres", "chromium")}
+    reasons = {marker: missing_reason(marker) for marker in ("postgres", "chromium", "prometheus")}
     for item in items:
         for marker, reason in reasons.items():
             if reason is not None and item.get_closest_marker(marker) is not None:
@@ -77,3 +95,9 @@ def postgres_bindir() -> Path:
 def chromium_bin() -> Path:
     """The Chromium executable; for tests marked ``chromium``."""
     return _found(find_chromium(), "chromium")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """The Prometheus server binary (promtool is beside it); for tests marked ``prometheus``."""
+    return _found(find_prometheus(), "prometheus")

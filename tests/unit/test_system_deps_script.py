@@ -37,9 +37,13 @@ def _binaries(root: Path, *, postgres: bool, chromium: bool) -> dict[str, str]:
         _stub(bindir, "postgres", "exit 0")
     if chromium:
         _stub(root, "chromium", "exit 0")
+    # Prometheus (server and promtool) present: these tests are about the other two.
+    _stub(root, "prometheus", "exit 0")
+    _stub(root, "promtool", "exit 0")
     return {
         "POSTGRES_GLOB": str(root / "postgresql" / "*" / "bin" / "postgres"),
         "CHROMIUM_BIN": str(root / "chromium"),
+        "PROMETHEUS_BIN": str(root / "prometheus"),
     }
 
 
