@@ -26,6 +26,7 @@ from datadrill.backends.stackd.leases import Reaper, RunLeases, reaper_process
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig
 from datadrill.interfaces.http_server import ControlServer, Handler
+from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
@@ -67,6 +68,9 @@ class StackProcess:
         self.fault_proxy: FaultProxyServer | None = None
         self.query_service: QueryService | None = None
         self.query_url = ""
+        # Prometheus metrics of the stack and of the run holding it (interfaces.metrics).
+        self.metrics_server: MetricsServer | None = None
+        self.metrics_lag: KafkaLagReader | None = None
         # Proxies in front of the stack's network paths, by name.
         self.proxies: dict[str, dict[str, str]] = {}
         # One drill at a time; a run that stops renewing its lease gets its faults reverted.
@@ -118,6 +122,7 @@ class StackProcess:
         self._start_queries(catalog_via)
         self.control = ControlServer(self.make_routes(self))
         self.control.start()
+        self._start_metrics()
         self._write_state()
         self.event("stack_started", control=self.control.url)
 
@@ -199,6 +204,23 @@ class StackProcess:
         self.proxies["query"] = {"listen": query_listen, "upstream": service_address}
         self.query_url = f"http://{query_listen}"
 
+    def _start_metrics(self) -> None:
+        self.metrics_lag = KafkaLagReader(
+            self.kafka.bootstrap_servers,
+            group=self.config.sink.group_id,
+            topic=self.config.kafka.topic,
+            clock=self.clock,
+        )
+        metrics = StackMetrics(
+            self.paths,
+            supervisor=self.supervisor,
+            lease=lambda: self.leases.current()["lease"],
+            lag=self.metrics_lag,
+            clock=self.clock,
+        )
+        self.metrics_server = MetricsServer(metrics)
+        self.metrics_server.start()
+
     @property
     def fault_proxy_url(self) -> str:
         """The Toxiproxy API on the stack's paths: our own fault proxy, or the cluster's."""
@@ -227,6 +249,7 @@ class StackProcess:
                 "fault_proxy_url": self.fault_proxy_url or None,
                 "proxies": self.proxies,
                 "query_url": self.query_url,
+                "metrics_url": self.metrics_server.url if self.metrics_server is not None else None,
                 "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
                 "table": self.config.catalog.table,
                 "warehouse": warehouse_location(self.config, self.paths),
@@ -250,6 +273,10 @@ class StackProcess:
             self.supervisor.stop_all()
         if self.control is not None:
             self.control.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        if self.metrics_lag is not None:
+            self.metrics_lag.close()
         if self.query_service is not None:
             self.query_service.stop()
         if self.fault_proxy is not None:
