@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 # Imported for their side effect: each module's commands register on the app.
-from datadrill.cli import drill_commands, stack_commands  # noqa: F401
+from datadrill.cli import drill_commands, slo_commands, stack_commands  # noqa: F401
 from datadrill.cli.app import app, err
 from datadrill.errors import ConfigError, DrillError
 
