@@ -27,7 +27,6 @@ from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig
 from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
-from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
@@ -222,23 +221,6 @@ class StackProcess:
         self.metrics_server = MetricsServer(metrics)
         self.metrics_server.start()
 
-    def _start_metrics(self) -> None:
-        self.metrics_lag = KafkaLagReader(
-            self.kafka.bootstrap_servers,
-            group=self.config.sink.group_id,
-            topic=self.config.kafka.topic,
-            clock=self.clock,
-        )
-        metrics = StackMetrics(
-            self.paths,
-            supervisor=self.supervisor,
-            lease=lambda: self.leases.current()["lease"],
-            lag=self.metrics_lag,
-            clock=self.clock,
-        )
-        self.metrics_server = MetricsServer(metrics)
-        self.metrics_server.start()
-
     @property
     def fault_proxy_url(self) -> str:
         """The Toxiproxy API on the stack's paths: our own fault proxy, or the cluster's."""
@@ -268,7 +250,6 @@ class StackProcess:
                 "proxies": self.proxies,
                 "query_url": self.query_url,
                 "metrics_url": self.metrics_server.url if self.metrics_server is not None else None,
-                "metrics_url": self.metrics_server.url if self.metrics_server is not None else None,
                 "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
                 "table": self.config.catalog.table,
                 "warehouse": warehouse_location(self.config, self.paths),
@@ -292,10 +273,6 @@ class StackProcess:
             self.supervisor.stop_all()
         if self.control is not None:
             self.control.stop()
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
-        if self.metrics_lag is not None:
-            self.metrics_lag.close()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         if self.metrics_lag is not None:

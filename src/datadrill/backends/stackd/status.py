@@ -37,8 +37,6 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
     components.extend(process_entries(stack))
     if stack.metrics_server is not None:
         components.append(_metrics(stack))
-    if stack.metrics_server is not None:
-        components.append(_metrics(stack))
     assert stack.control is not None
     components.append(
         {
@@ -149,18 +147,6 @@ def _fault_proxy(stack: StackProcess) -> Entry:
         parts.append(f"{name} {info.listen}->{info.upstream}{state}{toxics}")
     entry.update(healthy=True, detail="; ".join(parts) or "no proxies", proxies=stack.proxies)
     return entry
-
-
-def _metrics(stack: StackProcess) -> Entry:
-    # Not scraped here: serving the endpoint is what it takes to be healthy; a scrape
-    # reads Kafka and journals, which `stack status` must not wait for.
-    assert stack.metrics_server is not None
-    return {
-        "name": "metrics",
-        "endpoint": stack.metrics_server.url,
-        "healthy": True,
-        "detail": "Prometheus metrics (scrape this URL)",
-    }
 
 
 def _metrics(stack: StackProcess) -> Entry:
