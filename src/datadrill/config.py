@@ -217,6 +217,22 @@ class ExternalConfig(_Section):
         return properties
 
 
+class PrometheusConfig(_Section):
+    """A Prometheus server that already scrapes the stack's metrics URL and holds the team's
+    alert rules: a run (``datadrill run``) watches its alerts API and reports when each rule
+    went pending and firing. Empty: none, unless ``--alert-rules`` starts a throwaway one.
+    The host must be loopback or listed in ``safety.allow_hosts``."""
+
+    url: str = Field(
+        "",
+        pattern=r"^(https?://[^/:]+(:\d+)?(/[^?#]*)?)?$",
+        description="http(s)://HOST:PORT[/PATH] of the Prometheus server (9090 by default)",
+    )
+    poll_interval_s: float = Field(
+        0.25, gt=0, le=60, description="how often the run reads Prometheus's alerts"
+    )
+
+
 class StackConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     catalog: CatalogConfig = CatalogConfig()
@@ -226,6 +242,7 @@ class StackConfig(_Section):
     sink: SinkConfig = SinkConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     safety: SafetyConfig = SafetyConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
     external: ExternalConfig | None = None
 
     @model_validator(mode="after")
@@ -238,6 +255,14 @@ class StackConfig(_Section):
         if self.catalog.uri.startswith("postgresql"):
             host = make_url(self.catalog.uri).host or "localhost"
             check_host(host, allow_hosts=allowed, what="catalog.uri")
+        if self.prometheus.url:
+            from urllib.parse import urlsplit as _split
+
+            check_host(
+                _split(self.prometheus.url).hostname or "localhost",
+                allow_hosts=allowed,
+                what="prometheus.url",
+            )
         if self.external is not None:
             from urllib.parse import urlsplit
 

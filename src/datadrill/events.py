@@ -303,6 +303,39 @@ class StopConditionCrossed(EventBase):
     detail: str = ""
 
 
+class PrometheusRuleInfo(_Model):
+    """An alerting rule of the Prometheus the run watches, with the labels that tie it to
+    an SLO (``slo``, ``severity``, ``scenario``; empty when the rule has none)."""
+
+    name: str
+    slo: str = ""
+    severity: str = ""
+    scenario: str = ""
+
+
+class PrometheusWatchStarted(EventBase):
+    """The run watches a Prometheus server's alerts (``--alert-rules`` or
+    ``[prometheus] url``); ``rules`` are its alerting rules that concern this run."""
+
+    type: Literal["prometheus_watch_started"] = "prometheus_watch_started"
+    url: str
+    throwaway: bool = False
+    rules: tuple[PrometheusRuleInfo, ...] = ()
+
+
+class PrometheusAlert(EventBase):
+    """An alert of the watched Prometheus changed state (``pending``, ``firing``, or
+    ``inactive`` once it is gone), as the runner observed it: ``t`` is the runner's clock
+    at the poll that saw it; ``active_at`` is Prometheus's own label (RFC 3339)."""
+
+    type: Literal["prometheus_alert"] = "prometheus_alert"
+    rule: str
+    state: Literal["pending", "firing", "inactive"]
+    active_at: str = ""
+    slo: str = ""
+    severity: str = ""
+
+
 class RunFinished(EventBase):
     type: Literal["run_finished"] = "run_finished"
     verdict: Verdict
@@ -335,6 +368,8 @@ KnownEvent = (
     | HarnessError
     | LeaseExpired
     | StopConditionCrossed
+    | PrometheusWatchStarted
+    | PrometheusAlert
     | RunFinished
 )
 _KNOWN: tuple[type[EventBase], ...] = (
@@ -353,6 +388,8 @@ _KNOWN: tuple[type[EventBase], ...] = (
     HarnessError,
     LeaseExpired,
     StopConditionCrossed,
+    PrometheusWatchStarted,
+    PrometheusAlert,
     RunFinished,
 )
 KNOWN_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in _KNOWN)
@@ -382,6 +419,8 @@ Event = Annotated[
     | Annotated[HarnessError, Tag("error")]
     | Annotated[LeaseExpired, Tag("lease_expired")]
     | Annotated[StopConditionCrossed, Tag("stop_condition")]
+    | Annotated[PrometheusWatchStarted, Tag("prometheus_watch_started")]
+    | Annotated[PrometheusAlert, Tag("prometheus_alert")]
     | Annotated[RunFinished, Tag("run_finished")]
     | Annotated[UnknownEvent, Tag(_UNKNOWN_TAG)],
     Discriminator(_tag, custom_error_type="event_type", custom_error_message="an event needs a 'type'"),
@@ -450,6 +489,9 @@ __all__ = [
     "PhaseStarted",
     "PolicyInfo",
     "ProductionInfo",
+    "PrometheusAlert",
+    "PrometheusRuleInfo",
+    "PrometheusWatchStarted",
     "Recovered",
     "RunFinished",
     "RunStarted",

@@ -159,6 +159,15 @@ def run_cmd(
             "its lease (the runner died); then the stack reverts them itself.",
         ),
     ] = 10.0,
+    alert_rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--alert-rules",
+            help="Prometheus rules file (e.g. from 'datadrill slo rules'): a throwaway Prometheus "
+            "(Debian package prometheus) scrapes the stack and evaluates it; the report says when "
+            "each rule fired. Or set [prometheus] url in the config for a server of your own.",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
     from datadrill.backends.registry import backend_for
@@ -172,12 +181,30 @@ def run_cmd(
 
         require_docker()
     loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
+    prometheus = _prometheus_settings(config_file, alert_rules) if not dry_run else None
     failures = 0
-    with _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how):
+    with (
+        _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how),
+        contextlib.ExitStack() as watching,
+    ):
         if dry_run:
             from datadrill.cli.dry_run import run_dry
 
             raise typer.Exit(run_dry(loaded, running, out))
+        client = None
+        if prometheus is not None:
+            from datadrill.engine.prometheus_watch import open_prometheus
+            from datadrill.stack.state import read_state
+
+            url = prometheus[0]
+            with err.status("starting Prometheus…" if url is None else f"checking Prometheus at {url}…"):
+                client = watching.enter_context(
+                    open_prometheus(
+                        url=url,
+                        rules_file=alert_rules,
+                        metrics_url=(read_state(running.paths) or {}).get("metrics_url"),
+                    )
+                )
         for path, scenario in loaded:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             if report_dir is None:
@@ -200,6 +227,8 @@ def run_cmd(
                     lease_s=lease_s,
                     wait_for_stack=wait,
                     on_wait=_waiting(live),
+                    prometheus=client,
+                    prometheus_poll_s=prometheus[1] if prometheus is not None else 0.25,
                 )
                 try:
                     report = runner.run()
@@ -216,6 +245,30 @@ def run_cmd(
             if report.verdict is Verdict.ABORTED and any("interrupted" in r for r in report.reasons):
                 raise typer.Exit(130)
     raise typer.Exit(0 if failures == 0 else 1)
+
+def _prometheus_settings(config_file: Path | None, alert_rules: Path | None) -> tuple[str | None, float] | None:
+    """(url or None for a throwaway server, poll interval) when the run watches a
+    Prometheus; None when it does not. Bad input is refused here, before a stack starts:
+    a rules file that is not one, no prometheus binary, both a rules file and a URL."""
+    from datadrill.config import load_config
+
+    settings = load_config(config_file).prometheus
+    if alert_rules is None and not settings.url:
+        return None
+    if alert_rules is not None and settings.url:
+        raise ConfigError(
+            "--alert-rules",
+            "--alert-rules",
+            str(alert_rules),
+            f"not with [prometheus] url = {settings.url!r}: that server holds its own rules; give one of the two",
+        )
+    if alert_rules is not None:
+        from datadrill.backends.prometheus_server import check_rules_file, find_prometheus, find_promtool
+
+        binary = find_prometheus()
+        check_rules_file(alert_rules, promtool=find_promtool(binary))
+    return (settings.url or None), settings.poll_interval_s
+
 
 def _waiting(live: Live) -> Callable[[str], None]:
     """Shows, once a second at most, that the run waits for the stack (--wait)."""

@@ -495,6 +495,8 @@ def event_line(event: ev.EventBase) -> tuple[str, str]:
         return f"run finished: {event.verdict.value}", "bold"
     elif isinstance(event, ev.RunStarted):
         return f"run started: {event.scenario} on the {event.stack} stack", ""
+    elif isinstance(event, ev.PrometheusAlert):
+        return f"Prometheus: {event.rule} {event.state}", "magenta" if event.state == "firing" else "dim"
     else:
         # Event types added after this view (or a newer runner's) still get a line: a
         # display must never stop a run.
@@ -560,6 +562,16 @@ def print_summary(out: Console, report: object, written: dict[str, Path], wall_s
         out.print(Text(COST_HEADING))
         for slo in report.slos:
             out.print(Text("  " + slo_cost_line(slo, report)))
+    if report.prometheus_url is not None:
+        out.print(Text(f"Prometheus alerts ({report.prometheus_url}):"))
+        for rule in report.prometheus_rules:
+            own = f", datadrill {rule.datadrill_ttd_s:.1f} s" if rule.datadrill_ttd_s is not None else ""
+            fired = (
+                f"fired {rule.time_to_fire_s:.1f} s after the fault{own}"
+                if rule.time_to_fire_s is not None
+                else "never fired"
+            )
+            out.print(Text(f"  {rule.rule}: {fired}", style="" if rule.fired else "yellow"))
     out.print(Text(f"  severity {report.severity.value}, run {wall_s:.0f} s", style="dim"))
     for kind, file in written.items():
         out.print(Text(f"  {kind:5} {file}"))

@@ -28,6 +28,8 @@ from datadrill.events import (
     LeaseExpired,
     PhaseFinished,
     PhaseStarted,
+    PrometheusAlert,
+    PrometheusWatchStarted,
     Recovered,
     RunFinished,
     RunStarted,
@@ -41,6 +43,7 @@ from datadrill.model.report import (
     PhaseResult,
     Projection,
     ProjectionRow,
+    PrometheusRuleResult,
     RunReport,
     SeriesPoint,
     Severity,
@@ -264,7 +267,55 @@ def _timeline_text(e: Event) -> str | None:
         return f"the runner's lease expired: the stack reverted {e.reverted} fault(s) by itself"
     if isinstance(e, StopConditionCrossed):
         return f"STOP: {e.condition} ({e.detail})"
+    if isinstance(e, PrometheusAlert) and e.state != "inactive":
+        return f"Prometheus alert {e.rule} {e.state}" + (f" (SLO {e.slo})" if e.slo else "")
     return None
+
+
+def _prometheus_rules(
+    events: Sequence[Event], fault_start: float | None
+) -> tuple[str | None, tuple[PrometheusRuleResult, ...]]:
+    """Each watched Prometheus rule: first pending and firing (after the first fault, when
+    there was one: an alert still firing from before says nothing of this fault)."""
+    watch = _first(events, PrometheusWatchStarted)
+    if watch is None:
+        return None, ()
+    rules = {r.name: (r.slo, r.severity) for r in watch.rules}
+    since = fault_start if fault_start is not None else 0.0
+    pending: dict[str, float] = {}
+    firing: dict[str, float] = {}
+    for alert in _of(events, PrometheusAlert):
+        rules.setdefault(alert.rule, (alert.slo, alert.severity))
+        if alert.t < since:
+            continue
+        if alert.state == "pending":
+            pending.setdefault(alert.rule, alert.t)
+        elif alert.state == "firing":
+            firing.setdefault(alert.rule, alert.t)
+            pending.setdefault(alert.rule, alert.t)  # a rule without `for` fires at once
+    own: dict[str, float] = {}
+    for fired in _of(events, AlertFired):
+        if fault_start is not None and fired.t >= fault_start:
+            own.setdefault(fired.slo, fired.t - fault_start)
+    results = []
+    for name, (slo, severity) in rules.items():
+        fired_at = firing.get(name)
+        results.append(
+            PrometheusRuleResult(
+                rule=name,
+                slo=slo,
+                severity=severity,
+                pending_s=pending.get(name),
+                firing_s=fired_at,
+                time_to_fire_s=fired_at - fault_start
+                if fired_at is not None and fault_start is not None
+                else None,
+                datadrill_ttd_s=own.get(slo),
+            )
+        )
+    # Fired first, fastest first; then the rules that never fired, by name.
+    results.sort(key=lambda r: (r.time_to_fire_s is None, r.time_to_fire_s or 0.0, r.rule))
+    return watch.url, tuple(results)
 
 
 def _timeline(events: Sequence[Event]) -> tuple[TimelineEntry, ...]:
@@ -500,6 +551,8 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         max_budget_burn=start.expectations.max_budget_burn,
         budget_period_days=start.policy.period_days,
     )
+    prometheus_url, prometheus_rules = _prometheus_rules(events, fault_start)
+    report = replace(report, prometheus_url=prometheus_url, prometheus_rules=prometheus_rules)
     severity = _severity(slos, integrity, freeze, postmortem, alerted=detected is not None)
     report = replace(report, severity=severity)
     well, badly, actions = _lessons(report, start)

@@ -42,6 +42,7 @@ from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
 from datadrill.stack.port import Stack
 
 if TYPE_CHECKING:
+    from datadrill.engine.prometheus_watch import PrometheusClient
     from datadrill.integrity.result import ReconcileResult
 
 _T = TypeVar("_T")
@@ -121,8 +122,13 @@ class Runner:
         lease_s: float = DEFAULT_LEASE_S,
         wait_for_stack: bool = False,
         on_wait: Callable[[str], None] | None = None,
+        prometheus: PrometheusClient | None = None,
+        prometheus_poll_s: float = 0.25,
     ) -> None:
         self.scenario = scenario
+        # A Prometheus whose alerts the run watches (detection as the team's alerting sees it).
+        self.prometheus = prometheus
+        self.prometheus_poll_s = prometheus_poll_s
         self.stack = stack
         self.run_dir = run_dir
         self.clock = clock or MonotonicClock()
@@ -333,6 +339,14 @@ class Runner:
             exits.callback(self._close_probe, self.probes[s.name])
         self.alerts = AlertEvaluator(scenario.slos)
         self.live.alerts = {s.name: "" for s in scenario.slos}
+        if self.prometheus is not None:
+            from datadrill.engine.prometheus_watch import PrometheusWatcher
+
+            watcher = PrometheusWatcher(
+                self.prometheus, self.journal, scenario=scenario.name, poll_s=self.prometheus_poll_s
+            )
+            watcher.start()
+            exits.callback(watcher.stop)
 
     def _unless_hands_off(self, revert: Callable[[], str]) -> None:
         if not self._hands_off():

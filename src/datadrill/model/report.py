@@ -129,6 +129,25 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
+class PrometheusRuleResult:
+    """An alerting rule of the Prometheus the run watched: when the runner saw it pending
+    and firing (seconds from the run's start), its time to fire after the first fault, and
+    datadrill's own time to detect for the same SLO, to compare."""
+
+    rule: str
+    slo: str  # "" when the rule carries no slo label
+    severity: str
+    pending_s: float | None
+    firing_s: float | None
+    time_to_fire_s: float | None  # firing − first fault; None if it never fired after it
+    datadrill_ttd_s: float | None  # datadrill's first alert on the SLO − first fault
+
+    @property
+    def fired(self) -> bool:
+        return self.time_to_fire_s is not None
+
+
+@dataclass(frozen=True)
 class RunReport:
     run_id: str
     scenario: str
@@ -169,3 +188,7 @@ class RunReport:
     # budget) and that period, from the scenario (None in reports of older journals).
     max_budget_burn: float | None = None
     budget_period_days: float | None = None
+    # The Prometheus whose alerts the run watched (--alert-rules, [prometheus] url) and what
+    # each of its rules did; None and () when the run watched none.
+    prometheus_url: str | None = None
+    prometheus_rules: tuple[PrometheusRuleResult, ...] = ()

@@ -405,6 +405,67 @@ def _detection(report: RunReport) -> tuple[Block, ...]:
                 align=("left", "left", "right", "right", "right"),
             )
         )
+    blocks.extend(_prometheus_detection(report))
+    return tuple(blocks)
+
+
+def _prometheus_detection(report: RunReport) -> tuple[Block, ...]:
+    """Each rule of the watched Prometheus beside datadrill's own detection of its SLO,
+    and the rules that never fired."""
+    if report.prometheus_url is None:
+        return ()
+    rules = report.prometheus_rules
+    fired = [r for r in rules if r.fired]
+    never = [r for r in rules if not r.fired]
+    blocks: list[Block] = [
+        Heading("Detection as Prometheus saw it"),
+        Paragraph(
+            f"The run watched the alerts of {report.prometheus_url}: {len(fired)} of {len(rules)} "
+            "alerting rules fired after the fault. Times are when the runner saw the alert "
+            "firing, so they include the scrape and evaluation intervals."
+        ),
+    ]
+    if fired:
+        blocks.append(
+            Table(
+                headers=(
+                    "Rule",
+                    "SLO",
+                    "Severity",
+                    "Time to fire",
+                    "datadrill's time to detect",
+                    "Difference",
+                ),
+                rows=tuple(
+                    Row(
+                        (
+                            r.rule,
+                            r.slo or MISSING,
+                            r.severity or MISSING,
+                            format_duration(r.time_to_fire_s),
+                            format_duration(r.datadrill_ttd_s),
+                            f"{r.time_to_fire_s - r.datadrill_ttd_s:+.1f} s"
+                            if r.time_to_fire_s is not None and r.datadrill_ttd_s is not None
+                            else MISSING,
+                        )
+                    )
+                    for r in fired
+                ),
+                align=("left", "left", "left", "right", "right", "right"),
+            )
+        )
+    if never:
+        blocks.append(Paragraph("Rules that never fired:"))
+        blocks.append(
+            Bullets(
+                tuple(
+                    f"{r.rule}"
+                    + (f" (SLO {r.slo}, {r.severity})" if r.slo else "")
+                    + (f" — went pending at {format_offset(r.pending_s)}" if r.pending_s is not None else "")
+                    for r in never
+                )
+            )
+        )
     return tuple(blocks)
 
 
