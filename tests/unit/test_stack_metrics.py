@@ -230,3 +230,30 @@ def test_fault_ledger_applied_reverted_outstanding(tmp_path: Path) -> None:
         assert _value(samples, "datadrill_faults_reverted_total", kind="kafka.broker_loss") == 2.0
     finally:
         server.stop()
+
+
+def test_connector_and_task_states_from_connect_status_documents(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path / "state")
+    paths.root.mkdir()
+    documents = [
+        {
+            "name": "sink",
+            "connector": {"state": "RUNNING"},
+            "tasks": [{"id": 0, "state": "FAILED", "trace": "x"}],
+        },
+        {"name": "relay", "connector": {"state": "STOPPED"}, "tasks": []},
+    ]
+    server = MetricsServer(
+        StackMetrics(paths, supervisor=None, lease=lambda: None, connectors=lambda: documents)
+    )
+    server.start()
+    try:
+        samples = _scrape(server)
+        task = "datadrill_connector_task_state"
+        assert _value(samples, task, connector="sink", task="0", state="FAILED") == 1.0
+        assert _value(samples, task, connector="sink", task="0", state="RUNNING") == 0.0
+        assert _value(samples, "datadrill_connector_state", connector="sink", state="RUNNING") == 1.0
+        assert _value(samples, "datadrill_connector_state", connector="relay", state="STOPPED") == 1.0
+        assert _value(samples, task, connector="relay", task="0", state="RUNNING") is None
+    finally:
+        server.stop()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,6 +58,10 @@ HEARTBEAT_STALE_S = 5.0
 LAG_TIMEOUT_S = 1.0
 # Labels of the run's series.
 RUN_LABELS = ("scenario", "run_id")
+# Kafka Connect's connector and task states (its REST API's status documents).
+CONNECT_STATES = ("UNASSIGNED", "RUNNING", "PAUSED", "STOPPED", "FAILED", "RESTARTING")
+# Connect status documents (GET /connectors/{name}/status), one per connector.
+ConnectorStatuses = Callable[[], Iterable[Mapping[str, Any]]]
 
 
 class SupervisorLike(Protocol):
@@ -281,9 +285,11 @@ class StackMetrics(Collector):
         supervisor: SupervisorLike | None,
         lease: Callable[[], Mapping[str, Any] | None],
         lag: KafkaLagReader | None = None,
+        connectors: ConnectorStatuses | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.paths = paths
+        self.connectors = connectors
         self.supervisor = supervisor
         self.lease = lease
         self.lag = lag
@@ -297,6 +303,7 @@ class StackMetrics(Collector):
         with self._lock:
             yield from self._components()
             yield from self._kafka()
+            yield from self._connect()
             yield from self._faults(self._ledger.update())
             state = self._run.update(self.lease())
             if state is not None:
@@ -330,6 +337,36 @@ class StackMetrics(Collector):
             paused.add_metric([proc.name], 1.0 if proc.paused else 0.0)
             restarts.add_metric([proc.name], float(proc.restarts))
         yield from (up, healthy, paused, restarts)
+
+    def _connect(self) -> Iterator[Metric]:
+        """One series per Connect state, 1 for the current one (a state set): PromQL then
+        alerts on ``datadrill_connector_task_state{state="FAILED"} == 1``."""
+        if self.connectors is None:
+            return
+        connector = GaugeMetricFamily(
+            "datadrill_connector_state", "1 for the connector's current state", labels=["connector", "state"]
+        )
+        task = GaugeMetricFamily(
+            "datadrill_connector_task_state",
+            "1 for the task's current state",
+            labels=["connector", "task", "state"],
+        )
+        try:
+            documents = list(self.connectors())
+        except Exception as exc:  # noqa: BLE001 - a failing source must not break the scrape
+            log.warning("cannot read connector states: %s", exc)
+            documents = []
+        for doc in documents:
+            name = str(doc.get("name", ""))
+            current = str((doc.get("connector") or {}).get("state", ""))
+            for state in CONNECT_STATES:
+                connector.add_metric([name, state], 1.0 if state == current else 0.0)
+            for entry in doc.get("tasks") or ():
+                for state in CONNECT_STATES:
+                    task.add_metric(
+                        [name, str(entry.get("id", 0)), state], 1.0 if state == entry.get("state") else 0.0
+                    )
+        yield from (connector, task)
 
     def _kafka(self) -> Iterator[Metric]:
         if self.lag is None:
