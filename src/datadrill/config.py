@@ -136,6 +136,18 @@ class SafetyConfig(_Section):
     )
 
 
+class ConnectConfig(_Section):
+    """A Kafka Connect cluster whose connectors (by name) the connector faults and steps
+    act on, through its REST API. Empty: the stack's own Connect API (the relay and the
+    sink). The host must be loopback or listed in ``safety.allow_hosts``."""
+
+    url: str = Field(
+        "",
+        pattern=r"^(https?://[^/:]+(:\d+)?/?)?$",
+        description="http(s)://HOST:PORT of a Kafka Connect worker's REST API (8083 by default)",
+    )
+
+
 class ExternalConfig(_Section):
     """An existing cluster to drill (``--stack external``; ``--stack compose`` fills it in
     from the compose stack). datadrill runs the reference platform's workload, relay and
@@ -244,6 +256,7 @@ class StackConfig(_Section):
     safety: SafetyConfig = SafetyConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
     external: ExternalConfig | None = None
+    connect: ConnectConfig = ConnectConfig()
 
     @model_validator(mode="after")
     def _catalog_host_allowed(self) -> StackConfig:
@@ -263,6 +276,11 @@ class StackConfig(_Section):
                 allow_hosts=allowed,
                 what="prometheus.url",
             )
+        if self.connect.url:
+            from urllib.parse import urlsplit
+
+            host = urlsplit(self.connect.url).hostname or "localhost"
+            check_host(host, allow_hosts=allowed, what="connect.url")
         if self.external is not None:
             from urllib.parse import urlsplit
 

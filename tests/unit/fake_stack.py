@@ -25,6 +25,7 @@ from typing import Any
 
 from datadrill.config import StackConfig
 from datadrill.errors import ControlError
+from datadrill.interfaces.connect_client import ConnectOffset, ConnectorState, TaskState
 from datadrill.paths import StatePaths
 from datadrill.stack.port import (
     ComponentStatus,
@@ -94,6 +95,8 @@ class _Process:
     pid: int
     paused: bool = False
     restarts: int = 0
+    stopped: bool = False  # Kafka Connect's STOPPED
+    failed: str | None = None  # the trace while FAILED (not restarted until a restart)
 
 
 @dataclass
@@ -113,12 +116,14 @@ class FakeComponents:
 
     def _status(self, name: str) -> ComponentStatus:
         proc = self._proc(name)
+        held = proc.paused or proc.stopped or proc.failed is not None
+        detail = "FAILED" if proc.failed is not None else "PAUSED" if proc.paused else "running"
         return ComponentStatus(
             name=name,
             endpoint=f"pid {proc.pid}",
-            healthy=not proc.paused,
-            detail="PAUSED" if proc.paused else "running",
-            pid=None if proc.paused else proc.pid,
+            healthy=not held,
+            detail="STOPPED" if proc.stopped and proc.failed is None else detail,
+            pid=None if held else proc.pid,
             paused=proc.paused,
             restarts=proc.restarts,
         )
@@ -161,6 +166,75 @@ class FakeComponents:
 
     def disarm_crash_point(self, name: str) -> None:
         self.crash_points.pop(name, None)
+
+    def fail(self, name: str, reason: str) -> str:
+        proc = self._proc(name)
+        self.calls.append(("fail", name))
+        proc.failed = f"{reason}\n{name} (pid {proc.pid}): killed by SIGKILL"
+        return proc.failed
+
+
+@dataclass
+class FakeConnect:
+    """Kafka Connect's REST API in memory, over the fake components ``relay`` and ``sink``
+    (``embedded`` False plays a real Connect cluster named by ``[connect] url``)."""
+
+    components: FakeComponents
+    calls: list[tuple[Any, ...]]
+    embedded: bool = True
+    url: str = "http://127.0.0.1:8083"
+    connector_types: dict[str, str] = field(default_factory=lambda: {"relay": "source", "sink": "sink"})
+
+    def connectors(self) -> tuple[str, ...]:
+        return tuple(self.connector_types)
+
+    def _proc(self, name: str) -> _Process:
+        from datadrill.interfaces.connect_client import ConnectError
+
+        if name not in self.connector_types:
+            raise ConnectError(f"Kafka Connect at {self.url}: 404: Connector {name} not found", status=404)
+        return self.components._proc(name)
+
+    def status(self, name: str) -> ConnectorState:
+        proc = self._proc(name)
+        if proc.stopped:
+            return ConnectorState(name, "STOPPED", self.connector_types[name])
+        state = "PAUSED" if proc.paused else "RUNNING"
+        task = TaskState(0, "FAILED", trace=proc.failed) if proc.failed is not None else TaskState(0, state)
+        return ConnectorState(name, state, self.connector_types[name], tasks=(task,))
+
+    def pause(self, name: str) -> None:
+        self.calls.append(("connect.pause", name))
+        self._proc(name).paused = True
+
+    def resume(self, name: str) -> None:
+        self.calls.append(("connect.resume", name))
+        proc = self._proc(name)
+        proc.paused = proc.stopped = False
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("connect.stop", name))
+        self._proc(name).stopped = True
+
+    def restart(self, name: str, *, include_tasks: bool = False, only_failed: bool = False) -> ConnectorState | None:
+        self.calls.append(("connect.restart", name, include_tasks, only_failed))
+        proc = self._proc(name)
+        if not include_tasks and not only_failed:
+            return None
+        status = self.status(name)
+        if include_tasks and (not only_failed or proc.failed is not None) and status.tasks:
+            proc.failed = None
+            proc.restarts += 1
+            proc.pid += 1000
+            return replace(status, tasks=(TaskState(0, "RESTARTING"),))
+        return status
+
+    def restart_task(self, name: str, task: int) -> None:
+        self.restart(name, include_tasks=True)
+
+    def offsets(self, name: str) -> tuple[ConnectOffset, ...]:
+        self._proc(name)
+        return ()
 
 
 @dataclass
@@ -260,6 +334,7 @@ class FakeStack:
         self.platform = FakePlatform(paths=self.paths)
         self.network = FakeNetwork()
         self.runs = FakeRunLeases()
+        self.connect = FakeConnect(self.components, self.calls)
         self.broken: set[str] = set()  # components the status reports unhealthy
         self.table_ok = True
         self._alive = True

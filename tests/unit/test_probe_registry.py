@@ -92,6 +92,7 @@ THRESHOLDS: dict[type[Any], tuple[SLISpec, float | None, Direction]] = {
     slo.QuerySuccess: (slo.QuerySuccess(), None, Direction.OK),
     slo.ConnectorErrorRate: (slo.ConnectorErrorRate(max_per_s=0.5), 0.5, Direction.MAX),
     slo.RestartRate: (slo.RestartRate(max_per_min=3.0), 3.0, Direction.MAX),
+    slo.ConnectorHealth: (slo.ConnectorHealth(component="sink"), None, Direction.OK),
     slo.DataIntegrity: (slo.DataIntegrity(max_bad_rows=7), 7.0, Direction.MAX),
 }
 

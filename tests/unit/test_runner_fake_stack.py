@@ -95,8 +95,9 @@ def test_a_whole_game_day_runs_on_an_in_memory_stack(tmp_path: Path) -> None:
     assert [p.name for p in report.phases if p.kind == "recovery_step"] == [
         s.describe() for s in _scenario().recovery.steps  # type: ignore[union-attr]
     ]
-    # What the runner did to the stack, through the protocol only.
-    assert ("pause", "relay") in stack.calls and ("resume", "relay") in stack.calls
+    # What the runner did to the stack, through the protocol only: the relay is a connector,
+    # paused and resumed through Kafka Connect's API.
+    assert ("connect.pause", "relay") in stack.calls and ("connect.resume", "relay") in stack.calls
     assert stack.platform.contract.writer is None and stack.platform.contract.enforce
     assert ("workload", scenario.workload.rate, scenario.workload.canary_interval_s) in stack.calls
     assert stack.workload.settings.rate == 200.0  # the stack's own rate again

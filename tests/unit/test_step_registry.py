@@ -100,6 +100,7 @@ def test_each_builtin_lives_in_the_module_of_its_logic() -> None:
     assert modules == {
         "pause_component": "datadrill.recovery.components",
         "resume_component": "datadrill.recovery.components",
+        "restart_connector": "datadrill.recovery.components",
         "restore_catalog_backup": "datadrill.recovery.backup",
         "reregister_from_metadata": "datadrill.recovery.reregister",
         "replay_kafka": "datadrill.recovery.replay",

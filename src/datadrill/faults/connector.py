@@ -1,8 +1,16 @@
-"""Connector faults: crashes (once or in a loop) and consumer-lag spikes.
+"""Connector faults: crashes (once or in a loop), task failures and consumer-lag spikes.
+
+Connectors (the relay and the sink; with ``[connect] url``, a Kafka Connect cluster's
+connectors by name) are driven through Kafka Connect's REST API (the stack's ``connect``
+port): pause and resume are ``PUT /connectors/{name}/pause|resume``. The workload is not
+a connector and stays on the components port. On the embedded stack a kill stays a
+SIGKILL of the process (the supervisor restarts it); on a real Connect cluster it is
+``POST /connectors/{name}/restart?includeTasks=true``, the closest thing its API offers.
 
 A kill is confirmed by the supervisor's view of the component (a new pid, a restart
-counted); a lag spike by the workload's rate as the generator reports it and the sink's
-state (paused, or the throttle it reads).
+counted), or by Connect's answer and status; a task failure by Connect's status (FAILED);
+a lag spike by the workload's rate as the generator reports it and the sink's state
+(paused, or the throttle it reads).
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ import uuid
 
 from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
-from datadrill.model.faults import KillComponent, LagSpike
-from datadrill.stack.port import ComponentStatus
+from datadrill.model.faults import ConnectorTaskFailure, KillComponent, LagSpike
+from datadrill.stack.port import ComponentStatus, ConnectPort
 
 # Crash loops running in this process, by token; they die with the process.
 _LOOPS: dict[str, threading.Event] = {}
@@ -26,6 +34,9 @@ class KillComponentFault:
     spec_type = KillComponent
 
     def prepare(self, spec: KillComponent, context: DrillContext) -> RevertData:
+        if remote_connector(context, spec.component) is not None:
+            # A real Connect cluster's connector: a restart through its REST API.
+            return {"component": spec.component, "token": uuid.uuid4().hex, "via": "connect"}
         before = context.stack.components.get(spec.component)
         # pid and restart count before the kill: what confirm compares against.
         return {
@@ -36,6 +47,8 @@ class KillComponentFault:
         }
 
     def apply(self, spec: KillComponent, context: DrillContext, data: RevertData) -> RevertData:
+        if data.get("via") == "connect":
+            return self._restart_through_connect(spec, context, data)
         if spec.moment == "mid_commit":
             return {"first_pid": _kill_mid_commit(spec.component, context)}
         pid = context.stack.components.kill(spec.component)
@@ -60,7 +73,36 @@ class KillComponentFault:
             threading.Thread(target=loop, name=f"crash-loop-{spec.component}", daemon=True).start()
         return {"first_pid": pid}
 
+    def _restart_through_connect(
+        self, spec: KillComponent, context: DrillContext, data: RevertData
+    ) -> RevertData:
+        connect = context.stack.connect
+        answer = connect.restart(spec.component, include_tasks=True)
+        restarting = [t.id for t in answer.tasks if t.state == "RESTARTING"] if answer else []
+        if spec.times > 1:
+            stop = threading.Event()
+            _LOOPS[data["token"]] = stop
+
+            def loop() -> None:
+                for _ in range(spec.times - 1):
+                    if stop.wait(spec.every_s):
+                        return
+                    try:
+                        connect.restart(spec.component, include_tasks=True)
+                    except ControlError:
+                        continue  # a worker busy rebalancing: the next round tries again
+                _LOOPS.pop(data["token"], None)
+
+            threading.Thread(target=loop, name=f"restart-loop-{spec.component}", daemon=True).start()
+        return {"restart_answered": answer.describe() if answer else "204", "restarting": restarting}
+
     def revert(self, data: RevertData, context: DrillContext) -> str:
+        if data.get("via") == "connect":
+            stop = _LOOPS.pop(data["token"], None)
+            if stop is not None:
+                stop.set()
+                return f"restart loop of connector {data['component']} stopped"
+            return f"nothing to revert: Kafka Connect restarted connector {data['component']}"
         # A crash point still armed (the process never reached it) must not fire later.
         context.stack.components.disarm_crash_point(data["component"])
         stop = _LOOPS.pop(data["token"], None)
@@ -76,6 +118,8 @@ class KillComponentFault:
         """The component's pid changed or its restart count rose (a kill mid-commit: and
         the crash point fired, i.e. it is no longer armed)."""
         name = data["component"]
+        if data.get("via") == "connect":
+            return _confirm_connect_restart(context, name, data, within_s)
         pid_before = data.get("pid_before", data.get("first_pid"))
         restarts_before = int(data.get("restarts_before", 0))
         components = context.stack.components
@@ -101,6 +145,22 @@ class KillComponentFault:
         )
 
     def target(self, spec: KillComponent, context: DrillContext) -> str:
+        remote = remote_connector(context, spec.component)
+        if remote is not None:
+            if spec.moment == "mid_commit":
+                raise ConfigError(
+                    "scenario",
+                    "KillComponent.moment",
+                    spec.moment,
+                    f"'any' on a real Kafka Connect cluster ({remote.url}): its REST API can "
+                    "restart a connector, not stop it at a chosen point",
+                )
+            state = remote.status(spec.component).describe()
+            loop = f", {spec.times} times {spec.every_s:g} s apart" if spec.times > 1 else ""
+            return (
+                f"connector {spec.component} of Kafka Connect at {remote.url} ({state}): "
+                f"POST /connectors/{spec.component}/restart?includeTasks=true{loop}"
+            )
         status = component_status(context, spec.component, field="KillComponent.component")
         where = f"component {spec.component} ({_pid_text(status)})"
         if spec.moment == "mid_commit":
@@ -108,6 +168,88 @@ class KillComponentFault:
         if spec.times > 1:
             return f"{where}, {spec.times} times {spec.every_s:g} s apart"
         return where
+
+
+def _confirm_connect_restart(context: DrillContext, name: str, data: RevertData, within_s: float) -> str:
+    """Connect accepted the restart (its 202 answer) and reports the connector afterwards."""
+    connect = context.stack.connect
+
+    def look() -> Seen:
+        if "restart_answered" not in data:
+            return Seen(False, f"no restart of connector {name} was requested")
+        now = connect.status(name)
+        return Seen(
+            True, f"Kafka Connect answered the restart ({data['restart_answered']}); now {now.describe()}"
+        )
+
+    return await_effect(
+        context, within_s, expected=f"connector {name} restarted through Kafka Connect", look=look
+    )
+
+
+def connector_port(context: DrillContext, name: str) -> ConnectPort | None:
+    """The Connect API that drives ``name`` when it is a connector, else None (the workload,
+    a user's component, a stack serving no Connect API). With ``[connect] url`` a name
+    the cluster does not know is an error naming its connectors: the same fault must not
+    quietly hit the stack's own process instead."""
+    if name == "workload":
+        return None
+    try:
+        # A third party's Stack from before the Connect port has none: its components port does it.
+        connect: ConnectPort | None = getattr(context.stack, "connect", None)
+    except ControlError:
+        return None  # a stack serving no Connect API (and none configured)
+    if connect is None:
+        return None
+    if connect.embedded:
+        try:
+            names = connect.connectors()
+        except ControlError:
+            return None  # an older stack process: its components port does it all
+        return connect if name in names else None
+    names = connect.connectors()
+    if name not in names:
+        raise ConfigError(
+            "scenario",
+            "component",
+            name,
+            f"a connector of the Kafka Connect cluster at {connect.url}: {', '.join(names) or 'none'}",
+        )
+    return connect
+
+
+def remote_connector(context: DrillContext, name: str) -> ConnectPort | None:
+    """``name``'s Connect API when it is a real Connect cluster's connector (``[connect] url``)."""
+    connect = connector_port(context, name)
+    return connect if connect is not None and not connect.embedded else None
+
+
+def pause_component(context: DrillContext, name: str) -> None:
+    """Pause a connector through Kafka Connect's API (``PUT .../pause``), any other
+    component through the components port."""
+    connect = connector_port(context, name)
+    if connect is not None:
+        connect.pause(name)
+    else:
+        context.stack.components.pause(name)
+
+
+def resume_component(context: DrillContext, name: str) -> str:
+    """Resume what :func:`pause_component` paused; says what it did."""
+    connect = connector_port(context, name)
+    if connect is not None:
+        connect.resume(name)
+        return f"connector {name} resumed ({connect.status(name).describe()})"
+    pid = context.stack.components.resume(name)
+    return f"{name} started again (pid {pid})"
+
+
+def component_paused(context: DrillContext, name: str) -> bool:
+    """Is ``name`` paused: Connect's connector state for a connector, else the supervisor's."""
+    connect = connector_port(context, name)
+    if connect is not None:
+        return connect.status(name).state == "PAUSED"
+    return context.stack.components.get(name).paused
 
 
 def component_status(context: DrillContext, name: str, *, field: str) -> ComponentStatus:
@@ -148,6 +290,87 @@ def _kill_mid_commit(component: str, context: DrillContext) -> int:
             )
         context.clock.sleep(0.02)
     return before or 0
+
+
+class ConnectorTaskFailureFault:
+    """A connector's task goes FAILED and stays failed until restarted (Kafka Connect's
+    ``POST /connectors/{name}/restart``): the stack kills the process and its supervisor
+    keeps it down, with the trace Connect's status shows. Reverting restarts the connector
+    if its task is still FAILED. Embedded stack only: Connect's REST API has no call that
+    fails a task, so on a real cluster (``[connect] url``) ``target()`` refuses it."""
+
+    kind = "connector.task_failure"
+    spec_type = ConnectorTaskFailure
+
+    def prepare(self, spec: ConnectorTaskFailure, context: DrillContext) -> RevertData:
+        return {"component": spec.component}
+
+    def apply(self, spec: ConnectorTaskFailure, context: DrillContext, data: RevertData) -> RevertData:
+        _own_connect(context, spec.component)
+        reason = (
+            "org.apache.kafka.connect.errors.ConnectException: task failed by datadrill fault "
+            f"{self.kind} ({spec.describe()})"
+        )
+        trace = context.stack.components.fail(spec.component, reason)
+        return {"trace_head": trace.splitlines()[0] if trace else reason}
+
+    def revert(self, data: RevertData, context: DrillContext) -> str:
+        name = data["component"]
+        connect = context.stack.connect
+        status = connect.status(name)
+        if not status.failed_tasks:
+            return f"nothing to revert: {status.describe()}"
+        connect.restart(name, include_tasks=True, only_failed=True)
+        return f"connector {name} restarted (its task was FAILED); now {connect.status(name).describe()}"
+
+    def exclusive_key(self, spec: ConnectorTaskFailure) -> str | None:
+        return f"component:{spec.component}"
+
+    def confirm(
+        self, spec: ConnectorTaskFailure, context: DrillContext, data: RevertData, within_s: float
+    ) -> str:
+        """Kafka Connect's status of the connector shows a FAILED task (with its trace)."""
+        name = data["component"]
+        connect = context.stack.connect
+
+        def look() -> Seen:
+            status = connect.status(name)
+            failed = status.failed_tasks
+            if not failed:
+                return Seen(False, status.describe())
+            trace = (failed[0].trace or "").splitlines()
+            return Seen(True, f"{status.describe()}; trace: {trace[0] if trace else '(none)'}")
+
+        return await_effect(context, within_s, expected=f"connector {name}'s task FAILED", look=look)
+
+    def target(self, spec: ConnectorTaskFailure, context: DrillContext) -> str:
+        connect = _own_connect(context, spec.component)
+        return f"connector {spec.component}'s task 0 ({connect.status(spec.component).describe()}) at {connect.url}"
+
+
+def _own_connect(context: DrillContext, name: str) -> ConnectPort:
+    """The stack's own Connect API when ``name`` is one of its connectors; ConfigError
+    otherwise (a real Connect cluster's task cannot be failed through REST)."""
+    field = "ConnectorTaskFailure.component"
+    try:
+        connect = context.stack.connect
+    except ControlError as exc:
+        raise ConfigError(
+            "scenario", field, name, f"a connector of this stack's Connect API ({exc})"
+        ) from None
+    if not connect.embedded:
+        raise ConfigError(
+            "scenario",
+            field,
+            name,
+            f"a connector of the embedded stack: the Kafka Connect cluster at {connect.url} "
+            "cannot be made to fail a task through its REST API (it has no such call); "
+            "drill this fault on the embedded stack, or fail the task by the cluster's own means",
+        )
+    names = connect.connectors()
+    if name not in names:
+        raise ConfigError("scenario", field, name, f"a connector of this stack: {', '.join(names) or 'none'}")
+    return connect
 
 
 class LagSpikeFault:

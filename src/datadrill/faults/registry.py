@@ -40,6 +40,7 @@ def _builtins() -> list[FaultPlugin]:
         metadata.HideTableFault(),
         metadata.CatalogOutageFault(),
         connector.KillComponentFault(),
+        connector.ConnectorTaskFailureFault(),
         connector.LagSpikeFault(),
         kafka.BrokerLossFault(),
         kafka.RequestErrorsFault(),

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pydantic.dataclasses import dataclass as model_dataclass
 
 from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
-from datadrill.faults.connector import component_status, workload_seen
+from datadrill.faults.connector import (
+    component_paused,
+    component_status,
+    pause_component,
+    remote_connector,
+    resume_component,
+    workload_seen,
+)
 
 
 @model_dataclass(frozen=True)
@@ -36,18 +43,21 @@ class ComponentPausedState:
     spec_type: type = _ComponentPaused
 
     def prepare(self, spec: _ComponentPaused, context: DrillContext) -> RevertData:
+        if remote_connector(context, spec.component) is not None:
+            # A Connect cluster's connector: paused and confirmed through its REST API. (The
+            # stack's own connectors are paused through it too, and confirmed below.)
+            return {"component": spec.component, "via": "connect"}
         # The pid before: confirm names the process that stopped.
         return {"component": spec.component, "pid_before": context.stack.components.get(spec.component).pid}
 
     def apply(self, spec: _ComponentPaused, context: DrillContext, data: RevertData) -> RevertData:
-        context.stack.components.pause(spec.component)
-        return {}
+        pause_component(context, spec.component)
+        return {"paused": True}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
         component = data["component"]
-        if context.stack.components.get(component).paused:
-            context.stack.components.resume(component)
-            return f"{component} resumed"
+        if component_paused(context, component):
+            return resume_component(context, component)
         return f"nothing to do: {component} runs"
 
     def exclusive_key(self, spec: _ComponentPaused) -> str | None:
@@ -58,6 +68,16 @@ class ComponentPausedState:
         stops the process: SIGTERM, then SIGKILL)."""
         name = data["component"]
         before = data.get("pid_before")
+        if data.get("via") == "connect":
+            connect = context.stack.connect
+
+            def look_connect() -> Seen:
+                status = connect.status(name)
+                if "paused" not in data:
+                    return Seen(False, f"no pause was requested; {status.describe()}")
+                return Seen(status.state == "PAUSED", f"Kafka Connect reports {status.describe()}")
+
+            return await_effect(context, within_s, expected=f"connector {name} PAUSED", look=look_connect)
 
         def look() -> Seen:
             now = context.stack.components.get(name)

@@ -103,6 +103,23 @@ class KillComponent:
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
+class ConnectorTaskFailure:
+    """A connector's task goes FAILED, as Kafka Connect reports it, and stays failed (no
+    supervisor restart) until a :class:`~datadrill.model.recovery.RestartConnector` step or
+    an operator restarts it (``POST /connectors/{name}/restart``). With ``duration_s`` the
+    drill restarts it itself when that elapses. Embedded stack only: a real Connect
+    cluster's task cannot be failed through its REST API."""
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    component: Literal["relay", "sink"] = "sink"
+    duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
+    kind: Literal["connector.task_failure"] = "connector.task_failure"
+
+    def describe(self) -> str:
+        return f"{self.component}'s task FAILED (stays failed until restarted)"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
 class LagSpike:
     """The producer bursts to ``burst_factor`` × its rate while the sink is paused (or
     throttled to ``throttle_rows_per_s``) for ``duration_s``: a consumer-lag spike."""
@@ -310,6 +327,7 @@ FaultSpec = (
     | DeleteMetadataFiles
     | HideTable
     | KillComponent
+    | ConnectorTaskFailure
     | LagSpike
     | BrokerLoss
     | KafkaRequestErrors

@@ -105,6 +105,21 @@ class ResumeComponent:
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
+class RestartConnector:
+    """Restart a connector's failed tasks through Kafka Connect's REST API
+    (``POST /connectors/{component}/restart?includeTasks=true&onlyFailed=true``) and wait
+    up to ``timeout_s`` until its tasks run. ``component`` is a connector's name: ``relay``
+    or ``sink`` on the embedded stack, any of the cluster's with ``[connect] url``."""
+
+    component: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "sink"
+    timeout_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 60.0
+    kind: Literal["restart_connector"] = "restart_connector"
+
+    def describe(self) -> str:
+        return f"restart the {self.component} connector's failed tasks"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
 class RollbackProducer:
     """Put the producer back on the contract's own writer schema (and enforcement on)."""
 
@@ -134,6 +149,7 @@ Step = (
     | Reconcile
     | PauseComponent
     | ResumeComponent
+    | RestartConnector
 )
 BUILTIN_STEPS: tuple[type[Any], ...] = get_args(Step)
 

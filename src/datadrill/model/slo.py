@@ -201,8 +201,33 @@ class ConnectorErrorRate:
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
+class ConnectorHealth:
+    """Is a connector healthy, as Kafka Connect's REST API reports it: bad (0) while the
+    connector or any of its tasks is not RUNNING (paused, stopped, failed, restarting),
+    good (1) otherwise. ``component`` is the connector's name."""
+
+    component: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "sink"
+    target: Target = Target()
+    kind: Literal["connector_health"] = "connector_health"
+
+    def statement(self) -> str:
+        return f"the {self.component} connector and its tasks RUNNING"
+
+    unit: ClassVar[str] = "ok"
+
+    @property
+    def threshold(self) -> None:
+        return None
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.OK
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
 class RestartRate:
-    """Connector restarts per minute, counted over a sliding window (60 s by default)."""
+    """Connector restarts per minute, counted over a sliding window (60 s by default): exits
+    the supervisor restarts, and Kafka Connect task failures (each waits for a restart)."""
 
     max_per_min: Annotated[float, Strict(), Field(ge=0)]
     window_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 60.0
@@ -252,7 +277,14 @@ class DataIntegrity:
 
 
 SLI = (
-    DataIntegrity | Freshness | CanaryLatency | ConsumerLag | QuerySuccess | ConnectorErrorRate | RestartRate
+    DataIntegrity
+    | Freshness
+    | CanaryLatency
+    | ConsumerLag
+    | QuerySuccess
+    | ConnectorErrorRate
+    | RestartRate
+    | ConnectorHealth
 )
 BUILTIN_SLIS: tuple[type[Any], ...] = get_args(SLI)
 

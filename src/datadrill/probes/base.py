@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from datadrill.clock import Clock
 
 if TYPE_CHECKING:
+    from datadrill.interfaces.connect_client import ConnectorState
     from datadrill.paths import StatePaths
     from datadrill.platform.query import QueryEngine
 
@@ -97,6 +98,12 @@ class SharedQueryEngine:
             engine.close()
 
 
+class ConnectStatus(Protocol):
+    """What probes read of Kafka Connect's REST API (the stack's ``connect`` port)."""
+
+    def status(self, name: str) -> ConnectorState: ...
+
+
 @dataclass(frozen=True)
 class ProbeEnv:
     """What probes reach. :meth:`from_stack` builds it from a stack; tests may build one
@@ -111,6 +118,8 @@ class ProbeEnv:
     heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
     events_file: Path  # supervisor events (process exits)
     closers: tuple[Callable[[], None], ...] = field(default=(), repr=False, compare=False)
+    # Kafka Connect's REST API over the stack's connectors (ConnectorHealth); None: none.
+    connect: Callable[[], ConnectStatus] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_stack(cls, stack: ProbeStack, clock: Clock) -> ProbeEnv:
@@ -126,6 +135,7 @@ class ProbeEnv:
             heartbeat_dir=stack.paths.run,
             events_file=stack.paths.events_file,
             closers=(engine.close,),
+            connect=(lambda: stack.connect) if hasattr(stack, "connect") else None,
         )
 
     def close(self) -> None:

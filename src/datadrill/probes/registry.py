@@ -52,6 +52,7 @@ def _builtins() -> dict[str, ProbeFactory]:
     from datadrill.model.slo import (
         CanaryLatency,
         ConnectorErrorRate,
+        ConnectorHealth,
         ConsumerLag,
         DataIntegrity,
         Freshness,
@@ -67,6 +68,7 @@ def _builtins() -> dict[str, ProbeFactory]:
         ConsumerLag: sli.ConsumerLagProbe,
         ConnectorErrorRate: sli.ConnectorErrorRateProbe,
         RestartRate: sli.RestartRateProbe,
+        ConnectorHealth: sli.ConnectorHealthProbe,
         DataIntegrity: sli.DataIntegrityProbe,
     }
     return {spec_kind(spec): factory for spec, factory in by_spec.items()}

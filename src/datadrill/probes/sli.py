@@ -188,13 +188,17 @@ _ERROR_COUNTERS = {"sink": ("commit_errors", "rejected"), "relay": ("rejected", 
 
 
 class ConnectorErrorRateProbe:
-    """Errors per second from the connectors' heartbeat counters (restarts reset them)."""
+    """Errors per second from the connectors' heartbeat counters (restarts reset them), plus
+    one per Kafka Connect task failure of the relay or the sink (the supervisor's
+    ``process_failed``: a failed task reports no counters of its own)."""
 
     def __init__(self, sli: slo.ConnectorErrorRate, env: ProbeEnv) -> None:
         self.sli = sli
         self.env = env
         self._last: dict[str, tuple[int, int]] = {}  # component -> (pid, total)
         self._last_t: float | None = None
+        # Only failures from now on: earlier ones belong to other runs.
+        self._events = JsonlTail(env.events_file, from_end=True, expected="a supervisor event")
 
     def _totals(self) -> dict[str, tuple[int, int]]:
         totals = {}
@@ -214,6 +218,11 @@ class ConnectorErrorRateProbe:
             last_pid, last_total = self._last.get(name, (pid, total))
             # A restarted process counts from zero again.
             errors += total if pid != last_pid else max(0, total - last_total)
+        errors += sum(
+            1
+            for e in self._events.read_new()
+            if e.get("event") == "process_failed" and e.get("component") in _ERROR_COUNTERS
+        )
         elapsed = now - self._last_t if self._last_t is not None else None
         self._last, self._last_t = totals, now
         rate = errors / elapsed if elapsed else 0.0
@@ -223,8 +232,13 @@ class ConnectorErrorRateProbe:
         return
 
 
+# Supervisor events that count as a connector restart: an exit (the supervisor restarts it)
+# and a Kafka Connect task failure (FAILED until someone restarts it).
+_RESTART_EVENTS = frozenset({"process_exited", "process_failed"})
+
+
 class RestartRateProbe:
-    """Connector exits in the last ``window_s`` (each is followed by a restart), per minute."""
+    """Connector exits and Connect task failures in the last ``window_s``, per minute."""
 
     def __init__(self, sli: slo.RestartRate, env: ProbeEnv) -> None:
         self.sli = sli
@@ -236,12 +250,36 @@ class RestartRateProbe:
 
     def measure(self) -> Sample:
         for event in self._events.read_new():
-            if event.get("event") == "process_exited":
+            if event.get("event") in _RESTART_EVENTS:
                 self._exits.append(float(event["mono"]))
         now = self.env.clock.monotonic()
         self._exits = [t for t in self._exits if now - t <= self.window_s]
         per_min = len(self._exits) * 60.0 / self.window_s
         return Sample(per_min, per_min <= self.sli.max_per_min)
+
+    def close(self) -> None:
+        return
+
+
+class ConnectorHealthProbe:
+    """0 while the connector or one of its tasks is not RUNNING, as Kafka Connect's REST API
+    reports it (paused, stopped, failed, restarting), else 1. A Connect API that does not
+    answer counts as bad, with its error."""
+
+    def __init__(self, sli: slo.ConnectorHealth, env: ProbeEnv) -> None:
+        if env.connect is None:
+            raise DrillError(f"ConnectorHealth({sli.component!r}) needs a stack with a Kafka Connect API")
+        self.sli = sli
+        self.connect = env.connect
+
+    def measure(self) -> Sample:
+        try:
+            status = self.connect().status(self.sli.component)
+        except DrillError as exc:
+            return Sample(None, False, _short(exc))
+        if status.running:
+            return Sample(1.0, True)
+        return Sample(0.0, False, status.describe())
 
     def close(self) -> None:
         return

@@ -57,6 +57,7 @@ def _builtins() -> dict[str, StepImplementation]:
         ReplayKafka,
         ReprocessDeadLetters,
         ReregisterFromMetadata,
+        RestartConnector,
         RestoreCatalogBackup,
         ResumeComponent,
         RollbackProducer,
@@ -74,6 +75,7 @@ def _builtins() -> dict[str, StepImplementation]:
     by_spec: dict[type[Any], StepImplementation] = {
         PauseComponent: components.run_pause_component,
         ResumeComponent: components.run_resume_component,
+        RestartConnector: components.run_restart_connector,
         RestoreCatalogBackup: backup.run_restore_catalog_backup,
         ReregisterFromMetadata: reregister.run_reregister_from_metadata,
         ReplayKafka: replay.run_replay_kafka,

@@ -24,6 +24,7 @@ import httpx
 
 from datadrill.config import StackConfig, read_running_config
 from datadrill.errors import ControlError, RunLeaseHeld, RunLeaseLost, StackNotRunning, StackProcessDied
+from datadrill.interfaces.connect_client import ConnectClient
 from datadrill.paths import StatePaths
 from datadrill.procs import alive, pid_namespace
 from datadrill.stack.port import (
@@ -183,6 +184,32 @@ class _Components:
     def disarm_crash_point(self, name: str) -> None:
         self.control.delete(f"/components/{name}/crash-point")
 
+    def fail(self, name: str, reason: str) -> str:
+        return str(self.control.post(f"/components/{name}/fail", {"reason": reason})["trace"])
+
+
+class _Connect(ConnectClient):
+    """Kafka Connect's REST API: the stack's own (stack.json's ``connect_url``) or the
+    cluster's named by ``[connect] url`` (external and compose backends)."""
+
+    def __init__(self, url: str, *, embedded: bool, transport: httpx.BaseTransport | None) -> None:
+        # A stack process from before the Connect API has no URL: every call says so.
+        super().__init__(url or "http://127.0.0.1:0", transport=transport)
+        self._missing = not url
+        self._embedded = embedded
+
+    def _request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+        if self._missing:
+            raise ControlError(
+                "this stack serves no Kafka Connect REST API; name a Connect cluster with "
+                '[connect] url = "http://HOST:8083" in datadrill.toml'
+            )
+        return super()._request(method, path, params)
+
+    @property
+    def embedded(self) -> bool:
+        return self._embedded
+
 
 @dataclass(frozen=True)
 class _Workload:
@@ -311,6 +338,14 @@ class StackClient:
     @property
     def runs(self) -> _RunLeases:
         return _RunLeases(self.control)
+
+    @cached_property
+    def connect(self) -> _Connect:
+        """``[connect] url`` when the config names a Connect cluster, else the stack's own."""
+        configured = self.config.connect.url
+        if configured:
+            return _Connect(configured, embedded=False, transport=self.transport)
+        return _Connect(str(self.state.get("connect_url") or ""), embedded=True, transport=self.transport)
 
     @property
     def bootstrap_servers(self) -> str:

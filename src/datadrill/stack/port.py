@@ -3,7 +3,7 @@
 Runner, :class:`~datadrill.faults.base.DrillContext`, fault plugins, recovery steps,
 probes, the search and the pytest plugin see only this protocol. Its capabilities are
 typed: Kafka (brokers, RTT, leaders, request errors), components (status, kill, pause,
-resume, crash points), the workload, the platform's switches (sink throttle, producer
+resume, crash points, fail), Kafka Connect's REST API over the connectors, the workload, the platform's switches (sink throttle, producer
 contract), network proxies, the catalog, the query clients and the state paths.
 :class:`~datadrill.stack.client.StackClient` implements it over the stack process's
 control API; unit tests implement it in memory (``tests/unit/fake_stack.py``).
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from datadrill.config import StackConfig
+    from datadrill.interfaces.connect_client import ConnectOffset, ConnectorState
     from datadrill.paths import StatePaths
     from datadrill.platform.query import QueryEngine
     from datadrill.platform.warehouse import Warehouse
@@ -231,6 +232,44 @@ class ComponentsPort(Protocol):
 
     def disarm_crash_point(self, name: str) -> None: ...
 
+    def fail(self, name: str, reason: str) -> str:
+        """Kill a component and keep it FAILED (not restarted) until a restart request
+        (Kafka Connect's ``POST /connectors/{name}/restart``); returns the failure's trace."""
+        ...
+
+
+class ConnectPort(Protocol):
+    """Kafka Connect's REST API over the stack's connectors: the stack's own (``relay``,
+    ``sink``; ``embedded`` True), or a real Connect cluster's named by ``[connect] url``
+    (``embedded`` False: its tasks cannot be failed or SIGKILLed from here). Errors raise
+    :class:`~datadrill.interfaces.connect_client.ConnectError` (a ControlError)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def embedded(self) -> bool:
+        """Is this the stack's own Connect API, over processes the stack supervises?"""
+        ...
+
+    def connectors(self) -> tuple[str, ...]: ...
+
+    def status(self, name: str) -> ConnectorState: ...
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def stop(self, name: str) -> None: ...
+
+    def restart(self, name: str, *, include_tasks: bool = False, only_failed: bool = False) -> ConnectorState | None:
+        """Connect's answer: the status with RESTARTING for what it restarts (202), or None (204)."""
+        ...
+
+    def restart_task(self, name: str, task: int) -> None: ...
+
+    def offsets(self, name: str) -> tuple[ConnectOffset, ...]: ...
+
 
 class WorkloadPort(Protocol):
     """The order generator."""
@@ -304,6 +343,11 @@ class Stack(Protocol):
 
     @property
     def runs(self) -> RunLeasePort: ...
+
+    @property
+    def connect(self) -> ConnectPort:
+        """Kafka Connect's REST API over the stack's connectors."""
+        ...
 
     @property
     def bootstrap_servers(self) -> str:

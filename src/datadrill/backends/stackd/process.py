@@ -25,6 +25,7 @@ from datadrill.backends.kafka.base import KafkaCluster
 from datadrill.backends.stackd.leases import Reaper, RunLeases, reaper_process
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import StackConfig
+from datadrill.interfaces.connect_api import ConnectServer
 from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
 from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
@@ -63,6 +64,8 @@ class StackProcess:
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.wall()
         self.supervisor: Supervisor | None = None
+        # Kafka Connect's REST API for the relay and the sink (started after the supervisor).
+        self.connect_server: ConnectServer | None = None
         self.control: ControlServer | None = None
         self.catalog_uri = ""
         self.fault_proxy: FaultProxyServer | None = None
@@ -113,6 +116,7 @@ class StackProcess:
         # Start the platform before the catalog is ready: the processes spend their first
         # second importing, and the sink waits for the table anyway.
         self._start_platform(catalog_via)
+        self._start_connect()
 
         from datadrill.platform.catalog import ensure_orders_table, open_stack_catalog
 
@@ -179,6 +183,17 @@ class StackProcess:
         self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
         self.supervisor.start_all()
 
+    def _start_connect(self) -> None:
+        assert self.supervisor is not None
+        self.connect_server = ConnectServer(
+            self.supervisor,
+            self.paths,
+            self.config,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            on_event=self.event,
+        )
+        self.connect_server.start()
+
     def _start_queries(self, catalog_via: str | None) -> None:
         """Dashboards' queries: Trino on a cluster that has one; otherwise the DuckDB query
         service, reached only through the "query" proxy of our fault proxy."""
@@ -240,6 +255,7 @@ class StackProcess:
                 "pgid": os.getpgid(0),
                 "state_dir": str(self.paths.root.resolve()),
                 "control_url": self.control.url,
+                "connect_url": self.connect_server.url if self.connect_server is not None else None,
                 "backend": self.backend,
                 "bootstrap_servers": self.kafka.bootstrap_servers,
                 "brokers": {str(k): v for k, v in self.kafka.broker_addresses.items()},
@@ -273,6 +289,8 @@ class StackProcess:
             self.supervisor.stop_all()
         if self.control is not None:
             self.control.stop()
+        if self.connect_server is not None:
+            self.connect_server.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         if self.metrics_lag is not None:

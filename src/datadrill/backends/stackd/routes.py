@@ -9,6 +9,7 @@ Routes::
            /kafka/partitions/leader
     DELETE /kafka/request-errors/{api_key}
     POST   /components/{name}/signal|pause|resume /components/{name}/crash-point
+    POST   /components/{name}/fail      (FAILED until a restart: Kafka Connect's API restarts it)
     GET    /components/{name}/crash-point      DELETE /components/{name}/crash-point
     POST   /workload /platform/sink-throttle /platform/producer-contract /shutdown
     GET    /platform/producer-contract
@@ -131,6 +132,13 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         stack.event("component_resumed", component=p["name"], pid=pid)
         return {"component": p["name"], "paused": False, "pid": pid}
 
+    def fail(p: Params, b: Body) -> Body:
+        component(p["name"])
+        reason = str(b.get("reason") or "failed on request")
+        trace = supervisor().fail(p["name"], reason)
+        stack.event("component_failed", component=p["name"], reason=reason)
+        return {"component": p["name"], "failed": True, "trace": trace}
+
     def arm(p: Params, b: Body) -> Body:
         component(p["name"])
         paths.crash_point(p["name"]).write_text(str(b["point"]), encoding="utf-8")
@@ -213,6 +221,7 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         ("POST", f"/components/{name}/signal", signal_component),
         ("POST", f"/components/{name}/pause", pause),
         ("POST", f"/components/{name}/resume", resume),
+        ("POST", f"/components/{name}/fail", fail),
         ("POST", f"/components/{name}/crash-point", arm),
         ("GET", f"/components/{name}/crash-point", armed),
         ("DELETE", f"/components/{name}/crash-point", disarm),

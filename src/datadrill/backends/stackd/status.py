@@ -35,6 +35,8 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
         components.append(_fault_proxy(stack))
     components.append(_source(stack))
     components.extend(process_entries(stack))
+    if stack.connect_server is not None:
+        components.append(_connect(stack))
     if stack.metrics_server is not None:
         components.append(_metrics(stack))
     assert stack.control is not None
@@ -209,6 +211,19 @@ def process_entries(stack: StackProcess) -> list[Entry]:
             }
         )
     return out
+
+
+def _connect(stack: StackProcess) -> Entry:
+    """Kafka Connect's REST API: healthy when it answers; the detail is every connector's
+    task state ("relay RUNNING, sink FAILED")."""
+    assert stack.connect_server is not None
+    connect = stack.connect_server
+    states = []
+    for name in connect.connectors:
+        status = connect.status(name)
+        tasks = status["tasks"]
+        states.append(f"{name} {tasks[0]['state'] if tasks else status['connector']['state']}")
+    return {"name": "connect", "endpoint": connect.url, "healthy": True, "detail": ", ".join(states)}
 
 
 def _describe_progress(name: str, beat: dict[str, Any]) -> str:

@@ -1,0 +1,418 @@
+"""Kafka Connect's REST API for the stack's connectors, as a Connect worker serves it on 8083.
+
+The outbox relay is the source connector ``relay``, the sink the sink connector ``sink``;
+each has one task (task 0), which is the supervised process. The workload is not a
+connector. States map onto the supervisor (:mod:`datadrill.platform.supervisor`):
+
+=================  ===========================  =====================================
+supervisor         connector state              task 0 state
+=================  ===========================  =====================================
+running            RUNNING                      RUNNING
+exited, restarting RUNNING                      RESTARTING (the supervisor restarts it)
+paused             PAUSED                       PAUSED
+stopped            STOPPED                      (none: a stopped connector has no tasks)
+failed             RUNNING (PAUSED, STOPPED)    FAILED, with ``trace``
+=================  ===========================  =====================================
+
+Routes (codes and bodies as the Apache Kafka Connect REST docs give them; errors are
+Connect's ``{"error_code": ..., "message": ...}``)::
+
+    GET  /                                   version, commit, kafka_cluster_id
+    GET  /connectors[?expand=status|info]    names, or documents by name
+    GET  /connectors/{name}                  name, config, tasks, type
+    GET  /connectors/{name}/config|status|tasks|offsets
+    GET  /connectors/{name}/tasks/{id}/status
+    PUT  /connectors/{name}/pause|resume     202
+    PUT  /connectors/{name}/stop             204
+    POST /connectors/{name}/restart[?includeTasks=&onlyFailed=]   204, or 202 + status
+    POST /connectors/{name}/tasks/{id}/restart                    204
+
+Offsets: the sink's are the Kafka offsets its newest Iceberg snapshot records (the next
+offset of each partition, as a consumer group commits them), in Connect's sink shape
+``{"partition": {"kafka_topic", "kafka_partition"}, "offset": {"kafka_offset"}}``; the
+relay's is its source position, the last outbox event id it marked:
+``{"partition": {"source": "outbox"}, "offset": {"event_id"}}``.
+
+Example::
+
+    server = ConnectServer(supervisor, paths, config, bootstrap_servers="127.0.0.1:9092")
+    server.start()
+    httpx.get(server.url + "/connectors/sink/status").json()["tasks"][0]["state"]   # RUNNING
+    httpx.put(server.url + "/connectors/sink/pause").status_code                     # 202
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from datadrill import __version__
+from datadrill.errors import DrillError
+from datadrill.interfaces.http_server import ControlServer, Handler, Reply
+from datadrill.platform.supervisor import ProcessStatus
+
+if TYPE_CHECKING:
+    from datadrill.config import StackConfig
+    from datadrill.paths import StatePaths
+
+Params = dict[str, str]
+Body = dict[str, Any]
+
+# What Connect's RESTARTING state covers here: the supervisor restarts an exited process
+# after its backoff; a restart request is answered while the new process starts.
+RUNNING, PAUSED, STOPPED, FAILED, RESTARTING, UNASSIGNED = (
+    "RUNNING",
+    "PAUSED",
+    "STOPPED",
+    "FAILED",
+    "RESTARTING",
+    "UNASSIGNED",
+)
+
+
+class Supervised(Protocol):
+    """What the API needs of :class:`~datadrill.platform.supervisor.Supervisor`."""
+
+    @property
+    def names(self) -> list[str]: ...
+
+    def status(self) -> list[ProcessStatus]: ...
+
+    def pause(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> int: ...
+
+    def release(self, name: str) -> None: ...
+
+    def stop(self, name: str) -> None: ...
+
+    def restart(self, name: str) -> int | None: ...
+
+
+class ConnectRestError(DrillError):
+    """An error Connect answers with its own document and status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = status
+
+
+def error_document(status: int, message: str) -> dict[str, Any]:
+    """Connect's error body (``ConnectExceptionMapper``)."""
+    return {"error_code": status, "message": message}
+
+
+@dataclass(frozen=True)
+class Connector:
+    """One connector of the stack: its Connect type and config (strings, as Connect's are)."""
+
+    name: str
+    type: str  # "source" or "sink"
+    config: dict[str, str]
+
+
+def stack_connectors(config: StackConfig) -> dict[str, Connector]:
+    """The reference platform's connectors, configured as the stack runs them."""
+    topic = config.kafka.topic
+    return {
+        "relay": Connector(
+            "relay",
+            "source",
+            {
+                "name": "relay",
+                "connector.class": "datadrill.platform.relay",
+                "tasks.max": "1",
+                "topic": topic,
+                "source": "outbox",
+                "batch.max.records": str(config.relay.batch_max_records),
+                "poll.interval.ms": str(config.relay.poll_interval_ms),
+            },
+        ),
+        "sink": Connector(
+            "sink",
+            "sink",
+            {
+                "name": "sink",
+                "connector.class": "datadrill.platform.sink",
+                "tasks.max": "1",
+                "topics": topic,
+                "consumer.group.id": config.sink.group_id,
+                "table": config.catalog.table,
+                "guarantee": config.sink.guarantee,
+            },
+        ),
+    }
+
+
+def _flag(params: Params, name: str) -> bool:
+    raw = params.get(name, "false").strip().lower()
+    if raw not in ("true", "false", ""):
+        raise ConnectRestError(400, f"query parameter {name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+class ConnectServer:
+    """Kafka Connect's REST API over the stack's supervisor, on its own port (127.0.0.1)."""
+
+    def __init__(
+        self,
+        supervisor: Supervised,
+        paths: StatePaths,
+        config: StackConfig,
+        *,
+        bootstrap_servers: str,
+        on_event: Callable[..., None] | None = None,
+    ) -> None:
+        self.supervisor = supervisor
+        self.paths = paths
+        self.config = config
+        self.bootstrap_servers = bootstrap_servers
+        self.connectors = {n: c for n, c in stack_connectors(config).items() if n in supervisor.names}
+        self._on_event = on_event
+        self._cluster_id: str | None = None
+        self._lock = threading.Lock()
+        self._server = ControlServer(self.routes(), query_params=True, error_document=error_document)
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def worker_id(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def start(self) -> str:
+        self._server.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def _event(self, name: str, **fields: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(name, **fields)
+
+    # -- states --------------------------------------------------------------------------
+    def _connector(self, name: str) -> Connector:
+        connector = self.connectors.get(name)
+        if connector is None:
+            raise ConnectRestError(404, f"Connector {name} not found")
+        return connector
+
+    def _process(self, name: str) -> ProcessStatus:
+        for proc in self.supervisor.status():
+            if proc.name == name:
+                return proc
+        raise ConnectRestError(404, f"Connector {name} not found")
+
+    def _task_state(self, proc: ProcessStatus) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": 0, "worker_id": self.worker_id}
+        if proc.failed_trace is not None:
+            entry.update(state=FAILED, trace=proc.failed_trace)
+        elif proc.paused:
+            entry["state"] = PAUSED
+        elif proc.running:
+            entry["state"] = RUNNING
+        elif proc.last_exit is not None:
+            entry["state"] = RESTARTING
+        else:
+            entry["state"] = UNASSIGNED
+        return entry
+
+    def status(self, name: str) -> dict[str, Any]:
+        connector = self._connector(name)
+        proc = self._process(name)
+        if proc.stopped:
+            state, tasks = STOPPED, []
+        else:
+            state = PAUSED if proc.paused else RUNNING
+            tasks = [self._task_state(proc)]
+        return {
+            "name": name,
+            "connector": {"state": state, "worker_id": self.worker_id},
+            "tasks": tasks,
+            "type": connector.type,
+        }
+
+    def _task(self, name: str, task: str) -> dict[str, Any]:
+        for entry in self.status(name)["tasks"]:
+            if str(entry["id"]) == task:
+                return dict(entry)
+        raise ConnectRestError(404, f"Task {name}-{task} not found")
+
+    def info(self, name: str) -> dict[str, Any]:
+        connector = self._connector(name)
+        stopped = self._process(name).stopped
+        return {
+            "name": name,
+            "config": dict(connector.config),
+            "tasks": [] if stopped else [{"connector": name, "task": 0}],
+            "type": connector.type,
+        }
+
+    def offsets(self, name: str) -> dict[str, Any]:
+        connector = self._connector(name)
+        if connector.type == "sink":
+            return {"offsets": self._sink_offsets()}
+        return {"offsets": self._relay_offsets()}
+
+    def _sink_offsets(self) -> list[dict[str, Any]]:
+        from datadrill.platform.catalog import open_stack_catalog, sink_state
+
+        try:
+            table = open_stack_catalog(self.config, self.paths).load_table(self.config.catalog.table)
+        except Exception as exc:  # a lost table is the drill's business: say so
+            raise ConnectRestError(
+                500, f"cannot read the sink's offsets: table {self.config.catalog.table}: {exc}"
+            ) from exc
+        offsets, _ = sink_state(table)
+        topic = self.config.kafka.topic
+        return [
+            {
+                "partition": {"kafka_topic": topic, "kafka_partition": partition},
+                "offset": {"kafka_offset": offset},
+            }
+            for partition, offset in sorted(offsets.items())
+        ]
+
+    def _relay_offsets(self) -> list[dict[str, Any]]:
+        from datadrill.platform import source_db
+
+        db = source_db.connect(self.paths.source_db)
+        try:
+            # The relay deletes what it marked: its position is just below the oldest event
+            # still waiting in the outbox (or the newest ever handed out, when none waits).
+            row = db.execute("SELECT min(event_id) FROM outbox").fetchone()
+            marked = int(row[0]) - 1 if row and row[0] is not None else source_db.last_event_id(db)
+        finally:
+            db.close()
+        return [{"partition": {"source": "outbox"}, "offset": {"event_id": marked}}]
+
+    def version(self) -> dict[str, Any]:
+        with self._lock:
+            if self._cluster_id is None:
+                self._cluster_id = _cluster_id(self.bootstrap_servers)
+            cluster = self._cluster_id
+        return {"version": __version__, "commit": "datadrill", "kafka_cluster_id": cluster}
+
+    # -- actions -------------------------------------------------------------------------
+    def pause_connector(self, name: str) -> Reply:
+        self._connector(name)
+        proc = self._process(name)
+        if not proc.paused:
+            self.supervisor.pause(name)
+            self._event("connector_paused", connector=name)
+        return Reply(202)
+
+    def resume_connector(self, name: str) -> Reply:
+        self._connector(name)
+        proc = self._process(name)
+        if proc.paused or proc.stopped:
+            if proc.failed_trace is not None:
+                # Connect resumes the connector's target state; a failed task stays FAILED.
+                self.supervisor.release(name)
+            else:
+                self.supervisor.resume(name)
+            self._event("connector_resumed", connector=name)
+        return Reply(202)
+
+    def stop_connector(self, name: str) -> Reply:
+        self._connector(name)
+        if not self._process(name).stopped:
+            self.supervisor.stop(name)
+            self._event("connector_stopped", connector=name)
+        return Reply(204)
+
+    def restart_connector(self, name: str, params: Params) -> Reply:
+        """Without ``includeTasks``/``onlyFailed``: restart the connector instance, 204.
+        With either: 202 and the status with RESTARTING for what is restarted. The one task
+        *is* the connector's process here, so restarting the connector instance alone
+        restarts nothing (204, as Connect answers it); its task is restarted when
+        ``includeTasks`` is set and, with ``onlyFailed``, only if it is FAILED."""
+        self._connector(name)
+        include_tasks, only_failed = _flag(params, "includeTasks"), _flag(params, "onlyFailed")
+        if not include_tasks and not only_failed:
+            self._event("connector_restarted", connector=name, tasks=[])
+            return Reply(204)
+        status = self.status(name)
+        restarting = [
+            t for t in status["tasks"] if include_tasks and (not only_failed or t["state"] == FAILED)
+        ]
+        for task in restarting:
+            task["state"] = RESTARTING
+            task.pop("trace", None)
+        if restarting:
+            self.supervisor.restart(name)
+        self._event("connector_restarted", connector=name, tasks=[t["id"] for t in restarting])
+        return Reply(202, status)
+
+    def restart_task(self, name: str, task: str) -> Reply:
+        self._task(name, task)
+        self.supervisor.restart(name)
+        self._event("connector_restarted", connector=name, tasks=[int(task)])
+        return Reply(204)
+
+    def connectors_document(self, params: Params) -> Any:
+        expand = {e.strip() for e in params.get("expand", "").split(",") if e.strip()}
+        unknown = expand - {"status", "info"}
+        if unknown:
+            # Connect ignores what it does not expand; an unknown value is answered as such.
+            expand -= unknown
+        if not expand:
+            return list(self.connectors)
+        out: dict[str, Any] = {}
+        for name in self.connectors:
+            entry: dict[str, Any] = {}
+            if "status" in expand:
+                entry["status"] = self.status(name)
+            if "info" in expand:
+                entry["info"] = self.info(name)
+            out[name] = entry
+        return out
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        name = r"(?P<name>[^/]+)"
+        task = r"(?P<task>[^/]+)"
+        return [
+            ("GET", "/", lambda p, b: self.version()),
+            ("GET", "/connectors/?", lambda p, b: Reply(200, self.connectors_document(p))),
+            ("GET", f"/connectors/{name}/?", lambda p, b: self.info(p["name"])),
+            ("GET", f"/connectors/{name}/config", lambda p, b: dict(self._connector(p["name"]).config)),
+            ("GET", f"/connectors/{name}/status", lambda p, b: self.status(p["name"])),
+            (
+                "GET",
+                f"/connectors/{name}/tasks",
+                lambda p, b: Reply(
+                    200,
+                    [
+                        {"id": t, "config": {**self._connector(p["name"]).config, "task.id": "0"}}
+                        for t in self.info(p["name"])["tasks"]
+                    ],
+                ),
+            ),
+            ("GET", f"/connectors/{name}/tasks/{task}/status", lambda p, b: self._task(p["name"], p["task"])),
+            ("GET", f"/connectors/{name}/offsets", lambda p, b: self.offsets(p["name"])),
+            ("PUT", f"/connectors/{name}/pause", lambda p, b: self.pause_connector(p["name"])),
+            ("PUT", f"/connectors/{name}/resume", lambda p, b: self.resume_connector(p["name"])),
+            ("PUT", f"/connectors/{name}/stop", lambda p, b: self.stop_connector(p["name"])),
+            ("POST", f"/connectors/{name}/restart", lambda p, b: self.restart_connector(p["name"], p)),
+            (
+                "POST",
+                f"/connectors/{name}/tasks/{task}/restart",
+                lambda p, b: self.restart_task(p["name"], p["task"]),
+            ),
+        ]
+
+
+def _cluster_id(bootstrap_servers: str) -> str:
+    """The Kafka cluster's id, as a Connect worker reports the cluster it works with."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        metadata = AdminClient({"bootstrap.servers": bootstrap_servers}).list_topics(timeout=3)
+    except Exception:  # noqa: BLE001 - the id is a label; a cluster that does not answer has none
+        return ""
+    return str(metadata.cluster_id or "")
