@@ -20,7 +20,19 @@ from datadrill.config import (
 )
 from datadrill.errors import ConfigError, DrillError
 
-SECTIONS = ("catalog", "connect", "contract", "external", "kafka", "relay", "safety", "sink", "supervisor", "workload")
+SECTIONS = (
+    "catalog",
+    "connect",
+    "contract",
+    "external",
+    "kafka",
+    "prometheus",
+    "relay",
+    "safety",
+    "sink",
+    "supervisor",
+    "workload",
+)
 KAFKA_FIELDS = (
     "brokers",
     "election_delay_s",
