@@ -104,7 +104,16 @@ class FaultNotLanded(DrillError):
 
 
 class QueryFailed(DrillError):
-    """The query engine could not answer a query."""
+    """The query engine could not answer a query. ``error_name`` is the Trino error it is
+    (``TABLE_NOT_FOUND``, ``SYNTAX_ERROR``, ``ICEBERG_MISSING_METADATA``...), which the
+    query service answers Trino clients with; ``location`` is (line, column) in the SQL."""
+
+    def __init__(
+        self, message: str, *, error_name: str = "GENERIC_INTERNAL_ERROR", location: tuple[int, int] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.location = location
 
 
 class WaitTimeout(DrillError):

@@ -32,8 +32,10 @@ def test_status_lists_the_fault_proxy_and_the_query_path(stack: StackClient) -> 
     assert proxy["healthy"] and proxy["endpoint"] == stack.network.api_url
     query = stack.state["proxies"]["query"]
     assert f"query {query['listen']}->{query['upstream']}" in proxy["detail"]
-    # The query service is the proxy's upstream; clients get the proxy's address.
-    assert components["query-engine"]["endpoint"] == f"http://{query['upstream']}"
+    # The query service is the proxy's upstream; clients (and the status) get the proxy's
+    # address, so that network faults sit between any Trino client and the engine.
+    assert components["query-engine"]["endpoint"] == f"http://{query['listen']}"
+    assert f"engine at http://{query['upstream']}" in components["query-engine"]["detail"]
     assert stack.state["query_url"] == f"http://{query['listen']}"
     assert "catalog" not in stack.state["proxies"]  # SQLite: no network path to the catalog
     assert ToxiproxyAdmin(stack.network.api_url).get_proxy("query").toxics == ()

@@ -1,6 +1,6 @@
-"""The compose stack's Trino engine: table names qualified with the Trino catalog, every
-failure a QueryFailed, a broken connection not reused. A small fake DB-API connection
-stands in for Trino (the real one is exercised by the docker-marked tests)."""
+"""The harness's Trino client: table names qualified with the Trino catalog, every failure a
+QueryFailed, a fresh connection per query. A small fake DB-API connection stands in for a
+server (the embedded query service is exercised in test_query_service and test_trino_protocol)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from datadrill.backends.compose.trino_engine import TrinoQueryEngine, qualify
 from datadrill.errors import QueryFailed
+from datadrill.interfaces.trino_client import TrinoQueryEngine, qualify
 
 
 @pytest.mark.parametrize(
@@ -55,24 +55,26 @@ class _Connection:
         self.closed = True
 
 
-def test_rows_come_back_as_tuples_and_the_connection_is_reused() -> None:
+def test_rows_come_back_as_tuples_on_a_fresh_connection_per_query() -> None:
     made: list[dict[str, Any]] = []
-    connection = _Connection([[3, "x"]])
+    connections: list[_Connection] = []
 
     def connect(**settings: Any) -> _Connection:
         made.append(settings)
-        return connection
+        connections.append(_Connection([[3, "x"]]))
+        return connections[-1]
 
     engine = TrinoQueryEngine(host="127.0.0.1", port=18080, connect=connect)
     assert engine.rows("SELECT count(*), 'x' FROM dwh.orders") == [(3, "x")]
     assert engine.rows("SELECT ? FROM dwh.orders", [1]) == [(3, "x")]
-    assert len(made) == 1 and made[0]["port"] == 18080 and made[0]["request_timeout"] == 5.0
-    assert connection.cursor_obj.executed == [
+    # One connection per query, closed after it: a network fault hits every query alike.
+    assert len(made) == 2 and all(c.closed for c in connections)
+    assert made[0]["port"] == 18080 and made[0]["request_timeout"] == 5.0
+    assert made[0]["catalog"] == "iceberg" and made[0]["user"] == "datadrill"
+    assert [c.cursor_obj.executed[0] for c in connections] == [
         ("SELECT count(*), 'x' FROM iceberg.dwh.orders", None),
         ("SELECT ? FROM iceberg.dwh.orders", [1]),
     ]
-    engine.close()
-    assert connection.closed
 
 
 def test_failures_are_failed_queries_and_the_connection_is_dropped() -> None:
@@ -91,19 +93,19 @@ def test_failures_are_failed_queries_and_the_connection_is_dropped() -> None:
         engine.rows("SELECT count(*) FROM dwh.orders")
     with pytest.raises(QueryFailed):
         engine.rows("SELECT count(*) FROM dwh.orders")
-    assert len(attempts) == 3  # a connection that failed a query is not reused
+    assert len(attempts) == 3  # every query connects afresh
 
 
-def test_freshness_on_trino_uses_trinos_functions(tmp_path: Any) -> None:
-    import time
+def test_freshness_reads_the_newest_timestamp_with_its_zone(tmp_path: Any) -> None:
+    import datetime as dt
 
     from datadrill.clock import MonotonicClock
     from datadrill.model import slo
     from datadrill.probes.base import ProbeEnv
     from datadrill.probes.sli import FreshnessProbe
 
-    now_us = int(time.time() * 1e6)
-    connection = _Connection([[now_us - 2_000_000]])
+    newest = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+    connection = _Connection([[newest]])
     engine = TrinoQueryEngine(host="127.0.0.1", port=1, connect=lambda **_: connection)
     env = ProbeEnv(
         clock=MonotonicClock(),
@@ -117,6 +119,5 @@ def test_freshness_on_trino_uses_trinos_functions(tmp_path: Any) -> None:
     sample = FreshnessProbe(slo.Freshness(max_age_s=10), env).measure()
     assert sample.good and sample.value is not None and 1.5 < sample.value < 10
     ((statement, _),) = connection.cursor_obj.executed
-    assert statement == (
-        "SELECT CAST(to_unixtime(max(created_at)) * 1000000 AS bigint) FROM iceberg.dwh.orders"
-    )
+    # Plain SQL that Trino and the embedded engine both run.
+    assert statement == "SELECT max(created_at) FROM iceberg.dwh.orders"

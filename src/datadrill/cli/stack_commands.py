@@ -74,7 +74,8 @@ def stack_up_cmd(
     out.print(f"  kafka    {state['bootstrap_servers']}  topic {state['topic']}")
     out.print(f"  catalog  {state['catalog_uri']}  table {state['table']}")
     out.print(f"  warehouse {state['warehouse']}")
-    out.print(f"  query    {state['query_url']}  ({state.get('query_engine', 'duckdb')})")
+    engine = "Trino" if state.get("query_engine") == "trino" else "Trino protocol over DuckDB"
+    out.print(f"  query    {state['query_url']}  ({engine}; catalog iceberg, any Trino client)")
     if state.get("fault_proxy_url"):
         out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
     out.print(f"  control  {state['control_url']}")

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,44 @@ def _quote(literal: str) -> str:
     return "'" + literal.replace("'", "''") + "'"
 
 
+# The database the engine's views live in: Trino's catalog name, so that both
+# ``iceberg.dwh.orders`` and ``dwh.orders`` name the table, as they do in Trino.
+DATABASE = "iceberg"
+
+_CARET = re.compile(r"LINE (\d+): (.*)\n(\s*)\^")
+
+
+def _location(message: str) -> tuple[int, int] | None:
+    """(line, column) of DuckDB's ``LINE n: ...`` caret, 1-based as Trino counts."""
+    match = _CARET.search(message)
+    if match is None:
+        return None
+    prefix = len(f"LINE {match.group(1)}: ")
+    return int(match.group(1)), len(match.group(3)) - prefix + 1
+
+
+def duckdb_failure(exc: duckdb.Error) -> QueryFailed:
+    """A DuckDB error as the Trino error a client would get for the same mistake."""
+    message = str(exc).split("\n\nLINE", 1)[0].strip()
+    if isinstance(exc, duckdb.ParserException):
+        name = "SYNTAX_ERROR"
+    elif isinstance(exc, duckdb.CatalogException) and "Table with name" in message:
+        name = "TABLE_NOT_FOUND"
+    elif isinstance(exc, duckdb.CatalogException) and "Function with name" in message:
+        name = "FUNCTION_NOT_FOUND"
+    elif isinstance(exc, duckdb.BinderException) and "column" in message.lower():
+        name = "COLUMN_NOT_FOUND"
+    elif isinstance(exc, duckdb.ConversionException):
+        name = "INVALID_CAST_ARGUMENT"
+    elif isinstance(exc, duckdb.InterruptException):
+        name = "USER_CANCELED"
+    elif isinstance(exc, duckdb.ProgrammingError | duckdb.DataError | duckdb.InvalidInputException):
+        name = "GENERIC_USER_ERROR"
+    else:
+        name = "GENERIC_INTERNAL_ERROR"
+    return QueryFailed(f"query failed: {message}", error_name=name, location=_location(str(exc)))
+
+
 class QueryEngine:
     """One DuckDB connection; not thread-safe (make one per thread)."""
 
@@ -51,6 +90,8 @@ class QueryEngine:
         # per commit, so the stack's long-lived engine grew without bound. Without it a scan
         # re-reads footers from the OS page cache: ~20% slower, memory that is given back.
         self._con.execute("SET parquet_metadata_cache=false")
+        self._con.execute(f"ATTACH ':memory:' AS {DATABASE}")
+        self._con.execute(f"USE {DATABASE}")
         # identifier -> (metadata location, snapshot id, data files) the view was built from.
         # Planning a scan reads every manifest; for a table that only grew by appends since,
         # reading the new snapshots' manifests is enough (see _appended_files).
@@ -81,16 +122,27 @@ class QueryEngine:
                     files = [_local_path(task.file.file_path) for task in tasks]
             scanned = table.scan().to_arrow() if files is None else None
         except NoSuchTableError as exc:
-            raise QueryFailed(f"table {identifier} does not exist in the catalog: {exc}") from exc
-        except FileNotFoundError as exc:
+            self._forget(identifier)
             raise QueryFailed(
-                f"table {identifier}: the catalog points at metadata that is gone: {exc}"
+                f"Table '{DATABASE}.{identifier}' does not exist in the catalog ({type(exc).__name__})",
+                error_name="TABLE_NOT_FOUND",
+            ) from exc
+        except FileNotFoundError as exc:
+            self._forget(identifier)
+            raise QueryFailed(
+                f"Metadata not found in metadata location for table {identifier}: "
+                f"the catalog points at metadata that is gone: {exc}",
+                error_name="ICEBERG_MISSING_METADATA",
             ) from exc
         except OSError as exc:
-            raise QueryFailed(f"table {identifier}: cannot read its metadata: {exc}") from exc
+            raise QueryFailed(
+                f"table {identifier}: cannot read its metadata: {exc}", error_name="ICEBERG_FILESYSTEM_ERROR"
+            ) from exc
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise QueryFailed(f"table {identifier}: the catalog database failed: {reason}") from exc
+            raise QueryFailed(
+                f"table {identifier}: the catalog database failed: {reason}", error_name="ICEBERG_CATALOG_ERROR"
+            ) from exc
         self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{namespace}"')
         view = f'"{namespace}"."{name}"'
         if scanned is not None:
@@ -107,6 +159,62 @@ class QueryEngine:
         else:
             self._register(view, schema_to_pyarrow(table.schema()).empty_table())
         self._resolved[identifier] = (table.metadata_location, snapshot_id, files)
+
+    def _forget(self, identifier: str) -> None:
+        """Drop the view of a table the catalog no longer serves: no query may read it."""
+        namespace, name = identifier.split(".", 1)
+        self._resolved.pop(identifier, None)
+        self._scanned.pop(identifier, None)
+        self._con.execute(f'DROP VIEW IF EXISTS "{namespace}"."{name}"')
+
+    def resolve(self, identifier: str) -> None:
+        """Make ``namespace.table`` queryable as the catalog has it now (QueryFailed with
+        the Trino error name when the catalog cannot serve it)."""
+        self._resolve(identifier)
+
+    def catalog_tables(self) -> list[str]:
+        """Every ``namespace.table`` the catalog lists."""
+        try:
+            return sorted(
+                ".".join(identifier)
+                for namespace in self._catalog.list_namespaces()
+                for identifier in self._catalog.list_tables(namespace)
+            )
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise QueryFailed(
+                f"the catalog database failed: {reason}", error_name="ICEBERG_CATALOG_ERROR"
+            ) from exc
+
+    def catalog_namespaces(self) -> list[str]:
+        return sorted(".".join(ns) for ns in self._catalog.list_namespaces())
+
+    def described(
+        self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] = (), schema: str | None = None
+    ) -> tuple[list[tuple[str, Any]], list[tuple[Any, ...]]]:
+        """Run ``sql`` with ``schema`` as the session schema; return (name, DuckDB type) per
+        column and the rows."""
+        for identifier in tables:
+            self._resolve(identifier)
+        try:
+            if schema:
+                # Trino accepts any session schema until a name needs it; DuckDB's USE needs
+                # the schema to exist, and views are made in it only when a table resolves.
+                self._con.execute(f'CREATE SCHEMA IF NOT EXISTS {DATABASE}."{schema}"')
+            self._con.execute(f'USE {DATABASE}."{schema}"' if schema else f"USE {DATABASE}")
+            cursor = self._con.execute(sql, list(params))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            columns = [(str(d[0]), d[1]) for d in cursor.description or ()]
+        except duckdb.Error as exc:
+            raise duckdb_failure(exc) from exc
+        finally:
+            if schema:
+                self._con.execute(f"USE {DATABASE}")
+        return columns, rows
+
+    def interrupt(self) -> None:
+        """Stop the statement running now (from another thread)."""
+        self._con.interrupt()
 
     @staticmethod
     def _appended_files(table: Table, cached: tuple[str, int | None, list[str]]) -> list[str] | None:
@@ -146,7 +254,7 @@ class QueryEngine:
         try:
             return self._con.execute(sql, list(params))
         except duckdb.Error as exc:
-            raise QueryFailed(f"query failed: {exc}") from exc
+            raise duckdb_failure(exc) from exc
 
     def rows(
         self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None

@@ -3,6 +3,7 @@ probe measures the reference platform or a user's own pipeline."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -40,11 +41,12 @@ class _MartQueryProbe:
             self._engine = None
 
 
-def epoch_us(dialect: str, expr: str) -> str:
-    """SQL for microseconds since the epoch of a timestamp with time zone."""
-    if dialect == "trino":
-        return f"CAST(to_unixtime({expr}) * 1000000 AS bigint)"
-    return f"epoch_us({expr})"
+def _epoch_s(value: Any) -> float:
+    """Seconds since the epoch of a timestamp as a Trino client returns it (an aware
+    datetime for ``timestamp with time zone``; a naive one is taken as UTC)."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)).timestamp()
+    return float(value) / 1e6  # an engine that answers epoch microseconds
 
 
 class FreshnessProbe(_MartQueryProbe):
@@ -57,16 +59,17 @@ class FreshnessProbe(_MartQueryProbe):
     def measure(self) -> Sample:
         target = self.sli.target
         try:
-            newest = f"max({target.event_time_column})"
+            # A plain max(): the same SQL on Trino and on the embedded engine; the client
+            # hands back the timestamp with its zone.
             rows = self.engine.rows(
-                f"SELECT {epoch_us(self.engine.dialect, newest)} FROM {target.table}", tables=(target.table,)
+                f"SELECT max({target.event_time_column}) FROM {target.table}", tables=(target.table,)
             )
         except DrillError as exc:
             return Sample(None, False, _short(exc))
-        newest_us = rows[0][0]
-        if newest_us is None:
+        newest = rows[0][0]
+        if newest is None:
             return Sample(None, False, f"{target.table} is empty")
-        age = max(0.0, self.env.clock.wall() - newest_us / 1e6)
+        age = max(0.0, self.env.clock.wall() - _epoch_s(newest))
         return Sample(age, age <= self.sli.max_age_s)
 
 

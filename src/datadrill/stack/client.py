@@ -391,15 +391,14 @@ class StackClient:
         return QueryEngine(self.catalog(), default_tables=(self.table,))
 
     def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries:
-        """A client on the dashboards' query path: the query service through the ``query``
-        proxy, or a cluster's Trino."""
-        if self.state.get("query_engine") == "trino":
-            from datadrill.backends.compose.trino_engine import TrinoQueryEngine
+        """A Trino client on the dashboards' query path: the embedded query service (Trino's
+        protocol over DuckDB) through the ``query`` proxy, or a cluster's Trino."""
+        from datadrill.interfaces.trino_client import TrinoQueryEngine
 
-            return TrinoQueryEngine.from_url(str(self.state["query_url"]), timeout_s=timeout_s)
-        from datadrill.platform.query_service import RemoteQueryEngine
-
-        return RemoteQueryEngine(str(self.state["query_url"]), timeout_s=timeout_s)
+        engine = TrinoQueryEngine.from_url(str(self.state["query_url"]), timeout_s=timeout_s)
+        # The SQL dialect behind the protocol, for the few functions that differ.
+        engine.dialect = str(self.state.get("query_engine") or "duckdb")
+        return engine
 
     def source(self) -> sqlite3.Connection:
         from datadrill.platform import source_db

@@ -91,9 +91,9 @@ def _catalog_and_queries(stack: StackProcess) -> list[Entry]:
 
     table = stack.config.catalog.table
     catalog_entry: Entry = {"name": "catalog", "endpoint": describe_uri(stack.catalog_uri)}
-    # The engine's own address (clients get the proxy's, in stack.json's query_url).
-    engine_url = stack.query_service.url if stack.query_service is not None else stack.query_url
-    query_entry: Entry = {"name": "query-engine", "endpoint": engine_url}
+    # The address clients use: Trino's protocol, through the fault proxy's "query" path
+    # on the embedded stack (so drills reach them as they reach dashboards).
+    query_entry: Entry = {"name": "query-engine", "endpoint": stack.query_url}
     try:
         loaded = open_stack_catalog(stack.config, stack.paths).load_table(table)
         snapshot = loaded.current_snapshot()
@@ -112,7 +112,10 @@ def _catalog_and_queries(stack: StackProcess) -> list[Entry]:
         _, rows = stack.query_service.execute(f"SELECT count(*) FROM {table}")
         query_entry.update(
             healthy=True,
-            detail=f"duckdb, {table}: {rows[0][0]} rows; {stack.query_service.queries} queries served",
+            detail=(
+                f"Trino protocol over DuckDB (catalog iceberg), {table}: {rows[0][0]} rows; "
+                f"{stack.query_service.queries} queries served; engine at {stack.query_service.url}"
+            ),
         )
     except Exception as exc:  # noqa: BLE001 - reported as unhealthy
         query_entry.update(healthy=False, detail=str(exc))
@@ -120,7 +123,7 @@ def _catalog_and_queries(stack: StackProcess) -> list[Entry]:
 
 
 def _trino(stack: StackProcess, entry: Entry) -> Entry:
-    from datadrill.backends.compose.trino_engine import TrinoQueryEngine
+    from datadrill.interfaces.trino_client import TrinoQueryEngine
 
     table = stack.config.catalog.table
     engine = TrinoQueryEngine.from_url(stack.query_url, timeout_s=10)
