@@ -2,8 +2,9 @@
 path pattern, handlers taking (path params, JSON body) and returning a JSON object; a
 DrillError or bad input becomes a 400 with ``{"error": ...}``, an unknown route a 404.
 
-The stack process's control API (:mod:`datadrill.backends.stackd.routes`) and the query
-service (:mod:`datadrill.platform.query_service`) are served by it. A protocol with its
+The stack process's control API (:mod:`datadrill.backends.stackd.routes`) is served by it
+(Trino's protocol, with its paging and cancel, has its own server:
+:mod:`datadrill.interfaces.trino_protocol`). A protocol with its
 own codes and error documents (Kafka Connect's REST API,
 :mod:`datadrill.interfaces.connect_api`) returns a :class:`Reply` (any status, any JSON
 body or none), reads query parameters (``query_params=True``: merged into the path
