@@ -237,6 +237,10 @@ class ConnectServer:
             "type": connector.type,
         }
 
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every connector's status document (what ``?expand=status`` lists), e.g. for metrics."""
+        return [self.status(name) for name in self.connectors]
+
     def _task(self, name: str, task: str) -> dict[str, Any]:
         for entry in self.status(name)["tasks"]:
             if str(entry["id"]) == task:
