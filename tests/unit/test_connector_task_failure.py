@@ -171,8 +171,8 @@ def test_connector_health_reads_connect(stack: FakeStack) -> None:
     stack.connect.resume("sink")
     stack.components.fail("sink", "boom")
     assert probe.measure().error == "sink RUNNING (task 0 FAILED)"
-    unknown = build_probe(ConnectorHealth(component="nope"), env).measure()
-    assert unknown.value is None and not unknown.good and "Connector nope not found" in str(unknown.error)
+    with pytest.raises(ConfigError, match=r"ConnectorHealth\.component = 'nope'.*Connector nope not found"):
+        build_probe(ConnectorHealth(component="nope"), env)
 
 
 def test_task_failures_count_as_restarts_and_as_connector_errors(stack: FakeStack) -> None:

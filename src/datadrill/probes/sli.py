@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from datadrill.errors import DrillError
+from datadrill.errors import ConfigError, DrillError
 from datadrill.jsonl import JsonlTail
 from datadrill.model import slo
 from datadrill.platform.query import QueryEngine
@@ -274,6 +274,14 @@ class ConnectorHealthProbe:
             raise DrillError(f"ConnectorHealth({sli.component!r}) needs a stack with a Kafka Connect API")
         self.sli = sli
         self.connect = env.connect
+        try:
+            self.connect().status(sli.component)
+        except DrillError as exc:
+            # A connector Connect does not know is the scenario's mistake, said before the run.
+            if getattr(exc, "status", None) == 404:
+                raise ConfigError(
+                    "scenario", "ConnectorHealth.component", sli.component, f"a connector Kafka Connect knows ({exc})"
+                ) from None
 
     def measure(self) -> Sample:
         try:
