@@ -80,6 +80,14 @@ EXAMPLES: list[ev.Event] = [
     ev.HarnessError(message="StackProcessDied: gone", traceback="Traceback ..."),
     ev.LeaseExpired(run_id="r1", lease_s=10.0, reverted=2, failed=1),
     ev.StopConditionCrossed(condition="lag above 1,000,000", value=1_500_000.0, detail="lag = 1.5e+06"),
+    ev.PrometheusWatchStarted(
+        url="http://127.0.0.1:9090",
+        throwaway=True,
+        rules=(ev.PrometheusRuleInfo(name="QBad", slo="q", severity="page", scenario="metadata-loss"),),
+    ),
+    ev.PrometheusAlert(
+        rule="QBad", state="firing", active_at="2026-11-30T00:00:01Z", slo="q", severity="page"
+    ),
     ev.RunFinished(verdict=Verdict.SLO_VIOLATED, reasons=("too slow", "missed"), harness_probe_s=1.25),
 ]
 
