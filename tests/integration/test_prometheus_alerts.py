@@ -53,6 +53,13 @@ def test_stack_serves_metrics_and_lists_the_endpoint(stack: StackClient) -> None
         "relay": 1.0,
         "sink": 1.0,
     }
+    # Connect's view of the connectors: one series per state, 1 for the current one.
+    tasks = {
+        (labels["connector"], labels["state"]): value
+        for labels, value in samples["datadrill_connector_task_state"]
+    }
+    assert tasks[("sink", "RUNNING")] == 1.0 and tasks[("sink", "FAILED")] == 0.0
+    assert tasks[("relay", "RUNNING")] == 1.0
     # Lag is read in the background (a scrape never waits on Kafka): it shows up by the
     # next scrape, one series per partition of the topic.
     lag = wait_until(

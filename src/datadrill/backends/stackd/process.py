@@ -231,6 +231,8 @@ class StackProcess:
             supervisor=self.supervisor,
             lease=lambda: self.leases.current()["lease"],
             lag=self.metrics_lag,
+            # Connector and task states as Kafka Connect's API reports them (read lazily).
+            connectors=lambda: self.connect_server.statuses() if self.connect_server is not None else [],
             clock=self.clock,
         )
         self.metrics_server = MetricsServer(metrics)
