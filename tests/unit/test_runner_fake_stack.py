@@ -138,6 +138,21 @@ def test_a_fault_the_backend_cannot_do_is_refused_before_anything_is_injected(tm
     assert not [c for c in stack.calls if c[0] in ("broker_down", "push_request_errors")]
 
 
+def test_a_task_failure_on_a_real_connect_cluster_is_refused_before_the_run(tmp_path: Path) -> None:
+    from datadrill.engine.preflight import check_capabilities
+    from datadrill.model import ConnectorTaskFailure
+
+    stack = FakeStack(tmp_path / "stack")
+    scenario = _scenario(schedule=(ConnectorTaskFailure(at_s=1, component="sink"),))
+    check_capabilities(scenario, stack, source="fake.py")  # the stack's own Connect API: fine
+    stack.connect.embedded = False  # now a real cluster's, named by [connect] url
+    with pytest.raises(ConfigError, match=r"schedule\[0\].*real cluster's, whose REST API cannot fail a task"):
+        check_capabilities(scenario, stack, source="fake.py")
+    report = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=YieldingClock(), verify=_exact).run()
+    assert report.verdict is Verdict.ERROR
+    assert not [c for c in stack.calls if c[0] == "fail"]
+
+
 def test_a_dead_stack_process_ends_the_run_with_an_error_that_says_so(tmp_path: Path) -> None:
     stack = FakeStack(tmp_path / "stack")
     stack.pid = 4242  # a stack with a process: the runner watches it

@@ -1,5 +1,6 @@
 """Checks a scenario must pass on a given stack before anything is injected: every fault
-in its schedule is one the stack's backend can do.
+in its schedule is one the stack's backend can do (its Kafka capabilities; a fault that
+needs the stack's own Kafka Connect API, not a real cluster's).
 
 Example::
 
@@ -10,7 +11,7 @@ Example::
 
 from __future__ import annotations
 
-from datadrill.errors import ConfigError
+from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.registry import plugins
 from datadrill.model.scenario import Scenario
 from datadrill.stack.port import KafkaCapability, Stack
@@ -32,3 +33,21 @@ def check_capabilities(scenario: Scenario, stack: Stack, *, source: str) -> None
                 item.kind,
                 f"a fault the {stack.backend} stack can do; it cannot ({reasons})",
             )
+        if getattr(plugin, "needs_own_connect", False):
+            _check_own_connect(stack, source, index, item.kind)
+
+
+def _check_own_connect(stack: Stack, source: str, index: int, kind: str) -> None:
+    try:
+        connect = stack.connect
+        embedded, where = connect.embedded, connect.url
+    except ControlError as exc:
+        embedded, where = False, str(exc)
+    if not embedded:
+        raise ConfigError(
+            source,
+            f"schedule[{index}]",
+            kind,
+            f"a fault on the stack's own connectors; the Kafka Connect API here ({where}) is a real "
+            "cluster's, whose REST API cannot fail a task",
+        )

@@ -299,6 +299,9 @@ class ConnectorTaskFailureFault:
     if its task is still FAILED. Embedded stack only: Connect's REST API has no call that
     fails a task, so on a real cluster (``[connect] url``) ``target()`` refuses it."""
 
+    # Checked before a run starts (engine.preflight): only the stack's own Connect API can.
+    needs_own_connect = True
+
     kind = "connector.task_failure"
     spec_type = ConnectorTaskFailure
 
