@@ -153,6 +153,19 @@ def test_a_task_failure_on_a_real_connect_cluster_is_refused_before_the_run(tmp_
     assert not [c for c in stack.calls if c[0] == "fail"]
 
 
+def test_a_runbook_restarting_a_connector_connect_does_not_know_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    from datadrill.engine.preflight import check_capabilities
+    from datadrill.model.recovery import RestartConnector
+
+    stack = FakeStack(tmp_path / "stack")
+    scenario = _scenario(recovery=Runbook(steps=(RestartConnector(component="sinkk"),)))
+    with pytest.raises(ConfigError, match=r"recovery.steps\[0\].component = 'sinkk'.*relay, sink"):
+        check_capabilities(scenario, stack, source="fake.py")
+    check_capabilities(_scenario(recovery=Runbook(steps=(RestartConnector(component="sink"),))), stack, source="f")
+
+
 def test_a_dead_stack_process_ends_the_run_with_an_error_that_says_so(tmp_path: Path) -> None:
     stack = FakeStack(tmp_path / "stack")
     stack.pid = 4242  # a stack with a process: the runner watches it

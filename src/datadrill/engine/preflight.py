@@ -1,6 +1,7 @@
 """Checks a scenario must pass on a given stack before anything is injected: every fault
 in its schedule is one the stack's backend can do (its Kafka capabilities; a fault that
-needs the stack's own Kafka Connect API, not a real cluster's).
+needs the stack's own Kafka Connect API, not a real cluster's), and every connector a
+runbook restarts is one Kafka Connect knows.
 
 Example::
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.registry import plugins
+from datadrill.model.recovery import RestartConnector
 from datadrill.model.scenario import Scenario
 from datadrill.stack.port import KafkaCapability, Stack
 
@@ -35,6 +37,23 @@ def check_capabilities(scenario: Scenario, stack: Stack, *, source: str) -> None
             )
         if getattr(plugin, "needs_own_connect", False):
             _check_own_connect(stack, source, index, item.kind)
+    _check_restarted_connectors(scenario, stack, source)
+
+
+def _check_restarted_connectors(scenario: Scenario, stack: Stack, source: str) -> None:
+    steps = getattr(scenario.recovery, "steps", ())
+    for index, step in enumerate(steps):
+        if not isinstance(step, RestartConnector):
+            continue
+        field = f"recovery.steps[{index}].component"
+        try:
+            names = stack.connect.connectors()
+        except ControlError as exc:
+            raise ConfigError(source, field, step.component, f"a connector of a Kafka Connect API ({exc})") from None
+        if step.component not in names:
+            raise ConfigError(
+                source, field, step.component, f"a connector Kafka Connect knows: {', '.join(names) or 'none'}"
+            )
 
 
 def _check_own_connect(stack: Stack, source: str, index: int, kind: str) -> None:
