@@ -185,6 +185,15 @@ class AlertFired(EventBase):
     type: Literal["alert_fired"] = "alert_fired"
     slo: str
     rule: str = ""
+    # When the probe round whose sample fired it was issued (run seconds). Detection is
+    # dated like recovery, by the round and not by when its answers came back, so the
+    # probes' own latency is in neither. None in journals written before it existed.
+    observed_t: float | None = None
+
+    @property
+    def at(self) -> float:
+        """The alert's time: its round's issue time, or the event's own for old journals."""
+        return self.observed_t if self.observed_t is not None else self.t
 
 
 class FaultInjected(EventBase):

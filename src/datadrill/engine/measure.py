@@ -77,7 +77,7 @@ def _slo_results(events: Sequence[Event], start: RunStarted, end_t: float) -> tu
         samples[sample.slo].append(SeriesPoint(sample.t, sample.value, sample.good))
     alerts: dict[str, float] = {}
     for alert in _of(events, AlertFired):
-        alerts.setdefault(alert.slo, alert.t)
+        alerts.setdefault(alert.slo, alert.at)
     results = []
     for slo in start.slos:
         series = samples.get(slo.name, [])
@@ -295,8 +295,8 @@ def _prometheus_rules(
             pending.setdefault(alert.rule, alert.t)  # a rule without `for` fires at once
     own: dict[str, float] = {}
     for fired in _of(events, AlertFired):
-        if fault_start is not None and fired.t >= fault_start:
-            own.setdefault(fired.slo, fired.t - fault_start)
+        if fault_start is not None and fired.at >= fault_start:
+            own.setdefault(fired.slo, fired.at - fault_start)
     results = []
     for name, (slo, severity) in rules.items():
         fired_at = firing.get(name)
@@ -493,10 +493,10 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
     fault = _first(events, FaultInjected)
     # Only an alert at or after the first fault is a detection: one before it means the
     # platform broke on its own (the run aborts), so time to detect is never negative.
-    alert = next((e for e in _of(events, AlertFired) if fault is not None and e.t >= fault.t), None)
+    alert = next((e for e in _of(events, AlertFired) if fault is not None and e.at >= fault.t), None)
     recovered = _first(events, Recovered)
     fault_start = fault.t if fault else None
-    detected = alert.t if alert else None
+    detected = alert.at if alert else None
     recovered_s = recovered.stable_since if recovered else None
     slos = _slo_results(events, start, end_t)
     phases = _phases(events)

@@ -483,15 +483,15 @@ class Runner:
         samples = {}
         for name, probe in self.probes.items():
             sample = probe.measure()
-            event = self.journal.record(
-                ev.Sample(slo=name, value=sample.value, good=sample.good, error=sample.error)
-            )
+            self.journal.record(ev.Sample(slo=name, value=sample.value, good=sample.good, error=sample.error))
             samples[name] = sample
             if not alerts:
                 continue
-            if self.alerts.observe(name, t=event.t, good=sample.good):
+            # Alert rules see the sample at its round's issue time (see _probe_all_timed's
+            # dating): the evaluator's durations, and so detection, exclude probe latency.
+            if self.alerts.observe(name, t=started, good=sample.good):
                 rule = next(s.alert.describe() for s in self.scenario.slos if s.name == name)
-                alert = self.journal.record(ev.AlertFired(slo=name, rule=rule))
+                alert = self.journal.record(ev.AlertFired(slo=name, rule=rule, observed_t=started))
                 if self.live.fault_start_s is None:
                     # Nothing of this run's doing can have fired it: the platform broke on
                     # its own (or another hand is at work). Not a detection, no runbook.
@@ -500,7 +500,7 @@ class Runner:
                         f"({sample.error or sample.value}); no fault was injected"
                     )
                 if self.live.detected_s is None:
-                    self.live.detected_s = alert.t
+                    self.live.detected_s = alert.at
             fired = self.alerts.fired(name)
             self.live.alerts[name] = "FIRING" if self.alerts.firing(name) else ("fired" if fired else "")
         self.live.samples = samples

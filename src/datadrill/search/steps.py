@@ -208,19 +208,25 @@ class StepRunner:
                 key_range=key_range,
             )
 
-    def _depth_and_lag(self, consumer: Any) -> tuple[int, int]:
-        """(outbox depth, consumer lag of the sink's group over every partition)."""
-        from confluent_kafka import TopicPartition
-
+    def _outbox_depth(self) -> int:
         from datadrill.platform import source_db
-        from datadrill.probes.sli import group_lag
 
         with contextlib.closing(self.stack.source()) as db:
-            depth = source_db.outbox_depth(db)
+            return source_db.outbox_depth(db)
+
+    def _offsets(self, consumer: Any) -> dict[int, tuple[int, int]]:
+        """partition -> (the sink group's committed offset, the high watermark); a partition
+        the group never committed counts from its low watermark."""
+        from confluent_kafka import TopicPartition
+
         topic = self.stack.topic
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
-        return depth, group_lag(consumer, partitions, timeout_s=10)
+        out = {}
+        for tp in consumer.committed(partitions, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            out[tp.partition] = (tp.offset if tp.offset >= 0 else low, high)
+        return out
 
     def _settle_and_check(self) -> Outcome:
         from confluent_kafka import Consumer
@@ -236,18 +242,19 @@ class StepRunner:
             }
         )
         try:
-            # Settled: the outbox was empty once (every order up to last_key is in Kafka),
-            # then the sink's group had no lag twice in a row (all of it consumed and
-            # committed). Canaries keep trickling in, so the table never stops growing;
-            # rows a broken sink skipped never arrive, so waiting cannot hide a loss.
-            relayed = False
-            quiet = 0
+            # Settled: the outbox was empty once (every order up to last_key was in Kafka,
+            # below the high watermarks read then), and the sink's group has committed past
+            # those watermarks (all of it consumed and in the table). Canaries keep
+            # trickling in after that: waiting for no lag at all would race them. Rows a
+            # broken sink skipped never arrive, so waiting cannot hide a loss.
+            targets: dict[int, int] | None = None
             while time.monotonic() - began < self.settle_timeout_s:
-                depth, lag = self._depth_and_lag(consumer)
-                relayed = relayed or depth == 0
-                quiet = quiet + 1 if relayed and lag == 0 else 0
-                if quiet >= 2:
-                    break
+                if targets is None and self._outbox_depth() == 0:
+                    targets = {p: high for p, (_, high) in self._offsets(consumer).items()}
+                if targets is not None:
+                    committed = self._offsets(consumer)
+                    if all(committed[p][0] >= high for p, high in targets.items()):
+                        break
                 time.sleep(0.2)
             settle_s = time.monotonic() - began
             first = self._first_key or 1
