@@ -25,7 +25,13 @@ from typing import Any
 
 import yaml
 
-from datadrill.backends.compose.settings import IMAGES, ComposeSettings
+from datadrill.backends.compose.settings import (
+    IMAGES,
+    KAFKA_HEAP_OPTS,
+    SCHEMA_REGISTRY_HEAP_OPTS,
+    TRINO_MAX_HEAP,
+    ComposeSettings,
+)
 from datadrill.platform.catalog import CATALOG_NAME
 
 COMPOSE_FILE = "docker-compose.yml"
@@ -60,12 +66,12 @@ KAFKA_EXTERNAL_PORT = 9094
 
 
 def _healthcheck(
-    test: list[str], *, interval_s: int = 5, retries: int = 30, start_s: int = 10
+    test: list[str], *, interval_s: int = 5, retries: int = 30, start_s: int = 10, timeout_s: int = 5
 ) -> dict[str, Any]:
     return {
         "test": test,
         "interval": f"{interval_s}s",
-        "timeout": "5s",
+        "timeout": f"{timeout_s}s",
         "retries": retries,
         "start_period": f"{start_s}s",
     }
@@ -98,13 +104,17 @@ def _kafka(settings: ComposeSettings, n: int) -> dict[str, Any]:
             "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": str(min(2, replicas)),
             "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
             "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+            # The image passes KAFKA_HEAP_OPTS to the JVM (not into server.properties);
+            # without it kafka-server-start.sh takes 1 GB per broker.
+            "KAFKA_HEAP_OPTS": KAFKA_HEAP_OPTS,
         },
+        # A TCP connect through bash's /dev/tcp (the image's scripts need bash; it has no
+        # nc): the kafka-*.sh tools would start a JVM on every check. Whether the broker
+        # serves metadata is readiness.py's question (every broker in the metadata).
         "healthcheck": _healthcheck(
-            [
-                "CMD-SHELL",
-                f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{KAFKA_INTERNAL_PORT}"
-                " > /dev/null 2>&1",
-            ],
+            ["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{KAFKA_INTERNAL_PORT}"],
+            interval_s=5,
+            timeout_s=10,
             start_s=20,
         ),
     }
@@ -138,6 +148,7 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
         "environment": {
             "SCHEMA_REGISTRY_HOST_NAME": "schema-registry",
             "SCHEMA_REGISTRY_LISTENERS": "http://0.0.0.0:8081",
+            "SCHEMA_REGISTRY_HEAP_OPTS": SCHEMA_REGISTRY_HEAP_OPTS,
             "SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS": ",".join(
                 f"PLAINTEXT://{name}:{KAFKA_INTERNAL_PORT}" for name in brokers
             ),
@@ -157,7 +168,19 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
         # the platform and Trino reach the database through the "catalog" proxy.
         "ports": [f"127.0.0.1:{settings.postgres_port}:5432"],
         "healthcheck": _healthcheck(
-            ["CMD", "pg_isready", "-U", settings.database_user, "-d", settings.catalog_database], start_s=5
+            # Over TCP: during initdb the image runs a temporary server on the Unix socket
+            # only, which a socket pg_isready reports ready before the real one listens.
+            [
+                "CMD",
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                settings.database_user,
+                "-d",
+                settings.catalog_database,
+            ],
+            start_s=5
         ),
     }
     services["minio"] = {
@@ -185,6 +208,10 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
         "image": IMAGES["trino"],
         "depends_on": {"postgres": healthy, "minio-init": healthy, "toxiproxy": healthy},
         "volumes": [f"./{TRINO_CATALOG}:/etc/trino/catalog/iceberg.properties:ro"],
+        # The image's jvm.config sizes the heap as a share of the host's memory
+        # (-XX:MaxRAMPercentage); an explicit -Xmx wins over it, and every JVM reads
+        # JAVA_TOOL_OPTIONS, so the image's jvm.config stays as shipped.
+        "environment": {"JAVA_TOOL_OPTIONS": TRINO_MAX_HEAP},
         "healthcheck": _healthcheck(
             ["CMD", "/usr/lib/trino/bin/health-check"], interval_s=5, retries=60, start_s=30
         ),
@@ -249,6 +276,9 @@ def trino_catalog_properties(settings: ComposeSettings) -> dict[str, str]:
         "s3.path-style-access": "true",
         "s3.aws-access-key": settings.s3_access_key,
         "s3.aws-secret-key": settings.s3_secret_key,
+        # Trino keeps metadata files in memory by default; a DeleteMetadataFiles fault
+        # must show on the next query, not after the cache expires.
+        "iceberg.metadata-cache.enabled": "false",
     }
 
 

@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import gc
+import subprocess
 import time
 import warnings
 from collections.abc import Callable
@@ -54,9 +55,40 @@ def _ping_docker() -> str | None:
     return None
 
 
+def compose_plugin_problem() -> str | None:
+    """Why ``docker compose`` (the Compose v2 plugin testcontainers runs) cannot be used,
+    or None when ``docker compose version`` answers."""
+    try:
+        result = subprocess.run(
+            ["docker", "compose", "version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        return "the docker command is not on PATH: install the Docker CLI with its compose plugin"
+    except subprocess.TimeoutExpired:
+        return "'docker compose version' did not answer within 30 s"
+    if result.returncode != 0:
+        said = last_lines(result.stderr or result.stdout, 1)
+        return (
+            f"'docker compose version' failed ({said or f'exit {result.returncode}'}): install the "
+            "Docker Compose v2 plugin (docker-compose-plugin, or Docker Desktop)"
+        )
+    return None
+
+
+def last_lines(text: str, count: int = 5) -> str:
+    """The last ``count`` non-empty lines of a command's output, on one line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
 def require_docker(flag: str = "--stack") -> None:
-    """Raise a one-line ConfigError (exit 2) when no Docker engine answers."""
-    problem = docker_problem()
+    """Raise a one-line ConfigError (exit 2) when no Docker engine answers, or when the
+    ``docker compose`` plugin is missing."""
+    problem = docker_problem() or compose_plugin_problem()
     if problem is not None:
         raise ConfigError(
             flag,
@@ -75,17 +107,30 @@ class ComposeServices:
     def _compose(self) -> object:
         from testcontainers.compose import DockerCompose
 
-        return DockerCompose(str(self.directory), compose_file_name=COMPOSE_FILE, pull=True, wait=True)
+        # pull=False: testcontainers' pull runs "docker compose pull" with check=True before
+        # "up", so an offline host fails even with every pinned image cached; "up" pulls
+        # only what is missing.
+        return DockerCompose(str(self.directory), compose_file_name=COMPOSE_FILE, pull=False, wait=True)
 
     def up(
-        self, *, timeout_s: float = 600.0, on_progress: Callable[[str], None] | None = None
+        self,
+        *,
+        timeout_s: float = 600.0,
+        on_progress: Callable[[str], None] | None = None,
+        before_ready: Callable[[], None] | None = None,
     ) -> list[Readiness]:
+        """``before_ready`` runs once the containers are up and before readiness is judged
+        (the backend resets Toxiproxy there)."""
         require_docker()
         write(self.settings, self.directory)
         progress = on_progress or (lambda message: None)
-        progress("docker compose up (pulling pinned images on first use)")
-        compose = self._compose()
-        compose.start()  # type: ignore[attr-defined]
+        progress(
+            "docker compose up --wait (missing pinned images are pulled; to fetch them "
+            f"ahead: docker compose -f {self.directory / COMPOSE_FILE} pull)"
+        )
+        start_compose(self._compose())
+        if before_ready is not None:
+            before_ready()
         deadline = time.monotonic() + timeout_s
         while True:
             states = check_all(self.settings)
@@ -123,3 +168,23 @@ class ComposeServices:
         require_docker()
         if (self.directory / COMPOSE_FILE).is_file():
             self._compose().stop()  # type: ignore[attr-defined]
+
+
+def start_compose(compose: object) -> None:
+    """``compose.start()``; a failing ``docker compose up --wait`` becomes one
+    StackStartFailed with the last lines compose printed (testcontainers raises
+    CalledProcessError with the output captured)."""
+    try:
+        compose.start()  # type: ignore[attr-defined]
+    except subprocess.CalledProcessError as exc:
+        output = _text(exc.stderr) or _text(exc.stdout)
+        command = " ".join(str(part) for part in exc.cmd) if isinstance(exc.cmd, list) else str(exc.cmd)
+        raise StackStartFailed(
+            f"'{command}' failed with exit code {exc.returncode}: {last_lines(output) or 'no output'}"
+        ) from None
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data if isinstance(data, str) else ""

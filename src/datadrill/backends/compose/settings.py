@@ -7,7 +7,7 @@ too, so a network fault can never be bypassed.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Pinned by version (never "latest"): a game day must be repeatable.
 IMAGES: dict[str, str] = {
@@ -20,11 +20,23 @@ IMAGES: dict[str, str] = {
     "toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
 }
 
+# Every broker is also a KRaft controller, so the broker count is the quorum's voter count.
+# A quorum needs a majority of its voters: 2 voters cannot lose one (the survivor is no
+# majority, the metadata log stops), so BrokerLoss would hang the cluster instead of
+# testing failover. 1 (no failover to test) and 3 (survives one loss) are honest.
+BROKER_COUNTS = (1, 3)
+
+# JVM heaps, bounded so the whole stack fits the README's "~4 GB" (the images' defaults:
+# Kafka 1 GB per broker, Trino 80% of the host's memory).
+KAFKA_HEAP_OPTS = "-Xms384m -Xmx384m"
+SCHEMA_REGISTRY_HEAP_OPTS = "-Xms256m -Xmx256m"
+TRINO_MAX_HEAP = "-Xmx1G"
+
 
 class ComposeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    brokers: int = Field(3, ge=1, le=3, description="Kafka brokers (KRaft, each also a controller)")
+    brokers: int = Field(3, description="Kafka brokers (KRaft, each also a controller): 1 or 3")
     project: str = Field("datadrill", pattern=r"^[a-z0-9][a-z0-9_-]*$")
     # Host ports, all published by the toxiproxy container except the admin UIs.
     toxiproxy_api_port: int = Field(8474, ge=1024, le=65535)
@@ -44,6 +56,16 @@ class ComposeSettings(BaseModel):
     bucket: str = "warehouse"
     # KRaft cluster id: 16 bytes, base64url without padding.
     kafka_cluster_id: str = "ZGF0YWRyaWxsLWthZmthMQ"
+
+    @field_validator("brokers")
+    @classmethod
+    def _quorum(cls, value: int) -> int:
+        if value not in BROKER_COUNTS:
+            raise ValueError(
+                f"brokers = {value}: allowed are 1 or 3 (each broker is a KRaft controller; "
+                "2 voters cannot lose one)"
+            )
+        return value
 
     def broker_names(self) -> list[str]:
         return [f"kafka-{n}" for n in range(1, self.brokers + 1)]

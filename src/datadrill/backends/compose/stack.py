@@ -26,7 +26,10 @@ def compose_settings(brokers: int) -> ComposeSettings:
     try:
         return ComposeSettings(brokers=brokers)
     except ValidationError:
-        raise ConfigError("--brokers", "--brokers", brokers, "1, 2 or 3") from None
+        # 2 is refused: two KRaft voters cannot lose one (see settings.BROKER_COUNTS).
+        raise ConfigError(
+            "--brokers", "--brokers", brokers, "1 or 3 (each broker is a KRaft controller; 2 voters cannot lose one)"
+        ) from None
 
 
 class ComposeBackend:
@@ -71,10 +74,15 @@ class ComposeBackend:
                 f"a compose stack (project {self.settings.project}) already runs from {elsewhere}; "
                 f"use it with --state-dir {Path(elsewhere).parent}, or stop it there first",
             )
-        compose.up(timeout_s=max(timeout_s, 600.0), on_progress=lambda m: progress(f"compose: {m}"))
-        # Toxiproxy is ours on the compose stack: toxics a killed run left on it (in no
-        # ledger, if that run's state directory was a throwaway) come off here.
-        ToxiproxyAdmin(self.settings.toxiproxy_url).reset()
+        # Toxiproxy is ours on the compose stack: toxics and disabled proxies a killed run
+        # left on it (in no ledger, if that run's state directory was a throwaway) come off
+        # before readiness is judged. Toxiproxy reads its -config only at start, so on a
+        # running stack a proxy left down would otherwise keep readiness waiting to the end.
+        compose.up(
+            timeout_s=max(timeout_s, 600.0),
+            on_progress=lambda m: progress(f"compose: {m}"),
+            before_ready=ToxiproxyAdmin(self.settings.toxiproxy_url).reset,
+        )
         return start_stack_process(
             paths, config, timeout_s=timeout_s, on_progress=on_progress, before_health=before_health
         )
