@@ -42,7 +42,7 @@ def stack_up_cmd(
         ),
     ] = "embedded",
     brokers: Annotated[
-        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of a compose stack (1-3).")
+        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of a compose stack: 1 or 3 (KRaft voters; 2 cannot lose one).")
     ] = 3,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
@@ -187,7 +187,7 @@ def stack_down_cmd(
         str, typer.Option("--backend", help="embedded, external, or compose (also stops its services).")
     ] = "embedded",
     brokers: Annotated[
-        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of the compose stack (1-3).")
+        int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of the compose stack: 1 or 3 (KRaft voters; 2 cannot lose one).")
     ] = 3,
 ) -> None:
     """Stop the stack and every process it started (and the compose services)."""
