@@ -15,8 +15,10 @@ a lag spike by the workload's rate as the generator reports it and the sink's st
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Callable
 
 from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
@@ -52,25 +54,18 @@ class KillComponentFault:
         if spec.moment == "mid_commit":
             return {"first_pid": _kill_mid_commit(spec.component, context)}
         pid = context.stack.components.kill(spec.component)
-        if spec.times > 1:
-            stop = threading.Event()
-            _LOOPS[data["token"]] = stop
 
-            def loop() -> None:
-                for _ in range(spec.times - 1):
-                    if stop.wait(spec.every_s):
+        def kill_again(stop: threading.Event) -> None:
+            # Between kills the supervisor may still be restarting it: try briefly.
+            for _attempt in range(50):
+                try:
+                    context.stack.components.kill(spec.component)
+                    return
+                except ControlError:
+                    if stop.wait(0.1):
                         return
-                    # Between kills the supervisor may still be restarting it: try briefly.
-                    for _attempt in range(50):
-                        try:
-                            context.stack.components.kill(spec.component)
-                            break
-                        except ControlError:
-                            if stop.wait(0.1):
-                                return
-                _LOOPS.pop(data["token"], None)
 
-            threading.Thread(target=loop, name=f"crash-loop-{spec.component}", daemon=True).start()
+        _repeat(spec, data["token"], kill_again, name=f"crash-loop-{spec.component}")
         return {"first_pid": pid}
 
     def _restart_through_connect(
@@ -79,21 +74,13 @@ class KillComponentFault:
         connect = context.stack.connect
         answer = connect.restart(spec.component, include_tasks=True)
         restarting = [t.id for t in answer.tasks if t.state == "RESTARTING"] if answer else []
-        if spec.times > 1:
-            stop = threading.Event()
-            _LOOPS[data["token"]] = stop
 
-            def loop() -> None:
-                for _ in range(spec.times - 1):
-                    if stop.wait(spec.every_s):
-                        return
-                    try:
-                        connect.restart(spec.component, include_tasks=True)
-                    except ControlError:
-                        continue  # a worker busy rebalancing: the next round tries again
-                _LOOPS.pop(data["token"], None)
+        def restart_again(stop: threading.Event) -> None:
+            # A worker busy rebalancing refuses: the next round tries again.
+            with contextlib.suppress(ControlError):
+                connect.restart(spec.component, include_tasks=True)
 
-            threading.Thread(target=loop, name=f"restart-loop-{spec.component}", daemon=True).start()
+        _repeat(spec, data["token"], restart_again, name=f"restart-loop-{spec.component}")
         return {"restart_answered": answer.describe() if answer else "204", "restarting": restarting}
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
@@ -250,6 +237,26 @@ def component_paused(context: DrillContext, name: str) -> bool:
     if connect is not None:
         return connect.status(name).state == "PAUSED"
     return context.stack.components.get(name).paused
+
+
+def _repeat(
+    spec: KillComponent, token: str, hit: Callable[[threading.Event], None], *, name: str
+) -> None:
+    """The rest of a loop of ``spec.times`` hits, ``spec.every_s`` apart, in a thread that
+    stops as soon as the fault is reverted (its stop event, under ``token`` in _LOOPS)."""
+    if spec.times <= 1:
+        return
+    stop = threading.Event()
+    _LOOPS[token] = stop
+
+    def loop() -> None:
+        for _ in range(spec.times - 1):
+            if stop.wait(spec.every_s):
+                return
+            hit(stop)
+        _LOOPS.pop(token, None)
+
+    threading.Thread(target=loop, name=name, daemon=True).start()
 
 
 def component_status(context: DrillContext, name: str, *, field: str) -> ComponentStatus:
