@@ -201,7 +201,8 @@ class QueryEngine:
                 # Trino accepts any session schema until a name needs it; DuckDB's USE needs
                 # the schema to exist, and views are made in it only when a table resolves.
                 self._con.execute(f'CREATE SCHEMA IF NOT EXISTS {DATABASE}."{schema}"')
-            self._con.execute(f'USE {DATABASE}."{schema}"' if schema else f"USE {DATABASE}")
+                self._con.execute(f'USE {DATABASE}."{schema}"')
+            # Without a schema the connection is already on the catalog (reset below).
             cursor = self._con.execute(sql, list(params))
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             columns = [(str(d[0]), d[1]) for d in cursor.description or ()]
