@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -245,6 +246,64 @@ class PrometheusConfig(_Section):
     )
 
 
+# The names the stack's own parts answer to in status, faults and Connect's API: a
+# declared component may not take one of them.
+RESERVED_COMPONENT_NAMES = ("workload", "relay", "sink", "connect", "query-engine", "kafka", "catalog")
+# The reference platform's supervised processes (``[platform] reference = true``).
+REFERENCE_COMPONENTS = ("workload", "relay", "sink")
+COMPONENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class ReadyCheck(_Section):
+    """When a declared component counts as ready: a line on its stdout containing ``log``,
+    or a TCP port on 127.0.0.1 accepting connections. Neither: as soon as it runs."""
+
+    log: str = Field("", description="text a line of the component's output contains once it is ready")
+    port: int = Field(0, ge=0, le=65535, description="a port on 127.0.0.1 that accepts connections once ready")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="how long `stack up` waits for it")
+
+    @model_validator(mode="after")
+    def _one_check(self) -> ReadyCheck:
+        if self.log and self.port:
+            raise ValueError("expected one of log = \"TEXT\" or port = N, not both")
+        return self
+
+
+class ComponentConfig(_Section):
+    """A process of your pipeline that the stack supervises (``command``), or a connector of
+    a real Kafka Connect cluster (``connector``, with ``[connect] url``). Settings may name
+    the stack's endpoints as placeholders (:mod:`datadrill.platform.placeholders`)."""
+
+    command: tuple[str, ...] = Field((), description="argv of the process; placeholders allowed")
+    cwd: str = Field(".", min_length=1, description="working directory, relative to the config file")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment; placeholders allowed")
+    ready: ReadyCheck = ReadyCheck()
+    group: str = Field(
+        "",
+        description="the Kafka consumer group the component consumes with (ResetOffsets, lag SLIs)",
+    )
+    connector: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        description="the name of a connector on the Kafka Connect cluster at [connect] url",
+    )
+
+    @model_validator(mode="after")
+    def _command_or_connector(self) -> ComponentConfig:
+        if bool(self.command) == bool(self.connector):
+            raise ValueError("expected either command = [ARGV...] (a process) or connector = \"NAME\"")
+        if self.command and not self.command[0]:
+            raise ValueError("the command's program is empty")
+        return self
+
+
+class PlatformConfig(_Section):
+    reference: bool = Field(
+        True,
+        description="run datadrill's reference workload, relay and sink; false: only your components",
+    )
+
+
 class StackConfig(_Section):
     kafka: KafkaConfig = KafkaConfig()
     catalog: CatalogConfig = CatalogConfig()
@@ -257,6 +316,15 @@ class StackConfig(_Section):
     prometheus: PrometheusConfig = PrometheusConfig()
     external: ExternalConfig | None = None
     connect: ConnectConfig = ConnectConfig()
+    platform: PlatformConfig = PlatformConfig()
+    components: dict[str, ComponentConfig] = Field(default_factory=dict)
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Every component faults and steps may name: the reference platform's (when it
+        runs) and the declared ones, in that order."""
+        reference = REFERENCE_COMPONENTS if self.platform.reference else ()
+        return (*reference, *self.components)
 
     @model_validator(mode="after")
     def _catalog_host_allowed(self) -> StackConfig:
@@ -319,6 +387,8 @@ def _first_error(source: str, error: ValidationError, data: Mapping[str, Any]) -
         section_path = [str(p) for p in detail["loc"][:-1]]
         model: type[BaseModel] = StackConfig
         for part in section_path:
+            if part not in model.model_fields:
+                continue  # a key of a table of sections ([components.NAME])
             annotation = model.model_fields[part].annotation
             # An optional section (``external``) is ``Section | None``: use the section.
             sections = [
@@ -344,6 +414,7 @@ def parse_config(
         config = StackConfig.model_validate(data)
     except ValidationError as exc:
         raise _first_error(source, exc, data) from None
+    _check_components(config, source)
     if not overrides:
         return config
     # Overrides are checked on their own so an error names the flag, not the file.
@@ -351,9 +422,52 @@ def parse_config(
     for dotted, value in overrides.items():
         _set_dotted(merged, dotted, value)
     try:
-        return StackConfig.model_validate(merged)
+        config = StackConfig.model_validate(merged)
     except ValidationError as exc:
         raise _first_error("flags", exc, merged) from None
+    _check_components(config, "flags")
+    return config
+
+
+def _check_components(config: StackConfig, source: str) -> None:
+    """Declared components' placeholders name endpoints that exist (checked now, not when
+    the stack starts the process), and a connector has a Connect cluster to live on."""
+    from datadrill.platform.placeholders import check
+
+    for name, component in config.components.items():
+        field = f"components.{name}"
+        if not re.match(COMPONENT_NAME_PATTERN, name):
+            raise ConfigError(source, field, name, "a name of letters, digits, '.', '_' and '-'")
+        if name in RESERVED_COMPONENT_NAMES:
+            raise ConfigError(
+                source, field, name, f"a name of your own; the stack's are {', '.join(RESERVED_COMPONENT_NAMES)}"
+            )
+        for index, arg in enumerate(component.command):
+            check(arg, source=source, field=f"{field}.command[{index}]")
+        check(component.cwd, source=source, field=f"{field}.cwd")
+        for key, value in component.env.items():
+            check(value, source=source, field=f"{field}.env.{key}")
+        if component.connector and not config.connect.url:
+            raise ConfigError(
+                source,
+                f"{field}.connector",
+                component.connector,
+                "a connector needs [connect] url, the Kafka Connect cluster it runs on",
+            )
+
+
+def _with_component_dirs(config: StackConfig, base: Path) -> StackConfig:
+    """Components' working directories made absolute, relative to the config file: the
+    stack process runs elsewhere (its own working directory) and must find them."""
+    if not config.components:
+        return config
+    components = {
+        name: component.model_copy(update={"cwd": str((base / component.cwd).resolve())})
+        if "{" not in component.cwd
+        else component
+        for name, component in config.components.items()
+    }
+    return config.model_copy(update={"components": components})
 
 
 def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = None) -> StackConfig:
@@ -362,7 +476,7 @@ def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = N
         default = Path(DEFAULT_CONFIG_FILE)
         path = default if default.is_file() else None
     if path is None:
-        return parse_config({}, source="defaults", overrides=overrides)
+        return _with_component_dirs(parse_config({}, source="defaults", overrides=overrides), Path.cwd())
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -376,7 +490,8 @@ def load_config(path: Path | None, *, overrides: Mapping[str, object] | None = N
     except tomllib.TOMLDecodeError as exc:
         # Python 3.11's TOMLDecodeError carries only its message, which names line and column.
         raise ConfigError(str(path), "(syntax)", path.name, f"not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path), overrides=overrides)
+    config = parse_config(data, source=str(path), overrides=overrides)
+    return _with_component_dirs(config, path.parent)
 
 
 def read_running_config(paths: StatePaths) -> StackConfig:

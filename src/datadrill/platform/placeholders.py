@@ -63,6 +63,12 @@ def expand(template: str, values: Mapping[str, str | None], *, source: str, fiel
     return _TOKEN.sub(replace, template)
 
 
+def check(template: str, *, source: str, field: str) -> None:
+    """ConfigError if ``template`` names a placeholder that does not exist or has a lone
+    brace: what :func:`expand` would refuse on any stack, found when the config loads."""
+    expand(template, dict.fromkeys(NAMES, "-"), source=source, field=field)
+
+
 def expand_all(
     items: Mapping[str, str], values: Mapping[str, str | None], *, source: str, field: str
 ) -> dict[str, str]:
