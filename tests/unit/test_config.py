@@ -22,10 +22,12 @@ from datadrill.errors import ConfigError, DrillError
 
 SECTIONS = (
     "catalog",
+    "components",
     "connect",
     "contract",
     "external",
     "kafka",
+    "platform",
     "prometheus",
     "relay",
     "safety",
