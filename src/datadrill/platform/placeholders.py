@@ -26,6 +26,9 @@ from datadrill.errors import ConfigError
 NAMES = (
     "kafka.bootstrap_servers",
     "catalog.uri",
+    # pyiceberg's SQL catalog keeps each table under a catalog name: a component must open
+    # the catalog under the stack's name to see (and write) the tables the drill checks.
+    "catalog.name",
     "catalog.warehouse",
     "query.url",
     "connect.url",
