@@ -13,6 +13,7 @@ VALUES = {
     "kafka.bootstrap_servers": "127.0.0.1:9092,127.0.0.1:9093",
     "catalog.uri": "sqlite:////tmp/x/catalog.db",
     "catalog.name": "datadrill",
+    "python": "/usr/bin/python3",
     "catalog.warehouse": "file:///tmp/x/warehouse",
     "query.url": "http://127.0.0.1:8080",
     "connect.url": "http://127.0.0.1:8083",

@@ -35,6 +35,9 @@ NAMES = (
     "schema_registry.url",
     "metrics.url",
     "state_dir",
+    # The interpreter datadrill runs on: a component written in Python can share its
+    # environment without relying on which ``python`` the PATH finds first.
+    "python",
 )
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
