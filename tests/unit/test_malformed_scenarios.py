@@ -73,7 +73,8 @@ def malformed(draw: st.DrawFn) -> str:
         target = draw(
             st.sampled_from(
                 [
-                    _fault("KillComponent", at_s=1, component="database"),
+                    # Any name is a component (declared ones too): one no config can declare.
+                    _fault("KillComponent", at_s=1, component="data base"),
                     _fault("BrokerLoss", at_s=1, duration_s=1, broker=draw(st.integers(10, 99))),
                     _fault("BrokerLoss", at_s=1, duration_s=1, broker=draw(st.integers(-99, 0))),
                     _fault(

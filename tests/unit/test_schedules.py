@@ -75,7 +75,7 @@ def test_faults_round_trip_through_the_journal(fault: Any) -> None:
 
 def test_a_bad_fault_in_a_journal_names_the_field() -> None:
     with pytest.raises(ConfigError) as caught:
-        spec_from_json({"kind": "connector.crash", "component": "database", "at_s": 0}, source="s.jsonl")
+        spec_from_json({"kind": "connector.crash", "component": "data base", "at_s": 0}, source="s.jsonl")
     assert "s.jsonl" in str(caught.value) and "component" in str(caught.value)
     with pytest.raises(ConfigError, match="no fault of kind"):
         spec_from_json({"kind": "nope"}, source="s.jsonl")

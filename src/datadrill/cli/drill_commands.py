@@ -23,6 +23,7 @@ from datadrill.engine.loader import discover, load_scenario
 from datadrill.errors import ConfigError, RunLeaseHeld
 
 if TYPE_CHECKING:
+    from datadrill.config import StackConfig
     from datadrill.stack.port import Stack
 
 from datadrill.cli.app import app, err, out, report_dir_checked, state_dir_checked
@@ -180,13 +181,23 @@ def run_cmd(
         from datadrill.backends.compose.services import require_docker
 
         require_docker()
-    loaded = [(path, load_scenario(path)) for path in scenarios]  # all bad input first
+    # All bad input first, a component no stack has included (checked against the config
+    # the run will use: the running stack's, else the one a throwaway stack would get).
+    config = _config_for_checks(state_dir, stack, config_file)
+    loaded = [(path, load_scenario(path, config=config)) for path in scenarios]
     prometheus = _prometheus_settings(config_file, alert_rules) if not dry_run else None
     failures = 0
     with (
         _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how),
         contextlib.ExitStack() as watching,
     ):
+        if not dry_run:
+            from datadrill.engine.preflight import check_capabilities
+
+            # What only the stack knows (a Connect cluster's connectors, its Kafka's
+            # capabilities): refused before any run starts, exit 2, nothing recorded.
+            for path, scenario in loaded:
+                check_capabilities(scenario, running, source=str(path))
         if dry_run:
             from datadrill.cli.dry_run import run_dry
 
@@ -245,6 +256,16 @@ def run_cmd(
             if report.verdict is Verdict.ABORTED and any("interrupted" in r for r in report.reasons):
                 raise typer.Exit(130)
     raise typer.Exit(0 if failures == 0 else 1)
+
+def _config_for_checks(state_dir: Path, backend: str, config_file: Path | None) -> StackConfig:
+    """The configuration a run's stack has: the one running in ``state_dir``, else the one
+    ``--config`` (or ./datadrill.toml) gives a throwaway stack."""
+    from datadrill.config import load_config
+    from datadrill.session import attach_running
+
+    running = attach_running(state_dir, backend=backend)
+    return running.config if running is not None else load_config(config_file)
+
 
 def _prometheus_settings(config_file: Path | None, alert_rules: Path | None) -> tuple[str | None, float] | None:
     """(url or None for a throwaway server, poll interval) when the run watches a

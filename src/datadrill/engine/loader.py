@@ -4,9 +4,16 @@ Any mistake while loading (a wrong field, a bad value, a syntax error, no SCENAR
 one :class:`ConfigError` naming the file, the field (with its line), the value and what is
 allowed.
 
+With the stack's config (``load_scenario(path, config=load_config(...))``) the components
+its faults and steps name are checked against the config's too, so a typo is refused
+before any stack starts.
+
 Example::
 
     scenario = load_scenario(Path("scenarios/metadata_loss.py"))
+    scenario = load_scenario(Path("scenarios/hang.py"), config=load_config(Path("datadrill.toml")))
+    # ConfigError: scenarios/hang.py: schedule[0].component = 'enrichr' is invalid: a component
+    # of this stack: workload, relay, sink, enricher
 """
 
 from __future__ import annotations
@@ -17,12 +24,16 @@ import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 import datadrill.model
 from datadrill.errors import ConfigError
 from datadrill.model.scenario import Scenario
+
+if TYPE_CHECKING:
+    from datadrill.config import StackConfig
 
 SCENARIO_VARIABLE = "SCENARIO"
 
@@ -71,8 +82,9 @@ def _from_validation(path: Path, exc: ValidationError) -> ConfigError:
     return ConfigError(str(path), field, value, allowed)
 
 
-def load_scenario(path: Path) -> Scenario:
-    """Import a scenario module and return its validated ``SCENARIO``."""
+def load_scenario(path: Path, *, config: StackConfig | None = None) -> Scenario:
+    """Import a scenario module and return its validated ``SCENARIO``; with ``config``, the
+    components it names must be the config's (reference and declared)."""
     if not path.is_file():
         raise ConfigError(str(path), "(file)", str(path), "no such scenario file")
     if path.suffix != ".py":
@@ -112,6 +124,10 @@ def load_scenario(path: Path) -> Scenario:
             "the module must define SCENARIO = datadrill.model.Scenario(...)",
         )
     _check_registered_kinds(path, scenario)
+    if config is not None:
+        from datadrill.engine.preflight import check_config_components
+
+        check_config_components(scenario, config, source=str(path))
     return scenario
 
 

@@ -1,6 +1,8 @@
-"""Checks a scenario must pass on a given stack before anything is injected: every fault
-in its schedule is one the stack's backend can do (its Kafka capabilities; a fault that
-needs the stack's own Kafka Connect API, not a real cluster's), and every connector a
+"""Checks a scenario must pass on a given stack before anything is injected: every
+component its faults and steps name is one the stack has (:func:`check_component_names`;
+the loader runs the same check against a config file, before any stack exists), every
+fault in its schedule is one the stack's backend can do (its Kafka capabilities; a fault
+that needs the stack's own Kafka Connect API, not a real cluster's), and every connector a
 runbook restarts is one Kafka Connect knows.
 
 Example::
@@ -12,15 +14,88 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
 from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.registry import plugins
 from datadrill.model.recovery import RestartConnector
 from datadrill.model.scenario import Scenario
 from datadrill.stack.port import KafkaCapability, Stack
 
+if TYPE_CHECKING:
+    from datadrill.config import StackConfig
+
+
+def named_components(scenario: Scenario) -> Iterator[tuple[str, str]]:
+    """(field, component name) of every built-in fault and runbook step that names a
+    component: ``schedule[0].component``, ``recovery.steps[2].component``. A plugin's own
+    specs are left to its ``target()``: its ``component`` may mean something else."""
+    for index, item in enumerate(scenario.schedule):
+        name = _component_of(item)
+        if name is not None:
+            yield f"schedule[{index}].component", name
+    for index, step in enumerate(getattr(scenario.recovery, "steps", ())):
+        name = _component_of(step)
+        if name is not None:
+            yield f"recovery.steps[{index}].component", name
+
+
+def _component_of(item: object) -> str | None:
+    name = getattr(item, "component", None)
+    if not isinstance(name, str) or not name or not type(item).__module__.startswith("datadrill.model"):
+        return None
+    return name
+
+
+def check_component_names(
+    scenario: Scenario, known: Sequence[str], *, source: str, connectors: str = ""
+) -> None:
+    """ConfigError for the first component a fault or step names that is not in ``known``
+    (``connectors``: how the message names the Connect cluster's connectors, also known).
+
+    Example::
+
+        check_component_names(scenario, ("workload", "relay", "sink", "enricher"), source="scenarios/x.py")
+        # ConfigError: scenarios/x.py: schedule[0].component = 'enrichr' is invalid: a
+        # component of this stack: workload, relay, sink, enricher
+    """
+    for field, name in named_components(scenario):
+        if name not in known:
+            listed = ", ".join(known) or "none"
+            raise ConfigError(source, field, name, f"a component of this stack: {listed}{connectors}")
+
+
+def check_config_components(scenario: Scenario, config: StackConfig, *, source: str) -> None:
+    """The loader's check, before any stack runs: components named in ``scenario`` exist in
+    ``config`` (reference and declared). With ``[connect] url`` a name may also be one of
+    that cluster's connectors, which only the stack can ask for: left to the preflight."""
+    if config.connect.url:
+        return
+    check_component_names(scenario, config.component_names, source=source)
+
+
+def check_stack_components(scenario: Scenario, stack: Stack, *, source: str) -> None:
+    """Components named in ``scenario`` exist on ``stack``: its config's (reference and
+    declared), or, with ``[connect] url``, connectors that Connect cluster lists."""
+    known = list(stack.config.component_names)
+    connectors = ""
+    try:
+        connect = stack.connect
+        if not connect.embedded:
+            listed = connect.connectors()
+            known += [c for c in listed if c not in known]
+            connectors = f" (with the connectors of Kafka Connect at {connect.url}: {', '.join(listed) or 'none'})"
+    except ControlError as exc:
+        if stack.config.connect.url:
+            connectors = f" (Kafka Connect at {stack.config.connect.url} did not list its connectors: {exc})"
+    check_component_names(scenario, known, source=source, connectors=connectors)
+
 
 def check_capabilities(scenario: Scenario, stack: Stack, *, source: str) -> None:
-    """Raise :class:`ConfigError` for the first scheduled fault the stack cannot do."""
+    """Raise :class:`ConfigError` for the first component the stack lacks, or scheduled
+    fault it cannot do."""
+    check_stack_components(scenario, stack, source=source)
     have = stack.kafka.capabilities
     registered = plugins()
     for index, item in enumerate(scenario.schedule):
@@ -50,6 +125,17 @@ def _check_restarted_connectors(scenario: Scenario, stack: Stack, source: str) -
             names = stack.connect.connectors()
         except ControlError as exc:
             raise ConfigError(source, field, step.component, f"a connector of a Kafka Connect API ({exc})") from None
+        declared = stack.config.components.get(step.component)
+        if declared is not None and declared.connector:
+            if declared.connector not in names:
+                raise ConfigError(
+                    source,
+                    field,
+                    step.component,
+                    f"a component whose connector Kafka Connect knows; it has no {declared.connector!r} "
+                    f"([components.{step.component}] connector), only {', '.join(names) or 'none'}",
+                )
+            continue
         if step.component not in names:
             raise ConfigError(
                 source, field, step.component, f"a connector Kafka Connect knows: {', '.join(names) or 'none'}"

@@ -7,6 +7,11 @@ a connector and stays on the components port. On the embedded stack a kill stays
 SIGKILL of the process (the supervisor restarts it); on a real Connect cluster it is
 ``POST /connectors/{name}/restart?includeTasks=true``, the closest thing its API offers.
 
+Declared components (``[components.NAME]`` in ``datadrill.toml``) are named by their
+component name: one with ``command`` is a process the stack supervises (the components
+port, or the stack's own Connect API, which lists it); one with ``connector = "X"`` is
+connector ``X`` of the Connect cluster at ``[connect] url`` (:func:`connector_name`).
+
 A kill is confirmed by the supervisor's view of the component (a new pid, a restart
 counted), or by Connect's answer and status; a task failure by Connect's status (FAILED);
 a lag spike by the workload's rate as the generator reports it and the sink's state
@@ -19,11 +24,15 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from datadrill.errors import ConfigError, ControlError
 from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
 from datadrill.model.faults import ConnectorTaskFailure, KillComponent, LagSpike
 from datadrill.stack.port import ComponentStatus, ConnectPort
+
+if TYPE_CHECKING:
+    from datadrill.config import ComponentConfig
 
 # Crash loops running in this process, by token; they die with the process.
 _LOOPS: dict[str, threading.Event] = {}
@@ -38,7 +47,12 @@ class KillComponentFault:
     def prepare(self, spec: KillComponent, context: DrillContext) -> RevertData:
         if remote_connector(context, spec.component) is not None:
             # A real Connect cluster's connector: a restart through its REST API.
-            return {"component": spec.component, "token": uuid.uuid4().hex, "via": "connect"}
+            return {
+                "component": spec.component,
+                "connector": connector_name(context, spec.component),
+                "token": uuid.uuid4().hex,
+                "via": "connect",
+            }
         before = context.stack.components.get(spec.component)
         # pid and restart count before the kill: what confirm compares against.
         return {
@@ -72,13 +86,14 @@ class KillComponentFault:
         self, spec: KillComponent, context: DrillContext, data: RevertData
     ) -> RevertData:
         connect = context.stack.connect
-        answer = connect.restart(spec.component, include_tasks=True)
+        connector = connector_name(context, spec.component)
+        answer = connect.restart(connector, include_tasks=True)
         restarting = [t.id for t in answer.tasks if t.state == "RESTARTING"] if answer else []
 
         def restart_again(stop: threading.Event) -> None:
             # A worker busy rebalancing refuses: the next round tries again.
             with contextlib.suppress(ControlError):
-                connect.restart(spec.component, include_tasks=True)
+                connect.restart(connector, include_tasks=True)
 
         _repeat(spec, data["token"], restart_again, name=f"restart-loop-{spec.component}")
         return {"restart_answered": answer.describe() if answer else "204", "restarting": restarting}
@@ -86,10 +101,11 @@ class KillComponentFault:
     def revert(self, data: RevertData, context: DrillContext) -> str:
         if data.get("via") == "connect":
             stop = _LOOPS.pop(data["token"], None)
+            connector = data.get("connector", data["component"])
             if stop is not None:
                 stop.set()
-                return f"restart loop of connector {data['component']} stopped"
-            return f"nothing to revert: Kafka Connect restarted connector {data['component']}"
+                return f"restart loop of connector {connector} stopped"
+            return f"nothing to revert: Kafka Connect restarted connector {connector}"
         # A crash point still armed (the process never reached it) must not fire later.
         context.stack.components.disarm_crash_point(data["component"])
         stop = _LOOPS.pop(data["token"], None)
@@ -106,7 +122,7 @@ class KillComponentFault:
         the crash point fired, i.e. it is no longer armed)."""
         name = data["component"]
         if data.get("via") == "connect":
-            return _confirm_connect_restart(context, name, data, within_s)
+            return _confirm_connect_restart(context, str(data.get("connector", name)), data, within_s)
         pid_before = data.get("pid_before", data.get("first_pid"))
         restarts_before = int(data.get("restarts_before", 0))
         components = context.stack.components
@@ -142,11 +158,12 @@ class KillComponentFault:
                     f"'any' on a real Kafka Connect cluster ({remote.url}): its REST API can "
                     "restart a connector, not stop it at a chosen point",
                 )
-            state = remote.status(spec.component).describe()
+            connector = connector_name(context, spec.component)
+            state = remote.status(connector).describe()
             loop = f", {spec.times} times {spec.every_s:g} s apart" if spec.times > 1 else ""
             return (
-                f"connector {spec.component} of Kafka Connect at {remote.url} ({state}): "
-                f"POST /connectors/{spec.component}/restart?includeTasks=true{loop}"
+                f"connector {connector} of Kafka Connect at {remote.url} ({state}): "
+                f"POST /connectors/{connector}/restart?includeTasks=true{loop}"
             )
         status = component_status(context, spec.component, field="KillComponent.component")
         where = f"component {spec.component} ({_pid_text(status)})"
@@ -181,6 +198,20 @@ def connector_port(context: DrillContext, name: str) -> ConnectPort | None:
     quietly hit the stack's own process instead."""
     if name == "workload":
         return None
+    declared = declared_component(context, name)
+    if declared is not None and declared.connector:
+        # A connector of the Connect cluster at [connect] url (the config requires one).
+        cluster = context.stack.connect
+        listed = cluster.connectors()
+        if declared.connector not in listed:
+            raise ConfigError(
+                "scenario",
+                "component",
+                name,
+                f"a component whose connector Kafka Connect at {cluster.url} lists; it has no "
+                f"{declared.connector!r} ([components.{name}] connector), only {', '.join(listed) or 'none'}",
+            )
+        return cluster
     try:
         # A third party's Stack from before the Connect port has none: its components port does it.
         connect: ConnectPort | None = getattr(context.stack, "connect", None)
@@ -194,6 +225,8 @@ def connector_port(context: DrillContext, name: str) -> ConnectPort | None:
         except ControlError:
             return None  # an older stack process: its components port does it all
         return connect if name in names else None
+    if declared is not None:
+        return None  # a process the stack supervises, beside a real Connect cluster
     names = connect.connectors()
     if name not in names:
         raise ConfigError(
@@ -203,6 +236,20 @@ def connector_port(context: DrillContext, name: str) -> ConnectPort | None:
             f"a connector of the Kafka Connect cluster at {connect.url}: {', '.join(names) or 'none'}",
         )
     return connect
+
+
+def declared_component(context: DrillContext, name: str) -> ComponentConfig | None:
+    """``[components.NAME]`` of the running stack's config, if ``name`` is declared there."""
+    config = getattr(context.stack, "config", None)
+    components: dict[str, ComponentConfig] = getattr(config, "components", None) or {}
+    return components.get(name)
+
+
+def connector_name(context: DrillContext, name: str) -> str:
+    """The name Kafka Connect knows component ``name`` by: a declared component's
+    ``connector`` (``[components.orders-sink] connector = "iceberg-sink"``), else ``name``."""
+    declared = declared_component(context, name)
+    return declared.connector if declared is not None and declared.connector else name
 
 
 def remote_connector(context: DrillContext, name: str) -> ConnectPort | None:
@@ -216,7 +263,7 @@ def pause_component(context: DrillContext, name: str) -> None:
     component through the components port."""
     connect = connector_port(context, name)
     if connect is not None:
-        connect.pause(name)
+        connect.pause(connector_name(context, name))
     else:
         context.stack.components.pause(name)
 
@@ -225,8 +272,9 @@ def resume_component(context: DrillContext, name: str) -> str:
     """Resume what :func:`pause_component` paused; says what it did."""
     connect = connector_port(context, name)
     if connect is not None:
-        connect.resume(name)
-        return f"connector {name} resumed ({connect.status(name).describe()})"
+        connector = connector_name(context, name)
+        connect.resume(connector)
+        return f"connector {connector} resumed ({connect.status(connector).describe()})"
     pid = context.stack.components.resume(name)
     return f"{name} started again (pid {pid})"
 
@@ -235,7 +283,7 @@ def component_paused(context: DrillContext, name: str) -> bool:
     """Is ``name`` paused: Connect's connector state for a connector, else the supervisor's."""
     connect = connector_port(context, name)
     if connect is not None:
-        return connect.status(name).state == "PAUSED"
+        return connect.status(connector_name(context, name)).state == "PAUSED"
     return context.stack.components.get(name).paused
 
 

@@ -32,7 +32,7 @@ class PluginError(DrillError):
 
 
 def _builtins() -> list[FaultPlugin]:
-    from datadrill.faults import connector, contract, kafka, metadata, network, stack_state
+    from datadrill.faults import connector, contract, hang, kafka, metadata, network, stack_state
 
     return [
         metadata.CatalogEntryFault(),
@@ -42,6 +42,7 @@ def _builtins() -> list[FaultPlugin]:
         connector.KillComponentFault(),
         connector.ConnectorTaskFailureFault(),
         connector.LagSpikeFault(),
+        hang.HangComponentFault(),
         kafka.BrokerLossFault(),
         kafka.RequestErrorsFault(),
         kafka.BrokerLatencyFault(),

@@ -11,6 +11,7 @@ from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
 from datadrill.faults.connector import (
     component_paused,
     component_status,
+    connector_name,
     pause_component,
     remote_connector,
     resume_component,
@@ -70,9 +71,10 @@ class ComponentPausedState:
         before = data.get("pid_before")
         if data.get("via") == "connect":
             connect = context.stack.connect
+            connector = connector_name(context, name)
 
             def look_connect() -> Seen:
-                status = connect.status(name)
+                status = connect.status(connector)
                 if "paused" not in data:
                     return Seen(False, f"no pause was requested; {status.describe()}")
                 return Seen(status.state == "PAUSED", f"Kafka Connect reports {status.describe()}")

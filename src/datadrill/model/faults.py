@@ -17,9 +17,12 @@ from typing import Annotated, Literal
 from pydantic import Field, Strict, model_validator
 from pydantic.dataclasses import dataclass
 
+from datadrill.config import COMPONENT_NAME_PATTERN
 from datadrill.model._base import MODEL_CONFIG
 
 TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
+# The components with crash points (KillComponent(moment="mid_commit")).
+MID_COMMIT_COMPONENTS = ("relay", "sink")
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -68,11 +71,14 @@ class HideTable:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class KillComponent:
-    """SIGKILL a connector process, once or as a crash loop (``times`` kills,
-    ``every_s`` apart); the supervisor restarts it each time."""
+    """SIGKILL a component's process, once or as a crash loop (``times`` kills,
+    ``every_s`` apart); the supervisor restarts it each time. ``component`` is any
+    component of the stack: the reference ``relay``/``sink``/``workload`` or one declared
+    under ``[components.NAME]`` (a connector of a real Kafka Connect cluster is restarted
+    through its REST API instead)."""
 
     at_s: Annotated[float, Strict(), Field(ge=0)]
-    component: Literal["relay", "sink", "workload"] = "sink"
+    component: Annotated[str, Field(pattern=COMPONENT_NAME_PATTERN)] = "sink"
     times: Annotated[int, Strict(), Field(ge=1, le=1000)] = 1
     every_s: Annotated[float, Strict(), Field(ge=0)] = 0.0
     duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
@@ -86,8 +92,14 @@ class KillComponent:
     def _loop_has_a_period(self) -> KillComponent:
         if self.times > 1 and self.every_s <= 0:
             raise ValueError(f"a crash loop of {self.times} kills needs every_s > 0")
-        if self.moment == "mid_commit" and (self.component == "workload" or self.times > 1):
-            raise ValueError("moment='mid_commit' is for one kill of the relay or the sink")
+        if self.moment == "mid_commit" and self.component not in MID_COMMIT_COMPONENTS:
+            # Only the reference relay and sink have crash points to stop at.
+            raise ValueError(
+                f"moment='mid_commit' is for the relay or the sink (they have crash points; "
+                f"{self.component!r} has none): use moment='any' for it"
+            )
+        if self.moment == "mid_commit" and self.times > 1:
+            raise ValueError("moment='mid_commit' is for one kill of the relay or the sink, not a crash loop")
         return self
 
     def describe(self) -> str:
@@ -107,16 +119,39 @@ class ConnectorTaskFailure:
     """A connector's task goes FAILED, as Kafka Connect reports it, and stays failed (no
     supervisor restart) until a :class:`~datadrill.model.recovery.RestartConnector` step or
     an operator restarts it (``POST /connectors/{name}/restart``). With ``duration_s`` the
-    drill restarts it itself when that elapses. Embedded stack only: a real Connect
-    cluster's task cannot be failed through its REST API."""
+    drill restarts it itself when that elapses. ``component`` is any connector the stack's
+    own Connect API lists (``relay``, ``sink``, declared components). Embedded stack only: a
+    real Connect cluster's task cannot be failed through its REST API."""
 
     at_s: Annotated[float, Strict(), Field(ge=0)]
-    component: Literal["relay", "sink"] = "sink"
+    component: Annotated[str, Field(pattern=COMPONENT_NAME_PATTERN)] = "sink"
     duration_s: Annotated[float | None, Strict(), Field(gt=0)] = None
     kind: Literal["connector.task_failure"] = "connector.task_failure"
 
     def describe(self) -> str:
         return f"{self.component}'s task FAILED (stays failed until restarted)"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class HangComponent:
+    """The component hangs for ``duration_s``: its process is stopped (SIGSTOP) and then
+    continued (SIGCONT). A hung consumer keeps its partitions (its session does not end
+    while the broker waits for it) and makes no progress, which a crash never shows. A
+    connector of a real Kafka Connect cluster is paused and resumed through its REST API
+    instead (a paused task keeps its partitions too).
+
+    Example::
+
+        HangComponent("enricher", at_s=5, duration_s=20)
+    """
+
+    component: Annotated[str, Field(pattern=COMPONENT_NAME_PATTERN)]
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    kind: Literal["component.hang"] = "component.hang"
+
+    def describe(self) -> str:
+        return f"{self.component} hung (SIGSTOP) for {self.duration_s:g} s"
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
@@ -328,6 +363,7 @@ FaultSpec = (
     | HideTable
     | KillComponent
     | ConnectorTaskFailure
+    | HangComponent
     | LagSpike
     | BrokerLoss
     | KafkaRequestErrors

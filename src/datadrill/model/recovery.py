@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Protocol, get_args, runtime_checkable
 
-from pydantic import Field, PlainValidator, Strict
+from pydantic import Field, PlainValidator, Strict, model_validator
 from pydantic.dataclasses import dataclass
 
+from datadrill.config import COMPONENT_NAME_PATTERN
 from datadrill.model._base import MODEL_CONFIG
 from datadrill.model.faults import TABLE_PATTERN
-from datadrill.model.slo import spec_kind
+from datadrill.model.slo import DEFAULT_SOURCE_QUERY, Target, spec_kind
 
 
 @runtime_checkable
@@ -79,16 +80,40 @@ class Reconcile:
     repair: bool = True
     buckets: Annotated[int, Strict(), Field(ge=2, le=65_536)] = 64
     kind: Literal["reconcile"] = "reconcile"
+    # What is compared: target.source_query against target.table, on target.key_column and
+    # target.columns (datadrill.integrity.targets). The default is the reference platform's.
+    target: Target = Target()
+
+    @model_validator(mode="after")
+    def _repair_only_the_reference(self) -> Reconcile:
+        # A repair writes rows in the reference table's schema, built from the orders source
+        # (integrity.repair): on any other table it would write wrong rows, so it is refused.
+        t = self.target
+        reference = (t.table, t.key_column, t.columns, t.source_query) == (
+            "dwh.orders",
+            "order_id",
+            (),
+            DEFAULT_SOURCE_QUERY,
+        )
+        if self.repair and not reference:
+            raise ValueError(
+                f"repair=True rewrites rows of the reference table (dwh.orders, from the orders "
+                f"source) and cannot repair {t.table}; set repair=False to reconcile it and "
+                "report what differs"
+            )
+        return self
 
     def describe(self) -> str:
-        return "reconcile source against sink" + (" and repair" if self.repair else "")
+        what = "source against sink" if self.target == Target() else f"{self.target.table} against its source"
+        return f"reconcile {what}" + (" and repair" if self.repair else "")
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class PauseComponent:
-    """Stop a connector (SIGTERM) and keep it stopped until resumed."""
+    """Stop a component (SIGTERM) and keep it stopped until resumed: any component of the
+    stack, reference or declared (a Kafka Connect connector: ``PUT .../pause``)."""
 
-    component: Literal["relay", "sink", "workload"] = "sink"
+    component: Annotated[str, Field(pattern=COMPONENT_NAME_PATTERN)] = "sink"
     kind: Literal["pause_component"] = "pause_component"
 
     def describe(self) -> str:
@@ -97,7 +122,9 @@ class PauseComponent:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ResumeComponent:
-    component: Literal["relay", "sink", "workload"] = "sink"
+    """Start a paused component again (a Kafka Connect connector: ``PUT .../resume``)."""
+
+    component: Annotated[str, Field(pattern=COMPONENT_NAME_PATTERN)] = "sink"
     kind: Literal["resume_component"] = "resume_component"
 
     def describe(self) -> str:

@@ -2,7 +2,8 @@
 
 A connector (the relay, the sink, or a Kafka Connect cluster's connector named with
 ``[connect] url``) is paused and resumed through Kafka Connect's REST API; the workload
-through the components port. The runner runs pauses through the fault ledger instead (so
+through the components port. Any declared component (``[components.NAME]``) may be named:
+a process through the stack, a ``connector = "X"`` component as connector ``X``. The runner runs pauses through the fault ledger instead (so
 a killed run's paused sink comes back); these are what
 :func:`~datadrill.recovery.registry.run_step` does outside a run. ``RestartConnector``
 restarts a connector's failed tasks through the REST API.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datadrill.engine.wait import wait_until
 from datadrill.errors import WaitTimeout
 from datadrill.faults.base import DrillContext
-from datadrill.faults.connector import connector_port, pause_component, resume_component
+from datadrill.faults.connector import connector_name, connector_port, pause_component, resume_component
 from datadrill.model.recovery import PauseComponent, RestartConnector, ResumeComponent
 from datadrill.recovery.result import StepResult
 
@@ -33,7 +34,7 @@ def run_restart_connector(step: RestartConnector, context: DrillContext) -> Step
     no task is FAILED or restarting (RUNNING, or PAUSED for a paused connector); says what
     was restarted and how long it took to run again."""
     connect = context.stack.connect
-    name = step.component
+    name = connector_name(context, step.component)
     clock = context.clock
     began = clock.monotonic()
     answer = connect.restart(name, include_tasks=True, only_failed=True)
