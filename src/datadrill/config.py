@@ -69,16 +69,94 @@ class KafkaConfig(_Section):
         return self
 
 
+# pyiceberg's catalog types (``pyiceberg.catalog.CatalogType`` in pyiceberg 0.12; a unit
+# test holds the two lists equal), as ``load_catalog`` knows them.
+CATALOG_TYPES = ("sql", "rest", "hive", "glue", "dynamodb", "bigquery", "in-memory")
+# Fields of [catalog] itself: never repeated under ``properties``.
+CATALOG_OWN_PROPERTIES = ("type", "uri", "warehouse")
+# pyiceberg's property that loads a Catalog class by its dotted path instead of a type.
+PY_CATALOG_IMPL = "py-catalog-impl"
+
+
 class CatalogConfig(_Section):
+    """The Iceberg catalog, in pyiceberg's own terms: ``type``, ``uri``, ``warehouse`` and any
+    further pyiceberg catalog property under ``properties`` (FileIO ``s3.*``, a REST
+    catalog's ``credential`` or ``token``, ...). Faults, backups and restores reach it only
+    through pyiceberg's Catalog API; the reference sink needs a SQL catalog."""
+
+    type: str = Field(
+        "sql",
+        description="pyiceberg's catalog type: sql (the default), rest, hive, glue, dynamodb, "
+        "bigquery or in-memory",
+    )
     uri: str = Field(
         "",
         description="empty for SQLite under the state directory, or a PostgreSQL DSN",
+        validate_default=True,  # a rest or hive catalog without one is an error
     )
     table: str = Field("dwh.orders", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+    warehouse: str = Field(
+        "",
+        description="pyiceberg's warehouse property: for sql, empty (the state directory), "
+        "file:///PATH or s3://BUCKET[/PATH]; for rest, what the server calls a warehouse",
+    )
+    properties: dict[str, str] = Field(
+        default_factory=dict,
+        description="further pyiceberg catalog properties, passed as they are",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, kind: str) -> str:
+        if kind not in CATALOG_TYPES:
+            raise ValueError(f"expected one of {', '.join(CATALOG_TYPES)} (pyiceberg's catalog types)")
+        return kind
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_location(cls, warehouse: str, info: ValidationInfo) -> str:
+        if info.data.get("type", "sql") == "sql" and warehouse and not warehouse.startswith(("file:///", "s3://")):
+            raise ValueError("expected '' (the state directory), 'file:///PATH' or 's3://BUCKET[/PATH]'")
+        return warehouse
+
+    @field_validator("properties")
+    @classmethod
+    def _no_own_fields(cls, properties: dict[str, str]) -> dict[str, str]:
+        for key in properties:
+            if key in CATALOG_OWN_PROPERTIES:
+                raise ValueError(f"{key!r} is a field of [catalog] itself: set {key} = ... there")
+            if not key.strip():
+                raise ValueError("a property needs a name")
+        return properties
+
+    @model_validator(mode="after")
+    def _type_or_impl(self) -> CatalogConfig:
+        if PY_CATALOG_IMPL in self.properties and "type" in self.model_fields_set:
+            raise ValueError(f"expected either type or properties.{PY_CATALOG_IMPL} (pyiceberg takes one)")
+        return self
+
+    @property
+    def is_sql(self) -> bool:
+        """A pyiceberg SQL catalog on a database datadrill can reach (SQLite or PostgreSQL)."""
+        return self.type == "sql" and PY_CATALOG_IMPL not in self.properties
 
     @field_validator("uri")
     @classmethod
-    def _known_scheme(cls, uri: str) -> str:
+    def _uri_of_its_type(cls, uri: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type", "sql")
+        if kind == "rest" and not re.match(r"^https?://[^/:]+(:\d+)?(/.*)?$", uri):
+            raise ValueError("a rest catalog needs uri = 'http(s)://HOST[:PORT][/PATH]'")
+        if kind == "hive" and not re.match(r"^thrift://[^/:,]+(:\d+)?(,thrift://[^/:,]+(:\d+)?)*$", uri):
+            raise ValueError("a hive catalog needs uri = 'thrift://HOST:PORT' (9083 by default)")
+        if kind in ("glue", "dynamodb", "bigquery") and uri and not re.match(r"^https?://", uri):
+            raise ValueError(f"expected '' or an http(s):// endpoint for a {kind} catalog")
+        return uri
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str, info: ValidationInfo) -> str:
+        if info.data.get("type", "sql") not in ("sql", "in-memory"):
+            return uri  # checked above for its own type
         if uri and not uri.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
             raise ValueError(
                 "expected '' (SQLite in the state directory), 'sqlite:///PATH' or "
@@ -327,6 +405,31 @@ class StackConfig(_Section):
         return (*reference, *self.components)
 
     @model_validator(mode="after")
+    def _catalog_endpoints_allowed(self) -> StackConfig:
+        """A non-SQL catalog's server (a REST catalog, each Hive Metastore) and any endpoint
+        among its properties (``s3.endpoint``, ``oauth2-server-uri``, ...) obey the same
+        host policy as the SQL catalog's database (checked below)."""
+        from urllib.parse import urlsplit
+
+        from datadrill.safety import check_host
+
+        catalog = self.catalog
+        urls: list[tuple[str, str]] = []
+        if not catalog.is_sql and catalog.uri and not catalog.uri.startswith("sqlite:"):
+            urls += [("catalog.uri", part) for part in catalog.uri.split(",")]
+        if re.match(r"^(https?|thrift)://", catalog.warehouse):
+            urls.append(("catalog.warehouse", catalog.warehouse))
+        urls += [
+            (f"catalog.properties.{key}", value)
+            for key, value in catalog.properties.items()
+            if re.match(r"^(https?|thrift)://", value)
+        ]
+        for what, url in urls:
+            host = urlsplit(url.strip()).hostname or "localhost"
+            check_host(host, allow_hosts=self.safety.allow_hosts, what=what)
+        return self
+
+    @model_validator(mode="after")
     def _catalog_host_allowed(self) -> StackConfig:
         from sqlalchemy.engine import make_url
 
@@ -415,6 +518,7 @@ def parse_config(
     except ValidationError as exc:
         raise _first_error(source, exc, data) from None
     _check_components(config, source)
+    _check_catalog(config, source)
     if not overrides:
         return config
     # Overrides are checked on their own so an error names the flag, not the file.
@@ -426,7 +530,25 @@ def parse_config(
     except ValidationError as exc:
         raise _first_error("flags", exc, merged) from None
     _check_components(config, "flags")
+    _check_catalog(config, "flags")
     return config
+
+
+def _check_catalog(config: StackConfig, source: str) -> None:
+    """The reference sink writes through pyiceberg's SQL catalog (the stack creates its
+    table and proxies the catalog database for network faults): another catalog type is for
+    your own components, with the reference platform off."""
+    catalog = config.catalog
+    if config.platform.reference and not catalog.is_sql:
+        impl = catalog.properties.get(PY_CATALOG_IMPL)
+        kind = catalog.type if impl is None else "custom"
+        raise ConfigError(
+            source,
+            "catalog.type" if impl is None else f"catalog.properties.{PY_CATALOG_IMPL}",
+            catalog.type if impl is None else impl,
+            "the reference platform's sink needs a sql catalog: set [platform] reference = false "
+            f"to drill your own components against a {kind} catalog, or type = \"sql\"",
+        )
 
 
 def _check_components(config: StackConfig, source: str) -> None:

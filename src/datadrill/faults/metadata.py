@@ -1,15 +1,21 @@
 """Metadata faults: the catalog forgets a table, or the table's metadata files vanish.
 
-Deleted things are kept aside (the catalog row's metadata location, the files in the run's
-quarantine), so reverting always works, even when no recovery step ran.
+The catalog faults speak pyiceberg's Catalog API only (``drop_table`` without purge,
+``rename_table``, ``register_table``, ``load_table``, ``list_tables``), so they work on every
+catalog pyiceberg loads: SQL, REST, Hive Metastore, Glue. Direct SQL is left only where it
+is the fault itself: :class:`CatalogOutageFault` locks a SQL catalog's database.
+
+Deleted things are kept aside (the catalog entry's metadata location, the files in the
+run's quarantine), so reverting always works, even when no recovery step ran.
 
 Each confirms its effect through a fresh catalog client and the warehouse, as a reader of
-the table would find it; each names its target without touching the catalog's rows.
+the table would find it; each names its target without touching the catalog's entries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import uuid
@@ -37,19 +43,57 @@ def has_catalog_row(catalog: Catalog, identifier: str) -> bool:
 def describe_catalog(uri: str) -> str:
     """The catalog database for a person: "SQLite catalog at .datadrill/catalog.db" (relative
     to the working directory when under it), or the DSN with its password hidden."""
-    from sqlalchemy.engine import make_url
+    from datadrill.platform.catalog import describe_sql_catalog
 
-    from datadrill.platform.catalog import describe_uri
+    return describe_sql_catalog(uri)
 
-    url = make_url(uri)
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        with contextlib.suppress(ValueError):
-            path = path.relative_to(Path.cwd())
-        return f"SQLite catalog at {path}"
-    if url.get_backend_name() == "postgresql":
-        return f"PostgreSQL catalog at {describe_uri(uri)}"
-    return f"catalog at {describe_uri(uri)}"
+
+def describe_context_catalog(context: DrillContext) -> str:
+    """The stack's catalog for a person, of whatever type ("REST catalog at http://…")."""
+    from datadrill.platform.catalog import describe_stack_catalog
+
+    return describe_stack_catalog(context.stack.config, context.stack.paths)
+
+
+def _locations_file(context: DrillContext) -> Path:
+    return context.run_dir / "catalog" / "metadata-locations.json"
+
+
+def remember_location(context: DrillContext, identifier: str, metadata_location: str) -> None:
+    """Note where ``identifier``'s metadata lived, for a re-registration after the catalog
+    forgot it: a REST, Hive or Glue catalog picks table locations itself, so the warehouse
+    layout alone may not find them."""
+    path = _locations_file(context)
+    known = remembered_locations(context)
+    known[identifier] = metadata_location
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2), encoding="utf-8")
+
+
+def remembered_locations(context: DrillContext) -> dict[str, str]:
+    """The last metadata location seen in this run, by table identifier."""
+    try:
+        known: dict[str, str] = json.loads(_locations_file(context).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return known
+
+
+# Catalog types whose pyiceberg client cannot ``register_table`` (pyiceberg 0.12's DynamoDB
+# catalog raises NotImplementedError): a deleted entry could not be put back.
+UNREGISTRABLE_TYPES = ("dynamodb",)
+
+
+def require_registrable(context: DrillContext, field: str) -> None:
+    kind = context.stack.config.catalog.type
+    if kind in UNREGISTRABLE_TYPES:
+        raise ConfigError(
+            "scenario",
+            field,
+            kind,
+            f"a catalog whose pyiceberg client can register_table; the {kind} catalog cannot, "
+            "so what the fault or step removes could not be put back",
+        )
 
 
 def require_table(context: DrillContext, identifier: str, *, field: str) -> Catalog:
@@ -67,20 +111,25 @@ def require_table(context: DrillContext, identifier: str, *, field: str) -> Cata
         "scenario",
         field,
         identifier,
-        f"a table in the {describe_catalog(context.stack.catalog_uri)}; "
+        f"a table in the {describe_context_catalog(context)}; "
         f"namespace {namespace!r} lists {', '.join(listed) or 'no tables'}",
     )
 
 
 class CatalogEntryFault:
-    """Delete the table's catalog row. SqlCatalog.drop_table removes the row only; the
-    metadata and data files stay, so the saved metadata location brings it back."""
+    """Delete the table's catalog entry with pyiceberg's ``drop_table``, which never purges
+    (pyiceberg 0.12: the SQL catalog deletes the row, REST sends ``purgeRequested=false``,
+    Hive ``deleteData=False``, Glue deletes the entry; ``purge_table`` is the one that
+    deletes files). The metadata and data files stay, so the metadata location saved before
+    the drop brings the table back with ``register_table``."""
 
     kind = "metadata.catalog_entry"
     spec_type = DeleteCatalogEntry
 
     def prepare(self, spec: DeleteCatalogEntry, context: DrillContext) -> RevertData:
+        require_registrable(context, "DeleteCatalogEntry")
         table = context.stack.catalog().load_table(spec.table)
+        remember_location(context, spec.table, table.metadata_location)
         return {"table": spec.table, "metadata_location": table.metadata_location}
 
     def apply(self, spec: DeleteCatalogEntry, context: DrillContext, data: RevertData) -> RevertData:
@@ -107,15 +156,19 @@ class CatalogEntryFault:
         identifier = data["table"]
 
         def look() -> Seen:
-            if has_catalog_row(context.stack.catalog(), identifier):
+            catalog = context.stack.catalog()
+            if has_catalog_row(catalog, identifier):
                 return Seen(False, f"the catalog still lists {identifier}")
+            if catalog.table_exists(identifier):  # a catalog that lists lazily, but loads
+                return Seen(False, f"the catalog still loads {identifier}")
             return Seen(True, f"catalog has no row for {identifier}")
 
         return await_effect(context, within_s, expected=f"no catalog row for {identifier}", look=look)
 
     def target(self, spec: DeleteCatalogEntry, context: DrillContext) -> str:
+        require_registrable(context, "DeleteCatalogEntry")
         require_table(context, spec.table, field="DeleteCatalogEntry.table")
-        return f"the catalog entry of {spec.table} ({describe_catalog(context.stack.catalog_uri)})"
+        return f"the catalog entry of {spec.table} ({describe_context_catalog(context)})"
 
 
 class MetadataFilesFault:
@@ -127,6 +180,7 @@ class MetadataFilesFault:
 
     def prepare(self, spec: DeleteMetadataFiles, context: DrillContext) -> RevertData:
         table = context.stack.catalog().load_table(spec.table)
+        remember_location(context, spec.table, table.metadata_location)
         metadata_dir = Warehouse.parent(table.metadata_location)
         files = context.stack.warehouse().metadata_files(metadata_dir)
         doomed = files[: len(files) - spec.keep_newest] if spec.keep_newest else files
@@ -212,6 +266,9 @@ HIDDEN_SUFFIX = "__hidden_by_datadrill"
 
 
 class HideTableFault:
+    """Rename the table away with pyiceberg's ``rename_table`` (and back on revert): readers
+    find no table, nothing is deleted."""
+
     kind = "calibration.hide_table"
     spec_type = HideTable
 
@@ -249,7 +306,7 @@ class HideTableFault:
         require_table(context, spec.table, field="HideTable.table")
         return (
             f"the catalog entry of {spec.table}, renamed to {spec.table}{HIDDEN_SUFFIX} "
-            f"({describe_catalog(context.stack.catalog_uri)})"
+            f"({describe_context_catalog(context)})"
         )
 
 
@@ -259,12 +316,15 @@ _LOCKS: dict[str, threading.Event] = {}
 
 class CatalogOutageFault:
     """Hold the catalog database in an exclusive transaction: every catalog read and
-    commit waits for the lock (and fails after its busy timeout)."""
+    commit waits for the lock (and fails after its busy timeout). The one place where
+    datadrill speaks SQL to the catalog: the database *is* the fault, so it needs a SQL
+    catalog (a REST or Hive catalog's outage is a network fault on its path)."""
 
     kind = "catalog.outage"
     spec_type = CatalogOutage
 
     def prepare(self, spec: CatalogOutage, context: DrillContext) -> RevertData:
+        _require_sql_catalog(context)
         return {"token": uuid.uuid4().hex, "catalog_uri": context.stack.catalog_uri}
 
     def apply(self, spec: CatalogOutage, context: DrillContext, data: RevertData) -> RevertData:
@@ -328,6 +388,7 @@ class CatalogOutageFault:
     def target(self, spec: CatalogOutage, context: DrillContext) -> str:
         from sqlalchemy.engine import make_url
 
+        _require_sql_catalog(context)
         uri = context.stack.catalog_uri
         url = make_url(uri)
         if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
@@ -335,6 +396,17 @@ class CatalogOutageFault:
                 "scenario", "CatalogOutage", describe_catalog(uri), "a catalog database that exists"
             )
         return f"the catalog database ({describe_catalog(uri)}), held in an exclusive lock"
+
+
+def _require_sql_catalog(context: DrillContext) -> None:
+    if not context.stack.config.catalog.is_sql:
+        raise ConfigError(
+            "scenario",
+            "CatalogOutage",
+            describe_context_catalog(context),
+            "a sql catalog, whose database the fault locks; for another catalog type, "
+            "cut its network path instead",
+        )
 
 
 def _write_waits(uri: str, timeout_s: float) -> bool:

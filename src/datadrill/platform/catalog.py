@@ -1,13 +1,16 @@
-"""The metastore: an Iceberg SQL catalog (pyiceberg) on SQLite or PostgreSQL.
+"""The metastore: an Iceberg catalog, opened through pyiceberg.
 
-The catalog row of a table points at its current ``*.metadata.json``; lose the row and
-every reader fails, which is the incident datadrill rehearses. Both backends keep the
-same ``iceberg_tables`` schema that Trino's JDBC catalog reads.
+The catalog entry of a table points at its current ``*.metadata.json``; lose it and every
+reader fails, which is the incident datadrill rehearses. The stack's own catalog is
+pyiceberg's SQL catalog on SQLite or PostgreSQL (the same ``iceberg_tables`` schema that
+Trino's JDBC catalog reads); ``[catalog] type`` names any other catalog pyiceberg loads
+(REST, Hive Metastore, Glue, ...), which the harness reaches through the same
+:func:`open_stack_catalog` and pyiceberg's Catalog API only.
 
 Example::
 
-    catalog = open_catalog(catalog_uri(config, paths), paths.warehouse)
-    table = ensure_orders_table(catalog, "dwh.orders")
+    catalog = open_stack_catalog(config, paths)          # any [catalog] type
+    table = ensure_orders_table(open_catalog(catalog_uri(config, paths), paths.warehouse), "dwh.orders")
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import (
     NamespaceAlreadyExistsError,
@@ -34,7 +38,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from datadrill.config import StackConfig
+from datadrill.config import PY_CATALOG_IMPL, StackConfig
 from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
 
@@ -82,9 +86,23 @@ TABLE_PROPERTIES = {
 }
 
 
+# How a person calls each catalog type, in status output and fault targets.
+CATALOG_LABELS = {
+    "rest": "REST catalog",
+    "hive": "Hive Metastore",
+    "glue": "Glue catalog",
+    "dynamodb": "DynamoDB catalog",
+    "bigquery": "BigQuery metastore",
+    "in-memory": "in-memory catalog",
+}
+
+
 def catalog_uri(config: StackConfig, paths: StatePaths) -> str:
     """The SQLAlchemy URI of the catalog database, as the harness reaches it (on an
-    external cluster: directly, not through the platform's proxy)."""
+    external cluster: directly, not through the platform's proxy). For a catalog that is
+    not SQL: its ``[catalog] uri`` as configured (a REST or Thrift URL, or empty)."""
+    if not config.catalog.is_sql:
+        return config.catalog.uri
     if config.external is not None:
         return config.external.harness_catalog_uri
     uri = config.catalog.uri
@@ -95,15 +113,29 @@ def catalog_uri(config: StackConfig, paths: StatePaths) -> str:
     return uri
 
 
+def _is_database_uri(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "postgresql:", "postgresql+"))
+
+
 def describe_uri(uri: str) -> str:
     """The URI with any password hidden, for status output and errors."""
+    if not _is_database_uri(uri):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(uri)
+        if parts.password is None:
+            return uri
+        return uri.replace(f":{parts.password}@", ":***@", 1)
     from sqlalchemy.engine import make_url
 
     return make_url(uri).render_as_string(hide_password=True)
 
 
 def network_address(uri: str) -> str | None:
-    """``host:port`` of a networked catalog database, None for SQLite (a file, no network)."""
+    """``host:port`` of a networked catalog database, None for SQLite (a file, no network)
+    and for a catalog that is no database (REST, Hive: not proxied by the stack)."""
+    if not _is_database_uri(uri):
+        return None
     from sqlalchemy.engine import make_url
 
     url = make_url(uri)
@@ -144,10 +176,77 @@ def check_catalog_reachable(uri: str, *, source: str, timeout_s: int = 3) -> Non
 
 
 def warehouse_location(config: StackConfig, paths: StatePaths) -> str:
-    """Where table files go: the state directory, or an external cluster's s3:// bucket."""
+    """Where table files go: an external cluster's s3:// bucket, ``[catalog] warehouse``
+    when it is a location (a REST catalog's warehouse may be a name instead), or the
+    state directory."""
     if config.external is not None and config.external.warehouse:
         return config.external.warehouse
+    if config.catalog.warehouse.startswith(("file:///", "s3://")):
+        return config.catalog.warehouse
     return f"file://{paths.warehouse.resolve()}"
+
+
+def file_io_properties(config: StackConfig) -> dict[str, str]:
+    """pyiceberg FileIO properties (``s3.*``) for the table files: an external cluster's
+    and those among ``[catalog] properties`` (which win)."""
+    properties = config.external.s3_properties() if config.external is not None else {}
+    properties.update({k: v for k, v in config.catalog.properties.items() if k.startswith("s3.")})
+    return properties
+
+
+def catalog_properties(
+    config: StackConfig, paths: StatePaths, *, uri: str | None = None, init_tables: bool = False
+) -> dict[str, str]:
+    """The pyiceberg catalog properties ``[catalog]`` stands for: its ``properties``, then
+    ``type``, ``uri`` and ``warehouse``. A SQL catalog gets the database the harness
+    reaches (``uri`` overrides it: the platform's path through a proxy) and the warehouse
+    location; ``init_tables`` creates its tables on first use."""
+    catalog = config.catalog
+    properties = {**file_io_properties(config), **catalog.properties}
+    if catalog.is_sql:
+        properties.update(
+            type="sql",
+            uri=uri or catalog_uri(config, paths),
+            warehouse=warehouse_location(config, paths),
+            init_catalog_tables="true" if init_tables else "false",
+        )
+        return properties
+    if PY_CATALOG_IMPL not in properties:
+        properties["type"] = catalog.type
+    if uri or catalog.uri:
+        properties["uri"] = uri or catalog.uri
+    if catalog.warehouse:
+        properties["warehouse"] = catalog.warehouse
+    return properties
+
+
+def describe_stack_catalog(config: StackConfig, paths: StatePaths) -> str:
+    """The catalog for a person: "SQLite catalog at .datadrill/catalog.db", "PostgreSQL
+    catalog at postgresql://drill:***@…", "REST catalog at http://…"."""
+    catalog = config.catalog
+    if catalog.is_sql:
+        return describe_sql_catalog(catalog_uri(config, paths))
+    impl = catalog.properties.get(PY_CATALOG_IMPL)
+    label = f"catalog {impl}" if impl is not None else CATALOG_LABELS.get(catalog.type, f"{catalog.type} catalog")
+    return f"{label} at {describe_uri(catalog.uri)}" if catalog.uri else label
+
+
+def describe_sql_catalog(uri: str) -> str:
+    """A SQL catalog's database for a person: "SQLite catalog at .datadrill/catalog.db"
+    (relative to the working directory when under it), or the DSN with its password hidden."""
+    if not _is_database_uri(uri):
+        return f"catalog at {describe_uri(uri)}" if uri else "the configured catalog"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "")
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd())
+        return f"SQLite catalog at {path}"
+    if url.get_backend_name() == "postgresql":
+        return f"PostgreSQL catalog at {describe_uri(uri)}"
+    return f"catalog at {describe_uri(uri)}"
 
 
 def open_catalog(
@@ -157,9 +256,10 @@ def open_catalog(
     init_tables: bool = True,
     properties: dict[str, str] | None = None,
 ) -> SqlCatalog:
-    """Open the SQL catalog; ``init_tables`` creates its tables on first use (only the
-    stack process does, so two processes never race to create them). ``properties``
-    configure the FileIO (S3 endpoint and keys for an s3:// warehouse)."""
+    """Open a SQL catalog on the database at ``uri``; ``init_tables`` creates its tables on
+    first use (only the stack process does, so two processes never race to create them).
+    ``properties`` configure the FileIO (S3 endpoint and keys for an s3:// warehouse). The
+    harness opens the stack's catalog, of whatever type, with :func:`open_stack_catalog`."""
     location = f"file://{warehouse.resolve()}" if isinstance(warehouse, Path) else warehouse
     return SqlCatalog(
         CATALOG_NAME,
@@ -172,19 +272,21 @@ def open_catalog(
 
 def open_stack_catalog(
     config: StackConfig, paths: StatePaths, *, uri: str | None = None, init_tables: bool = False
-) -> SqlCatalog:
-    """The stack's catalog with its warehouse; ``uri`` overrides the database address
-    (the platform's path through a proxy)."""
-    properties = config.external.s3_properties() if config.external is not None else {}
-    return open_catalog(
-        uri or catalog_uri(config, paths),
-        warehouse_location(config, paths),
-        init_tables=init_tables,
-        properties=properties,
-    )
+) -> Catalog:
+    """A fresh client of the stack's catalog, of any type pyiceberg's ``load_catalog``
+    knows, from ``[catalog]`` (see :func:`catalog_properties`). pyiceberg's own settings
+    for a catalog named ``datadrill`` (``~/.pyiceberg.yaml``, ``PYICEBERG_CATALOG__DATADRILL__*``:
+    the place for a REST catalog's secrets) apply beneath them."""
+    properties = catalog_properties(config, paths, uri=uri, init_tables=init_tables)
+    try:
+        return load_catalog(CATALOG_NAME, **properties)
+    except (ValueError, ImportError) as exc:
+        # pyiceberg's words for a property it lacks or a type whose extra is not installed.
+        kind = properties.get(PY_CATALOG_IMPL, config.catalog.type)
+        raise ConfigError("[catalog]", "catalog.type", kind, f"pyiceberg cannot load it: {exc}") from None
 
 
-def ensure_orders_table(catalog: SqlCatalog, identifier: str) -> Table:
+def ensure_orders_table(catalog: Catalog, identifier: str) -> Table:
     namespace = identifier.split(".", 1)[0]
     with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(namespace)
@@ -218,9 +320,14 @@ __all__ = [
     "ORDERS_ARROW_SCHEMA",
     "ORDERS_SCHEMA",
     "NoSuchTableError",
+    "catalog_properties",
     "catalog_uri",
     "check_catalog_reachable",
+    "describe_sql_catalog",
+    "describe_stack_catalog",
     "ensure_orders_table",
+    "file_io_properties",
     "open_catalog",
+    "open_stack_catalog",
     "sink_state",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -177,7 +177,7 @@ class Sink:
         self.paths = paths
         self.component = Component("sink", paths)
         uri = catalog_uri(config, paths)
-        self.catalog: SqlCatalog = open_stack_catalog(
+        self.catalog: Catalog = open_stack_catalog(
             config, paths, uri=via_address(uri, catalog_via) if catalog_via else uri
         )
         self.topic = config.kafka.topic

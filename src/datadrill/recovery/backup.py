@@ -3,6 +3,10 @@
 A metastore backup that holds only the pointer is useless once metadata files are
 cleaned up, so the backup keeps a copy of the file; data files are never deleted by the
 platform, so the snapshot it describes stays readable.
+
+Backups read the catalog and restores write it through pyiceberg's Catalog API only
+(``load_table``; ``drop_table`` without purge, then ``register_table``), so they work on
+every catalog pyiceberg loads. A restore is confirmed through a fresh catalog client.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from pyiceberg.exceptions import NoSuchTableError
 
 from datadrill.errors import DrillError
 from datadrill.faults.base import DrillContext
+from datadrill.faults.metadata import remember_location, require_registrable
 from datadrill.model.recovery import RestoreCatalogBackup
 from datadrill.recovery.result import StepResult
 
 
 class BackupMissing(DrillError):
     """A restore named a backup that was never taken."""
+
+
+class RestoreNotVisible(DrillError):
+    """The catalog took the restore, but a fresh client does not see the backup's snapshot."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ def backup_dir(context: DrillContext, name: str) -> Path:
 
 def take_backup(context: DrillContext, name: str, identifier: str) -> CatalogBackup:
     table = context.stack.catalog().load_table(identifier)
+    remember_location(context, identifier, table.metadata_location)
     snapshot = table.current_snapshot()
     rows = None
     if snapshot is not None and snapshot.summary is not None:
@@ -77,8 +87,9 @@ def load_backup(context: DrillContext, name: str) -> CatalogBackup:
 
 def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
     """Point the catalog at the backup's metadata file (putting the file back if it was
-    deleted). Whatever the catalog held for the table before is replaced."""
+    deleted). Whatever the catalog held for the table before is replaced; its files stay."""
     backup = load_backup(context, name)
+    require_registrable(context, "RestoreCatalogBackup")
     warehouse = context.stack.warehouse()
     if not warehouse.exists(backup.metadata_location):
         copy = backup_dir(context, name) / backup.metadata_copy_name
@@ -90,6 +101,14 @@ def restore_backup(context: DrillContext, name: str) -> CatalogBackup:
     with contextlib.suppress(NoSuchTableError):
         catalog.drop_table(backup.identifier)  # the row only: files stay
     catalog.register_table(backup.identifier, backup.metadata_location)
+    # As a reader finds it: a fresh client loads the table at the backup's snapshot.
+    snapshot = context.stack.catalog().load_table(backup.identifier).current_snapshot()
+    seen = snapshot.snapshot_id if snapshot is not None else None
+    if seen != backup.snapshot_id:
+        raise RestoreNotVisible(
+            f"{backup.identifier} registered from backup {name!r}, but a fresh catalog client "
+            f"loads snapshot {seen}, not the backup's {backup.snapshot_id}"
+        )
     return backup
 
 

@@ -39,7 +39,7 @@ from datadrill.stack.port import (
 from datadrill.stack.state import require_state
 
 if TYPE_CHECKING:
-    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.catalog import Catalog
 
     from datadrill.platform.query import QueryEngine
     from datadrill.platform.warehouse import Warehouse
@@ -371,19 +371,16 @@ class StackClient:
     def status(self) -> StackStatus:
         return parse_status(self.control.get("/status"))
 
-    def catalog(self) -> SqlCatalog:
+    def catalog(self) -> Catalog:
         from datadrill.platform.catalog import open_stack_catalog
 
         return open_stack_catalog(self.config, self.paths)
 
     def warehouse(self) -> Warehouse:
-        from datadrill.platform.catalog import warehouse_location
+        from datadrill.platform.catalog import file_io_properties, warehouse_location
         from datadrill.platform.warehouse import Warehouse
 
-        external = self.config.external
-        return Warehouse(
-            warehouse_location(self.config, self.paths), external.s3_properties() if external else None
-        )
+        return Warehouse(warehouse_location(self.config, self.paths), file_io_properties(self.config))
 
     def query_engine(self) -> QueryEngine:
         from datadrill.platform.query import QueryEngine
