@@ -1,4 +1,5 @@
-"""The SQL of a reconciliation, per engine: SQLite (the source) and DuckDB (the sink).
+"""The SQL of a reconciliation, per engine: SQLite (the source), DuckDB (the sink in the
+harness's process) and Trino (the sink where it lives, on the compose and external stacks).
 
 A :class:`Dialect` spells the row hash of :mod:`datadrill.integrity.hashing` in its
 engine's SQL; :func:`summary_sql` and :func:`row_hashes_sql` build the only two queries a
@@ -81,6 +82,31 @@ class Dialect:
     """The integer division operator."""
     no_flatten: str = ""
     """Appended to the hashed-rows subquery to keep the engine from inlining it."""
+    materialize_hints: bool = True
+    """Whether the engine reads ``WITH x AS [NOT] MATERIALIZED`` (Trino does not: its
+    hashed rows are a plain subquery, and strings are hashed per row)."""
+    group_by_bucket: str = "b"
+    """How ``GROUP BY`` names the bucket column (Trino cannot group by an output alias)."""
+
+    def bucket(self, offset: str, width: int) -> str:
+        """The bucket index ``offset // width`` of a non-negative BIGINT ``offset``."""
+        return f"{offset} {self.intdiv} {int(width)}"
+
+    def low_digit(self, expr: str) -> str:
+        """``expr & (2^31 - 1)``: the low base-2^31 digit of a BIGINT."""
+        return f"{expr} & {LOW_MASK}"
+
+    def high_digit(self, expr: str) -> str:
+        """``expr >> 31`` (arithmetic): the high base-2^31 digit of a BIGINT."""
+        return f"{expr} >> {DIGIT_BITS}"
+
+    def timestamp_us(self, expr: str) -> str:
+        """Microseconds since the epoch of a ``timestamp with time zone``."""
+        return f"epoch_us({expr})"
+
+    def date_days(self, expr: str) -> str:
+        """Days since 1970-01-01 of a ``date`` (the same text in DuckDB and Trino)."""
+        return f"date_diff('day', DATE '1970-01-01', {expr})"
 
     def integer(self, expr: str) -> str:
         """``expr`` as a 64-bit integer."""
@@ -154,16 +180,80 @@ class DuckDBDialect(Dialect):
         return f"CAST(({total}) % {MODULUS} AS BIGINT)"
 
 
+class TrinoDialect(Dialect):
+    """The row hash in Trino's SQL, for the sink table where it lives (compose, external).
+
+    Trino has no ``&``, ``>>`` or ``//``: the digits use ``bitwise_and`` and
+    ``bitwise_right_shift_arithmetic``, the bucket index divides an exact multiple (its
+    ``/`` on BIGINTs is integer division already). ``codepoint`` takes one character and
+    fails on an empty string, so every position is guarded by the string's length (the
+    ``-1`` past the end that SQLite and DuckDB give). Every term is cast to BIGINT before it
+    is multiplied: Trino's INTEGER arithmetic fails on overflow.
+
+    The embedded stack's Trino-protocol endpoint runs DuckDB; it defines the few Trino
+    functions used here as DuckDB macros (``platform.trino_statements``), so the very text
+    sent to a real Trino is what the embedded endpoint runs in tests: on DuckDB the bucket's
+    ``/`` gives a DOUBLE, exact because the dividend is a multiple of the width and the
+    quotient is small (at most ``MAX_FANOUT``), and the CAST rounds it back to that integer.
+    """
+
+    name = "trino"
+    intdiv = "/"
+    materialize_hints = False
+    group_by_bucket = "1"
+
+    def bucket(self, offset: str, width: int) -> str:
+        w = int(width)
+        return f"CAST(({offset} - {offset} % {w}) / {w} AS BIGINT)"
+
+    def low_digit(self, expr: str) -> str:
+        return f"bitwise_and({expr}, {LOW_MASK})"
+
+    def high_digit(self, expr: str) -> str:
+        return f"bitwise_right_shift_arithmetic({expr}, {DIGIT_BITS})"
+
+    def integer(self, expr: str) -> str:
+        return f"CAST({expr} AS BIGINT)"
+
+    def text(self, expr: str) -> str:
+        return f"CAST({expr} AS VARCHAR)"
+
+    def timestamp_us(self, expr: str) -> str:
+        # Trino 464 has no microsecond epoch function (to_unixtime_nanos came later) and
+        # date_diff stops at milliseconds. The whole milliseconds are exact (date_diff
+        # counts epoch milliseconds, floored); the microseconds within the millisecond come
+        # from two to_unixtime doubles of the same millisecond, whose difference is exact
+        # to 0.12 µs before 2038 and 0.48 µs before 2242, so round() gives the integer.
+        return (
+            f"(date_diff('millisecond', from_unixtime(0), {expr}) * 1000 + "
+            f"CAST(round((to_unixtime({expr}) - to_unixtime(date_trunc('millisecond', {expr}))) * 1000000) "
+            "AS BIGINT))"
+        )
+
+    def text_value(self, plan: HashPlan, index: int, expr: str) -> str:
+        length_coefficient, *chars = plan.text_coefficients[index]
+        terms = [self._length_term(expr, length_coefficient)]
+        for position, coefficient in zip(CHAR_POSITIONS, chars, strict=True):
+            char = f"CAST(substr({expr}, {position}, 1) AS VARCHAR(1))"
+            terms.append(
+                f"(CASE WHEN length({expr}) >= {abs(position)} THEN CAST(codepoint({char}) AS BIGINT) "
+                f"ELSE -1 END + 2) * {coefficient}"
+            )
+        return "(" + " + ".join(terms) + f") % {MODULUS}"
+
+
 SQLITE: Dialect = SqliteDialect()
 DUCKDB: Dialect = DuckDBDialect()
+TRINO: Dialect = TrinoDialect()
+"""Trino's SQL; also what the embedded stack's Trino-protocol endpoint runs (see TrinoDialect)."""
 
 
-def _integer_terms(plan: HashPlan, exprs: Sequence[str]) -> str:
+def _integer_terms(dialect: Dialect, plan: HashPlan, exprs: Sequence[str]) -> str:
     """The summed contributions of the key and the integer columns (already BIGINT)."""
     terms = []
     for expr, (a, b) in zip(exprs, plan.integer_coefficients, strict=True):
-        terms.append(f"coalesce({expr} & {LOW_MASK}, {NULL_LOW_DIGIT}) * {a}")
-        terms.append(f"coalesce({expr} >> {DIGIT_BITS}, 0) * {b}")
+        terms.append(f"coalesce({dialect.low_digit(expr)}, {NULL_LOW_DIGIT}) * {a}")
+        terms.append(f"coalesce({dialect.high_digit(expr)}, 0) * {b}")
     return " + ".join(terms)
 
 
@@ -198,8 +288,14 @@ def _hashed_rows_sql(
         else:
             raise AssertionError(f"unhandled column kind {column.kind!r}")
     where = " OR ".join(f"{key} BETWEEN ({int(lo)}) AND ({int(hi)})" for lo, hi in ranges)
-    ctes = [f"base AS NOT MATERIALIZED (SELECT {', '.join(select)} FROM {relation} WHERE {where})"]
-    joins, sums = [], [_integer_terms(plan, integers)]
+    rows = f"SELECT {', '.join(select)} FROM {relation} WHERE {where}"
+    if not dialect.materialize_hints:
+        # One plain subquery, strings hashed per row: the engine plans and distributes it.
+        sums = [_integer_terms(dialect, plan, integers)]
+        sums += [dialect.text_value(plan, i, f"base.{alias}") for i, alias in enumerate(texts)]
+        return f"SELECT base.k AS k, ({' + '.join(sums)}) % {MODULUS} AS l FROM ({rows}) AS base"
+    ctes = [f"base AS NOT MATERIALIZED ({rows})"]
+    joins, sums = [], [_integer_terms(dialect, plan, integers)]
     for text_index, alias in enumerate(texts):
         if not dictionary:
             sums.append(dialect.text_value(plan, text_index, f"base.{alias}"))
@@ -239,8 +335,8 @@ def summary_sql(
     inner = _hashed_rows_sql(dialect, relation, key, columns, [(lo, hi)], dictionary=dictionary)
     keys = "count(DISTINCT k)" if count_keys else "NULL"
     return (
-        f"SELECT (k - ({int(lo)})) {dialect.intdiv} {int(width)} AS b, count(*), {keys}, "
-        f"sum({_row_hash_of('l')}) FROM ({inner}) AS h GROUP BY b"
+        f"SELECT {dialect.bucket(f'(k - ({int(lo)}))', width)} AS b, count(*), {keys}, "
+        f"sum({_row_hash_of('l')}) FROM ({inner}) AS h GROUP BY {dialect.group_by_bucket}"
     )
 
 
@@ -256,10 +352,12 @@ __all__ = [
     "DICTIONARY_MIN_SPAN",
     "DUCKDB",
     "SQLITE",
+    "TRINO",
     "Column",
     "Dialect",
     "DuckDBDialect",
     "SqliteDialect",
+    "TrinoDialect",
     "quote_identifier",
     "quote_table",
     "row_hashes_sql",

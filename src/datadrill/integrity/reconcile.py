@@ -10,7 +10,10 @@ the work:
   Python mirror :func:`row_hash`;
 - :mod:`~datadrill.integrity.dialects`: the SQL of the hash and of the queries, per engine;
 - :mod:`~datadrill.integrity.sides`: the sides (:class:`SqliteSide`, :class:`EngineSide`,
-  :class:`ParquetSide`, :class:`ArrowSide`) and what they report (:class:`RangeSummary`);
+  :class:`TrinoSide`, :class:`ParquetSide`, :class:`ArrowSide`) and what they report
+  (:class:`RangeSummary`);
+- :mod:`~datadrill.integrity.targets`: the sides of a :class:`~datadrill.model.slo.Target`
+  on a stack, and which engine does the work;
 - :mod:`~datadrill.integrity.bisection`: the bisection that drives both sides;
 - :mod:`~datadrill.integrity.result`: :class:`ReconcileResult` and what each finding means.
 
@@ -29,7 +32,7 @@ from collections.abc import Callable, Sequence
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.integrity.bisection import bisect_ranges
-from datadrill.integrity.dialects import DUCKDB, SQLITE, Column
+from datadrill.integrity.dialects import DUCKDB, SQLITE, TRINO, Column
 from datadrill.integrity.hashing import MODULUS, ColumnKind, row_hash
 from datadrill.integrity.result import ReconcileResult
 from datadrill.integrity.sides import (
@@ -42,6 +45,7 @@ from datadrill.integrity.sides import (
     RangeSummary,
     Side,
     SqliteSide,
+    TrinoSide,
     split_range,
 )
 
@@ -174,6 +178,7 @@ __all__ = [
     "SINK_ORDER_COLUMNS",
     "SOURCE_ORDER_COLUMNS",
     "SQLITE",
+    "TRINO",
     "ArrowSide",
     "Column",
     "ColumnKind",
@@ -184,6 +189,7 @@ __all__ = [
     "ReconcileResult",
     "Side",
     "SqliteSide",
+    "TrinoSide",
     "reconcile",
     "row_hash",
     "split_range",

@@ -38,6 +38,9 @@ class ReconcileResult:
     key_range: tuple[int, int] | None = None
     rows_fetched: int = 0
     """(key, hash) pairs brought into Python, both sides together."""
+    engine: str = ""
+    """Which engine did the work, when a caller knows it: ``counts and hashes: Trino at
+    URL`` or ``counts and hashes: DuckDB in process`` (:mod:`datadrill.integrity.targets`)."""
 
     @property
     def rows_per_s(self) -> float:
@@ -73,6 +76,7 @@ class ReconcileResult:
             + (f" ({examples})" if examples else "")
             + f"; {self.compared_rows:,} rows compared in {self.elapsed_s:.2f} s "
             f"({self.rows_per_s:,.0f} rows/s), {self.queries} queries, {self.ranges_examined} ranges"
+            + (f"; {self.engine}" if self.engine else "")
         )
 
 

@@ -2,7 +2,8 @@
 
 A :class:`Side` answers each question with one query in its own engine, so neither table is
 pulled into Python: :class:`SqliteSide` (the source query on a SQLite connection),
-:class:`EngineSide` (the sink table through the :class:`QueryEngine`), and
+:class:`EngineSide` (the sink table through the in-process :class:`QueryEngine`),
+:class:`TrinoSide` (the sink table in Trino, where it lives), and
 :class:`DuckDBSide` with :class:`ParquetSide` and :class:`ArrowSide` (files or an Arrow
 table in a DuckDB connection of their own). A summary covers the equal-width sub-ranges of
 :func:`split_range`, so that both sides' :class:`RangeSummary` lists line up.
@@ -30,6 +31,7 @@ from datadrill.errors import ConfigError, QueryFailed
 from datadrill.integrity.dialects import (
     DUCKDB,
     SQLITE,
+    TRINO,
     Column,
     Dialect,
     quote_identifier,
@@ -266,6 +268,48 @@ class EngineSide(_SqlSide):
         return rows
 
 
+class RowQueries(Protocol):
+    """A query client with the engines' ``rows`` call: a
+    :class:`~datadrill.interfaces.trino_client.TrinoQueryEngine` is one."""
+
+    def rows(
+        self, sql: str, params: Sequence[Any] = (), *, tables: Sequence[str] | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+
+class TrinoSide(_SqlSide):
+    """The sink table where it lives: every count and hash runs in Trino, through its client
+    protocol (:class:`~datadrill.interfaces.trino_client.TrinoQueryEngine`), and only the
+    ``(key, row hash)`` pairs of damaged ranges come back. For a table too big for the
+    harness's process (the compose and external stacks).
+
+    Trino reads the table's newest snapshot at each query: pass ``key_range`` to
+    ``reconcile()`` on a live table, as for the source.
+
+    Example::
+
+        side = TrinoSide(TrinoQueryEngine.from_url("http://127.0.0.1:8080", timeout_s=300),
+                         table="dwh.orders", columns=trino_sink_columns)
+    """
+
+    def __init__(
+        self,
+        queries: RowQueries,
+        *,
+        table: str = "dwh.orders",
+        key: str = "order_id",
+        columns: Sequence[Column],
+        name: str | None = None,
+    ) -> None:
+        # ``"dwh"."orders"``: the client's session catalog (iceberg) completes the name.
+        super().__init__(name or table, TRINO, quote_table(table), key=key, columns=columns)
+        self._queries = queries
+
+    def _run(self, sql: str, *, fresh: bool = False) -> list[tuple[Any, ...]]:
+        # tables=(): the statement names the table itself; nothing to qualify.
+        return self._queries.rows(sql, tables=())
+
+
 class DuckDBSide(_SqlSide):
     """A side over any relation in a DuckDB connection this side owns; see
     :class:`ParquetSide` and :class:`ArrowSide`. Close it (or use ``with``) when done."""
@@ -365,7 +409,9 @@ __all__ = [
     "EngineSide",
     "ParquetSide",
     "RangeSummary",
+    "RowQueries",
     "Side",
     "SqliteSide",
+    "TrinoSide",
     "split_range",
 ]

@@ -76,6 +76,10 @@ class Target:
     event_time_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "created_at"
     key_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "order_id"
     source_query: str = DEFAULT_SOURCE_QUERY
+    # The columns DataIntegrity and Reconcile compare besides the key, by name in the table
+    # and in source_query (alias them there); empty: the reference table's columns
+    # (datadrill.integrity.targets.REFERENCE_COLUMNS).
+    columns: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 from urllib.parse import quote
 
@@ -151,8 +152,34 @@ def _query(engine: QueryEngine, statement: Statement, sql: str, params: list[Any
                 exc.location = _locate(sql, table.split(".")[-1])
             raise
     schema = _ident(statement.schema) if statement.schema else None
+    _trino_functions(engine)
     columns, rows = engine.described(sql, params, schema=schema)
     return StatementResult([(name, trino_type(t)) for name, t in columns], rows)
+
+
+# Trino functions DuckDB lacks, as DuckDB macros on the engine's connection. A
+# reconciliation sends the sink's range counts and hashes to Trino in Trino's SQL
+# (datadrill.integrity.dialects.TrinoDialect); with these the embedded endpoint runs that
+# very text, so the SQL a real Trino gets is the SQL tested here, against DuckDB's own
+# dialect and SQLite. Each returns what Trino's function returns for the arguments that SQL
+# passes (BIGINTs; one-character strings; timestamps with a zone, in microseconds).
+TRINO_FUNCTION_MACROS = (
+    "bitwise_and(x, y) AS (CAST(x AS BIGINT) & CAST(y AS BIGINT))",
+    "bitwise_right_shift_arithmetic(x, n) AS (CAST(x AS BIGINT) >> CAST(n AS BIGINT))",
+    "codepoint(s) AS CAST(unicode(s) AS INTEGER)",
+    "to_unixtime(t) AS epoch_us(t) / 1000000.0",
+    "from_unixtime(s) AS to_timestamp(s)",
+)
+_WITH_TRINO_FUNCTIONS: weakref.WeakSet[QueryEngine] = weakref.WeakSet()
+
+
+def _trino_functions(engine: QueryEngine) -> None:
+    """Define :data:`TRINO_FUNCTION_MACROS` on ``engine`` once (TEMP: seen from every schema)."""
+    if engine in _WITH_TRINO_FUNCTIONS:
+        return
+    for macro in TRINO_FUNCTION_MACROS:
+        engine.described(f"CREATE OR REPLACE TEMP MACRO {macro}")
+    _WITH_TRINO_FUNCTIONS.add(engine)
 
 
 _INFO_TABLE = re.compile(

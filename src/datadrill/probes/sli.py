@@ -311,24 +311,22 @@ class DataIntegrityProbe:
     def measure(self) -> Sample:
         import contextlib
 
-        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
+        from datadrill.integrity.reconcile import reconcile
+        from datadrill.integrity.targets import probe_sink, target_sides
 
         now = self.env.clock.monotonic()
         if self._last is not None and now - self._last_at < self.sli.every_s:
             return self._last
         target = self.sli.target
         try:
-            (newest,) = self.engine.rows(
-                f"SELECT COALESCE(max({target.key_column}), 0) FROM {target.table}", tables=(target.table,)
-            )[0]
+            # Counts and hashes where the table lives: the stack's Trino, or in process.
+            sink = probe_sink(self.env.mart_queries, self.env.query_engine)
+            newest = sink.max_key(target.table, target.key_column)
             if self._low_key is None:
                 self._low_key = int(newest) + 1 if self.sli.scope == "run" else 0
             with contextlib.closing(self.env.source_db()) as db:
-                result = reconcile(
-                    SqliteSide(db, query=target.source_query, key=target.key_column),
-                    EngineSide(self.engine, table=target.table, key=target.key_column),
-                    key_range=(min(self._low_key, int(newest)), int(newest)),
-                )
+                source, table = target_sides(target, db, sink)
+                result = reconcile(source, table, key_range=(min(self._low_key, int(newest)), int(newest)))
         except DrillError as exc:
             sample = Sample(None, False, _short(exc))
         else:

@@ -1,5 +1,11 @@
 """Reconcile source against sink on a live pipeline, and optionally repair.
 
+What is compared is the step's :class:`~datadrill.model.slo.Target`: by default the
+reference platform's orders source against the stack's table; any source query against
+any table on its key and the columns it names (:mod:`datadrill.integrity.targets`). The
+sink's counts and hashes run where the table lives: Trino on a stack whose queries go to
+Trino, DuckDB in this process on the embedded stack; the result says which.
+
 Rows still in flight must not count as omissions: the comparison covers keys up to the
 source's newest key when the step starts, after the sink has had time to catch up to it.
 Omissions that persist across a re-check are real.
@@ -11,20 +17,29 @@ together (``DrillContext.report_progress``): the count moves as each side's scan
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
+from datadrill.errors import ConfigError
 from datadrill.faults.base import DrillContext
-from datadrill.integrity.reconcile import EngineSide, ReconcileResult, SqliteSide, reconcile
+from datadrill.integrity.reconcile import ReconcileResult, reconcile
+from datadrill.integrity.targets import is_reference, open_sink, source_max_key, target_sides
 from datadrill.model.recovery import Reconcile
+from datadrill.model.slo import Target
 from datadrill.recovery.result import StepResult
 
 CATCH_UP_S = 30.0
 RECHECKS = 3
 
 
-def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResult:
+def live_reconcile(
+    context: DrillContext, *, buckets: int = 64, target: Target | None = None
+) -> ReconcileResult:
     stack = context.stack
+    target = target or Target()
+    # The reference target reads the stack's own table (a stack may name another one).
+    table = stack.table if is_reference(target) else target.table
     # Rows compared by the passes before this one: re-checks compare the range again, and
     # the count goes on rising so that the rate the live view shows stays true.
     earlier = 0
@@ -32,38 +47,26 @@ def live_reconcile(context: DrillContext, *, buckets: int = 64) -> ReconcileResu
     def compared(rows: int) -> None:
         context.report_progress(earlier + rows)
 
-    with contextlib.closing(stack.source()) as db:
-        (cutoff,) = db.execute("SELECT COALESCE(MAX(order_id), 0) FROM orders").fetchone()
-        engine = stack.query_engine()
-        try:
-            deadline = time.monotonic() + CATCH_UP_S
-            while time.monotonic() < deadline:
-                (newest,) = engine.rows(f"SELECT COALESCE(max(order_id), 0) FROM {stack.table}")[0]
-                if newest >= cutoff:
-                    break
-                time.sleep(0.2)
-            result = reconcile(
-                SqliteSide(db),
-                EngineSide(engine, table=stack.table),
-                key_range=(0, int(cutoff)),
-                buckets=buckets,
-                progress=compared,
-            )
-            for _ in range(RECHECKS):
-                if not result.omissions:
-                    break
-                time.sleep(1.0)  # late rows of the last batches, not lost ones
-                earlier += result.compared_rows
-                result = reconcile(
-                    SqliteSide(db),
-                    EngineSide(engine, table=stack.table),
-                    key_range=(0, int(cutoff)),
-                    buckets=buckets,
-                    progress=compared,
-                )
-        finally:
-            engine.close()
-    return result
+    with contextlib.closing(stack.source()) as db, open_sink(stack) as sink:
+        cutoff = source_max_key(db, target)
+        deadline = time.monotonic() + CATCH_UP_S
+        while time.monotonic() < deadline:
+            if sink.max_key(table, target.key_column) >= cutoff:
+                break
+            time.sleep(0.2)
+
+        def once() -> ReconcileResult:
+            source, sink_side = target_sides(target, db, sink, table=table)
+            return reconcile(source, sink_side, key_range=(0, cutoff), buckets=buckets, progress=compared)
+
+        result = once()
+        for _ in range(RECHECKS):
+            if not result.omissions:
+                break
+            time.sleep(1.0)  # late rows of the last batches, not lost ones
+            earlier += result.compared_rows
+            result = once()
+        return dataclasses.replace(result, engine=sink.where)
 
 
 @contextlib.contextmanager
@@ -85,8 +88,10 @@ def _sink_held(context: DrillContext) -> Iterator[None]:
         handle.revert()
 
 
-def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -> StepResult:
-    result = live_reconcile(context, buckets=buckets)
+def reconcile_and_repair(
+    context: DrillContext, *, repair: bool, buckets: int, target: Target | None = None
+) -> StepResult:
+    result = live_reconcile(context, buckets=buckets, target=target)
     extra: dict[str, object] = {
         "compared_rows": result.compared_rows,
         "source_rows": result.source_rows,
@@ -95,10 +100,17 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
         "discrepancies": len(result.discrepancies),
         "unexpected": len(result.unexpected),
         "repaired_rows": 0,
+        "engine": result.engine,
     }
     detail = result.describe()
     if repair and not result.exact:
         from datadrill.integrity.repair import repair as repair_table
+
+        if target is not None and not is_reference(target):
+            # Reconcile refuses this at load; a step built another way must not get here.
+            raise ConfigError(
+                "Reconcile", "repair", True, f"False for {target.table}: only the reference table is repaired"
+            )
 
         stack = context.stack
         with _sink_held(context), contextlib.closing(stack.source()) as db:
@@ -109,4 +121,4 @@ def reconcile_and_repair(context: DrillContext, *, repair: bool, buckets: int) -
 
 
 def run_reconcile(step: Reconcile, context: DrillContext) -> StepResult:
-    return reconcile_and_repair(context, repair=step.repair, buckets=step.buckets)
+    return reconcile_and_repair(context, repair=step.repair, buckets=step.buckets, target=step.target)
