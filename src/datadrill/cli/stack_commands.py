@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from datadrill.cli.app import StateDir, err, out, stack_app
 from datadrill.config import DEFAULT_STATE_DIR, load_config
@@ -161,10 +162,15 @@ def _print_status(status: dict[str, Any]) -> None:
     table.add_column("endpoint")
     table.add_column("health")
     table.add_column("detail")
+    declared = [c for c in status["components"] if c.get("declared")]
     for c in status["components"]:
+        if c.get("declared"):
+            continue
         health = "[green]healthy[/green]" if c["healthy"] else "[red]UNHEALTHY[/red]"
         table.add_row(c["name"], c["endpoint"], health, c["detail"])
     out.print(table)
+    if declared:
+        out.print(_declared_table(declared))
     verdict = "[green]all components healthy[/green]" if status["healthy"] else "[red]stack unhealthy[/red]"
     out.print(verdict)
     run = status.get("run")
@@ -178,6 +184,27 @@ def _print_status(status: dict[str, Any]) -> None:
             )
     else:
         out.print("no drill running")
+
+
+def _declared_table(entries: list[dict[str, Any]]) -> Table:
+    """Declared components: processes with pid, restarts and last exit; connectors with the
+    state their Connect cluster reports."""
+    table = Table(title="your components")
+    for column in ("component", "pid", "restarts", "last exit", "health", "command"):
+        table.add_column(column)
+    for c in entries:
+        colour = "green" if c["healthy"] else "yellow" if c["health"] == "starting" else "red"
+        # A connector's "command" is where it runs and the state its cluster reports.
+        command = c["detail"] if c.get("kind") == "connector" else " ".join(c.get("command") or [])
+        table.add_row(
+            c["name"],
+            str(c["pid"]) if c.get("pid") else "-",
+            str(c["restarts"]) if c.get("restarts") is not None else "-",
+            c.get("last_exit") or "-",
+            f"[{colour}]{c['health']}[/{colour}]",
+            Text(command),  # the user's text, not rich markup
+        )
+    return table
 
 
 @stack_app.command("down")

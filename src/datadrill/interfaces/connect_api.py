@@ -2,7 +2,10 @@
 
 The outbox relay is the source connector ``relay``, the sink the sink connector ``sink``;
 each has one task (task 0), which is the supervised process. The workload is not a
-connector. States map onto the supervisor (:mod:`datadrill.platform.supervisor`):
+connector. Every declared process component (``[components.NAME]`` with a ``command``)
+is a connector too, of class ``datadrill.process``: a sink when it consumes with a
+``group``, else a source; its one task is the process. States map onto the supervisor
+(:mod:`datadrill.platform.supervisor`):
 
 =================  ===========================  =====================================
 supervisor         connector state              task 0 state
@@ -114,9 +117,36 @@ class Connector:
     config: dict[str, str]
 
 
+# The connector class of declared process components (their task 0 is the process).
+PROCESS_CONNECTOR_CLASS = "datadrill.process"
+
+
 def stack_connectors(config: StackConfig) -> dict[str, Connector]:
-    """The reference platform's connectors, configured as the stack runs them."""
+    """The reference platform's connectors, configured as the stack runs them, then every
+    declared process component's."""
     topic = config.kafka.topic
+    return {**_reference_connectors(config, topic), **declared_connectors(config)}
+
+
+def declared_connectors(config: StackConfig) -> dict[str, Connector]:
+    """Declared process components as connectors: "sink" when they consume with a group."""
+    out: dict[str, Connector] = {}
+    for name, component in config.components.items():
+        if not component.command:
+            continue  # a connector of a real Connect cluster, listed there
+        settings = {
+            "name": name,
+            "connector.class": PROCESS_CONNECTOR_CLASS,
+            "tasks.max": "1",
+            "command": " ".join(component.command),
+        }
+        if component.group:
+            settings["consumer.group.id"] = component.group
+        out[name] = Connector(name, "sink" if component.group else "source", settings)
+    return out
+
+
+def _reference_connectors(config: StackConfig, topic: str) -> dict[str, Connector]:
     return {
         "relay": Connector(
             "relay",
@@ -170,11 +200,18 @@ class ConnectServer:
         self.paths = paths
         self.config = config
         self.bootstrap_servers = bootstrap_servers
-        self.connectors = {n: c for n, c in stack_connectors(config).items() if n in supervisor.names}
+        self._all_connectors = stack_connectors(config)
         self._on_event = on_event
         self._cluster_id: str | None = None
         self._lock = threading.Lock()
         self._server = ControlServer(self.routes(), query_params=True, error_document=error_document)
+
+    @property
+    def connectors(self) -> dict[str, Connector]:
+        """The connectors whose process the supervisor runs (read on each request: declared
+        components join the supervisor after this API starts)."""
+        names = self.supervisor.names
+        return {n: c for n, c in self._all_connectors.items() if n in names}
 
     @property
     def url(self) -> str:
@@ -259,9 +296,18 @@ class ConnectServer:
 
     def offsets(self, name: str) -> dict[str, Any]:
         connector = self._connector(name)
+        if connector.config.get("connector.class") == PROCESS_CONNECTOR_CLASS:
+            return self.declared_offsets(connector)
         if connector.type == "sink":
             return {"offsets": self._sink_offsets()}
         return {"offsets": self._relay_offsets()}
+
+    def declared_offsets(self, connector: Connector) -> dict[str, Any]:
+        """Offsets of a declared process component: not served yet (the hook for its
+        consumer group's committed offsets); never the reference sink's."""
+        raise ConnectRestError(
+            501, f"offsets of connector {connector.name} (a declared process component) are not available"
+        )
 
     def _sink_offsets(self) -> list[dict[str, Any]]:
         from datadrill.platform.catalog import open_stack_catalog, sink_state

@@ -333,7 +333,9 @@ class StackMetrics(Collector):
                 and now - float(beat.get("mono", 0)) < HEARTBEAT_STALE_S
             )
             up.add_metric([proc.name], 1.0 if proc.running else 0.0)
-            healthy.add_metric([proc.name], 1.0 if proc.running and fresh else 0.0)
+            # A declared component beats no heart: its readiness check stands in for one.
+            ok = proc.ready if proc.ready is not None else fresh
+            healthy.add_metric([proc.name], 1.0 if proc.running and ok else 0.0)
             paused.add_metric([proc.name], 1.0 if proc.paused else 0.0)
             restarts.add_metric([proc.name], float(proc.restarts))
         yield from (up, healthy, paused, restarts)

@@ -4,6 +4,14 @@ Each exit is recorded in ``events.jsonl`` (flushed and fsync'd) with its cause (
 by SIGKILL", "exit code 1") and the delay before the restart, so restart-rate SLIs and
 reports can count them.
 
+A process may carry a readiness probe (:class:`ReadyProbe`: a line in its log, a port
+that accepts connections): the supervisor evaluates it on each :meth:`Supervisor.poll`
+after every start, records ``component_ready`` with the time it took, and reports
+``ready`` in :class:`ProcessStatus`. A process started with ``die_with_parent`` is
+killed by the kernel when the stack process dies (Linux: ``PR_SET_PDEATHSIG``) — for
+declared components, which do not poll for their parent the way datadrill's own
+processes do (:class:`~datadrill.platform.component.Component`).
+
 Besides running, a process can be *paused* (stopped until resumed), *stopped* (Kafka
 Connect's STOPPED: stopped until resumed, a state of its own) or *failed* (Connect's
 FAILED task: killed by :meth:`Supervisor.fail`, with a trace, and not restarted until
@@ -27,11 +35,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from datadrill import jsonl
 from datadrill.clock import Clock
@@ -83,6 +94,23 @@ def log_tail(path: Path, *, lines: int = _TRACE_LINES) -> str:
     return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
 
 
+class ReadyProbe(Protocol):
+    """When a started process counts as ready (:mod:`datadrill.platform.declared`)."""
+
+    @property
+    def waiting_for(self) -> str:
+        """What the probe waits for, for messages: "a line containing 'ready' in ..."."""
+        ...
+
+    def begin(self) -> None:
+        """Called just before each start (a log probe remembers where this start begins)."""
+        ...
+
+    def check(self) -> bool:
+        """True once the process is ready; called while it runs, until it is."""
+        ...
+
+
 @dataclass
 class ProcessStatus:
     name: str
@@ -95,13 +123,31 @@ class ProcessStatus:
     stopped: bool = False
     # Set while the process is FAILED (not restarted until a restart request): why.
     failed_trace: str | None = None
+    # For a process with a readiness probe: ready since its last start (None: no probe).
+    ready: bool | None = None
+    waiting_for: str | None = None
 
 
 class _Supervised:
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        ready: ReadyProbe | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.probe = ready
+        self.ready = False
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.restarts = 0
@@ -132,19 +178,76 @@ class Supervisor:
         self._procs: dict[str, _Supervised] = {}
         self._lock = threading.RLock()
         self._stopping = False
+        # The kernel's parent-death signal fires when the *thread* that forked the child
+        # ends, not the process: control requests run on short-lived threads, so children
+        # that die with the stack are all forked by this one long-lived thread.
+        self._spawner: ThreadPoolExecutor | None = None
 
-    def add(self, name: str, argv: list[str]) -> None:
-        self._procs[name] = _Supervised(name, argv, self.paths.log(name))
+    def add(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        ready: ReadyProbe | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
+        """Register a process (started by :meth:`start_all` or :meth:`start`). ``env`` is
+        merged over this process's environment; ``cwd`` is its working directory;
+        ``ready`` decides when it counts as ready; ``die_with_parent``: killed by the
+        kernel if the stack process dies (Linux)."""
+        with self._lock:
+            self._procs[name] = _Supervised(
+                name, argv, self.paths.log(name), env=env, cwd=cwd, ready=ready, die_with_parent=die_with_parent
+            )
 
     @property
     def names(self) -> list[str]:
         return list(self._procs)
 
+    def _popen(self, proc: _Supervised, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **proc.env} if proc.env is not None else None
+        if not proc.die_with_parent:
+            return subprocess.Popen(
+                proc.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                env=env,
+                cwd=proc.cwd,
+            )
+        preexec = _die_with_parent_preexec()
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="supervisor-spawn")
+        return self._spawner.submit(
+            subprocess.Popen,
+            proc.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            env=env,
+            cwd=proc.cwd,
+            preexec_fn=preexec,
+        ).result()
+
     def _spawn(self, proc: _Supervised) -> None:
+        proc.ready = False
+        if proc.probe is not None:
+            proc.probe.begin()
         log = proc.log_path.open("ab")
-        proc.process = subprocess.Popen(
-            proc.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True
-        )
+        try:
+            proc.process = self._popen(proc, log)
+        except (OSError, subprocess.SubprocessError) as exc:
+            # A command that cannot start (no such program, a missing working directory)
+            # is an exit like any other: said in its log, retried with backoff.
+            log.write(f"datadrill: cannot start {proc.argv!r}: {exc}\n".encode())
+            log.close()
+            proc.process = None
+            self._exited(proc, f"cannot start: {exc}", None, None, 0.0, self.clock.monotonic())
+            return
         log.close()  # the child holds its own descriptor
         proc.started_at = self.clock.monotonic()
         proc.restart_at = None
@@ -164,6 +267,37 @@ class Supervisor:
             for proc in self._procs.values():
                 self._spawn(proc)
 
+    def start(self, name: str) -> None:
+        """Start one process added after :meth:`start_all` (a declared component)."""
+        with self._lock:
+            proc = self._get(name)
+            if proc.process is None and proc.restart_at is None:
+                self._spawn(proc)
+
+    def _exited(
+        self, proc: _Supervised, cause: str, pid: int | None, code: int | None, uptime: float, now: float
+    ) -> None:
+        """Record an exit and schedule the restart after the backoff."""
+        if uptime >= _HEALTHY_AFTER_S or proc.backoff == 0:
+            proc.backoff = self.backoff_initial_s
+        else:
+            proc.backoff = min(proc.backoff * 2, self.backoff_max_s)
+        proc.last_exit = cause
+        proc.restart_at = now + proc.backoff
+        self.events.append(
+            {
+                "event": "process_exited",
+                "component": proc.name,
+                "pid": pid,
+                "cause": cause,
+                "returncode": code,
+                "uptime_s": round(uptime, 3),
+                "restart_in_s": proc.backoff,
+                "mono": now,
+                "wall": self.clock.wall(),
+            }
+        )
+
     def poll(self) -> None:
         """Notice exits and restart processes whose backoff has passed."""
         with self._lock:
@@ -175,31 +309,31 @@ class Supervisor:
                     continue
                 if proc.process is not None and proc.process.poll() is not None:
                     code = proc.process.returncode
-                    cause = describe_exit(code)
-                    uptime = now - proc.started_at
-                    if uptime >= _HEALTHY_AFTER_S or proc.backoff == 0:
-                        proc.backoff = self.backoff_initial_s
-                    else:
-                        proc.backoff = min(proc.backoff * 2, self.backoff_max_s)
-                    proc.last_exit = cause
-                    proc.restart_at = now + proc.backoff
-                    self.events.append(
-                        {
-                            "event": "process_exited",
-                            "component": proc.name,
-                            "pid": proc.process.pid,
-                            "cause": cause,
-                            "returncode": code,
-                            "uptime_s": round(uptime, 3),
-                            "restart_in_s": proc.backoff,
-                            "mono": now,
-                            "wall": self.clock.wall(),
-                        }
-                    )
+                    self._exited(proc, describe_exit(code), proc.process.pid, code, now - proc.started_at, now)
                     proc.process = None
                 if proc.process is None and proc.restart_at is not None and now >= proc.restart_at:
                     proc.restarts += 1
                     self._spawn(proc)
+                if proc.process is not None and proc.probe is not None and not proc.ready:
+                    self._check_ready(proc, now)
+
+    def _check_ready(self, proc: _Supervised, now: float) -> None:
+        assert proc.probe is not None and proc.process is not None
+        if not proc.probe.check():
+            return
+        proc.ready = True
+        self.events.append(
+            {
+                "event": "component_ready",
+                "component": proc.name,
+                "pid": proc.process.pid,
+                "waited_for": proc.probe.waiting_for,
+                "took_s": round(now - proc.started_at, 3),
+                "restarts": proc.restarts,
+                "mono": now,
+                "wall": self.clock.wall(),
+            }
+        )
 
     def signal(self, name: str, signum: int) -> int:
         """Send ``signum`` to a component; returns the pid signalled."""
@@ -250,7 +384,8 @@ class Supervisor:
                 raise ControlError(f"component {name!r} has failed; restart it to start it again")
             proc.paused = proc.stopped = False
             self._spawn(proc)
-            assert proc.process is not None
+            if proc.process is None:
+                raise ControlError(f"component {name!r} cannot start: {proc.last_exit}")
             return proc.process.pid
 
     def release(self, name: str) -> None:
@@ -321,8 +456,7 @@ class Supervisor:
             if not held:
                 proc.restarts += 1
                 self._spawn(proc)
-                assert proc.process is not None
-                pid = proc.process.pid
+                pid = proc.process.pid if proc.process is not None else None
         self.events.append(
             {
                 "event": "process_restarted",
@@ -362,6 +496,8 @@ class Supervisor:
                         now - proc.started_at if running else None,
                         stopped=proc.stopped,
                         failed_trace=proc.failed_trace,
+                        ready=(proc.ready and running) if proc.probe is not None else None,
+                        waiting_for=proc.probe.waiting_for if proc.probe is not None else None,
                     )
                 )
             return out
@@ -375,6 +511,7 @@ class Supervisor:
                 assert proc.process is not None
                 if proc.process.poll() is None:
                     proc.process.terminate()
+                    _continue(proc.process)
             deadline = time.monotonic() + timeout_s
             for proc in live:
                 assert proc.process is not None
@@ -394,15 +531,51 @@ class Supervisor:
                     }
                 )
                 proc.process = None
+            if self._spawner is not None:
+                self._spawner.shutdown(wait=False)
+                self._spawner = None
+
+
+def _continue(process: subprocess.Popen[bytes]) -> None:
+    """SIGCONT after a SIGTERM: a hung (SIGSTOPped) process only acts on the SIGTERM once
+    it runs again, instead of holding its stop until the SIGKILL timeout."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL after ``timeout_s``; waits for the exit."""
+    """SIGTERM (and SIGCONT), then SIGKILL after ``timeout_s``; waits for the exit."""
     if process.poll() is not None:
         return
     process.terminate()
+    _continue(process)
     try:
         process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _die_with_parent_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks the kernel to SIGKILL the child when the thread that forks
+    it (the supervisor's spawner) goes away — the stack process dying, even by SIGKILL.
+    Linux only (``prctl(PR_SET_PDEATHSIG)``); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    # Resolved here, in the parent: the child runs as little Python as it can before exec.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+    sigkill = int(signal.SIGKILL)
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigkill)
+        if os.getppid() != parent:
+            # The stack died between fork and prctl: nobody would kill us later.
+            os._exit(1)
+
+    return preexec
+
+
+_PR_SET_PDEATHSIG = 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from datadrill.backends.base import BeforeHealth
 from datadrill.backends.stackd.daemon import EXIT_ALREADY_RUNNING
-from datadrill.config import StackConfig, write_running_config
+from datadrill.config import DEFAULT_CONFIG_FILE, StackConfig, write_running_config
 from datadrill.errors import StackAlreadyRunning, StackNotRunning, StackStartFailed
 from datadrill.paths import StatePaths
 from datadrill.procs import alive, group_members
@@ -105,8 +105,11 @@ def stack_up(
         progress(f"killed {len(leftovers)} processes left by a stack that was not stopped")
 
     from datadrill.platform.catalog import catalog_uri, check_catalog_reachable
+    from datadrill.platform.declared import check_placeholders
 
     check_catalog_reachable(catalog_uri(config, paths), source="stack up")
+    # A placeholder this stack will have no value for: said now, before anything starts.
+    check_placeholders(config, source=DEFAULT_CONFIG_FILE)
     write_running_config(paths, config)
     log_path = paths.log("stack")
     with log_path.open("ab") as log:
@@ -126,6 +129,8 @@ def stack_up(
         )
     _children[process.pid] = process
     progress(f"stack process {process.pid} starting")
+    # Declared components may take their own `ready.timeout_s` on top of the stack's start.
+    timeout_s += max((c.ready.timeout_s for c in config.components.values() if c.command), default=0.0)
     deadline = time.monotonic() + timeout_s
     last_status: dict[str, Any] | None = None
     reverted = False
@@ -153,6 +158,12 @@ def stack_up(
                     before_health(paths, progress)
                 reverted = True
                 continue
+            failure = last_status.get("start_failure") if last_status else None
+            if failure:
+                stack_down(paths)
+                error = StackStartFailed(failure["message"])
+                error.add_note(f"last lines of {failure['log']}:\n" + (failure["log_tail"] or "(empty)"))
+                raise error
             if last_status and last_status["healthy"]:
                 return started
             if last_status:

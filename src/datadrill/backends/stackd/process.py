@@ -2,7 +2,11 @@
 supervisor and the cluster's periodic work, shut everything down.
 
 Started in the background by ``datadrill stack up`` (see :mod:`.manager`), one per state
-directory. What the stack can do is reached through its control routes (:mod:`.routes`);
+directory. Besides the reference platform (workload, relay, sink; none with ``[platform]
+reference = false``) it runs the components a config declares (``[components.NAME]``
+with a ``command``), once every endpoint their placeholders name exists, and watches them
+get ready (:mod:`datadrill.platform.declared`): ``stack up`` fails with the first that
+does not. What the stack can do is reached through its control routes (:mod:`.routes`);
 what it looks like through its status (:mod:`.status`).
 
 Example::
@@ -24,7 +28,7 @@ from typing import Any
 from datadrill.backends.kafka.base import KafkaCluster
 from datadrill.backends.stackd.leases import Reaper, RunLeases, reaper_process
 from datadrill.clock import Clock, MonotonicClock
-from datadrill.config import StackConfig
+from datadrill.config import DEFAULT_CONFIG_FILE, StackConfig
 from datadrill.interfaces.connect_api import ConnectServer
 from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
@@ -32,8 +36,9 @@ from datadrill.netfaults import FaultProxyServer, ToxiproxyAdmin
 from datadrill.paths import StatePaths
 from datadrill.platform import source_db
 from datadrill.platform.component import write_json_atomic
+from datadrill.platform.declared import Endpoints, StartupWatch, launch, ready_probe
 from datadrill.platform.query_service import QueryService
-from datadrill.platform.supervisor import EventLog, Supervisor
+from datadrill.platform.supervisor import EventLog, Supervisor, log_tail
 
 log = logging.getLogger("datadrill.stack")
 
@@ -76,6 +81,11 @@ class StackProcess:
         self.metrics_lag: KafkaLagReader | None = None
         # Proxies in front of the stack's network paths, by name.
         self.proxies: dict[str, dict[str, str]] = {}
+        # Declared components not yet ready since the stack started; then None.
+        self.startup: StartupWatch | None = None
+        # Why the start failed (a declared component not ready): status reports it and
+        # `stack up` raises it.
+        self.start_failure: dict[str, str] | None = None
         # One drill at a time; a run that stops renewing its lease gets its faults reverted.
         self.leases = RunLeases(
             self.clock,
@@ -127,6 +137,7 @@ class StackProcess:
         self.control = ControlServer(self.make_routes(self))
         self.control.start()
         self._start_metrics()
+        self._start_declared(catalog_via)
         self._write_state()
         self.event("stack_started", control=self.control.url)
 
@@ -164,6 +175,8 @@ class StackProcess:
             backoff_initial_s=self.config.supervisor.backoff_initial_s,
             backoff_max_s=self.config.supervisor.backoff_max_s,
         )
+        if not self.config.platform.reference:
+            return  # only the declared components run (started once every endpoint exists)
         self.supervisor.add(
             "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir]
         )
@@ -182,6 +195,58 @@ class StackProcess:
         ]
         self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
         self.supervisor.start_all()
+
+    def endpoints(self, catalog_via: str | None) -> Endpoints:
+        """The real endpoints declared components' placeholders expand to: the platform's
+        paths (through the fault proxy where there is one, as the sink reaches them)."""
+        from datadrill.platform.catalog import CATALOG_NAME, via_address, warehouse_location
+
+        assert self.connect_server is not None and self.metrics_server is not None
+        external = self.config.external
+        return Endpoints(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            catalog_uri=via_address(self.catalog_uri, catalog_via) if catalog_via else self.catalog_uri,
+            catalog_warehouse=warehouse_location(self.config, self.paths),
+            query_url=self.query_url,
+            # The Connect cluster this stack drills: a real one's, or the stack's own API.
+            connect_url=self.config.connect.url.rstrip("/") or self.connect_server.url,
+            metrics_url=self.metrics_server.url,
+            state_dir=str(self.paths.root.resolve()),
+            catalog_name=CATALOG_NAME,
+            python=sys.executable,
+            schema_registry_url=(external.schema_registry_url or None) if external is not None else None,
+        )
+
+    def _start_declared(self, catalog_via: str | None) -> None:
+        """Start each declared process component under the supervisor (a connector lives on
+        its Connect cluster: nothing to start). Every command is expanded before any
+        starts, so a placeholder error starts nothing."""
+        assert self.supervisor is not None
+        declared = {name: c for name, c in self.config.components.items() if c.command}
+        if not declared:
+            return
+        values = self.endpoints(catalog_via).values()
+        launches = {
+            name: launch(name, component, values, source=DEFAULT_CONFIG_FILE)
+            for name, component in declared.items()
+        }
+        for name, run in launches.items():
+            self.supervisor.add(
+                name,
+                list(run.argv),
+                env=run.env,
+                cwd=run.cwd,
+                ready=ready_probe(declared[name].ready, self.paths.log(name)),
+                # Not a datadrill Component, which polls for its parent: the kernel kills it
+                # if the stack process dies.
+                die_with_parent=True,
+            )
+        self.startup = StartupWatch(
+            {name: component.ready.timeout_s for name, component in declared.items()},
+            now=self.clock.monotonic(),
+        )
+        for name in launches:
+            self.supervisor.start(name)
 
     def _start_connect(self) -> None:
         assert self.supervisor is not None
@@ -220,12 +285,14 @@ class StackProcess:
         self.query_url = f"http://{query_listen}"
 
     def _start_metrics(self) -> None:
-        self.metrics_lag = KafkaLagReader(
-            self.kafka.bootstrap_servers,
-            group=self.config.sink.group_id,
-            topic=self.config.kafka.topic,
-            clock=self.clock,
-        )
+        # The reference sink's lag; without the reference platform no one consumes as it.
+        if self.config.platform.reference:
+            self.metrics_lag = KafkaLagReader(
+                self.kafka.bootstrap_servers,
+                group=self.config.sink.group_id,
+                topic=self.config.kafka.topic,
+                clock=self.clock,
+            )
         metrics = StackMetrics(
             self.paths,
             supervisor=self.supervisor,
@@ -283,7 +350,26 @@ class StackProcess:
         while not self.stop_requested.wait(0.05):
             self.kafka.tick(self.event)
             self.supervisor.poll()
+            self._watch_startup()
             self.leases.tick()
+
+    def _watch_startup(self) -> None:
+        """Until every declared component was ready once: the first one late (or exiting
+        again and again) is the stack's start failure, which `stack up` raises."""
+        if self.startup is None:
+            return
+        assert self.supervisor is not None
+        failure = self.startup.update(self.supervisor.status(), now=self.clock.monotonic())
+        if failure is not None:
+            self.start_failure = {
+                "component": failure.component,
+                "message": failure.message,
+                "log": str(self.paths.log(failure.component)),
+                "log_tail": log_tail(self.paths.log(failure.component)),
+            }
+            self.event("component_not_ready", component=failure.component, reason=failure.message)
+        if failure is not None or self.startup.done:
+            self.startup = None
 
     def shutdown(self) -> None:
         self.event("stack_stopping")

@@ -198,7 +198,8 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         stack.stop_requested.set()
         return {"stopping": True}
 
-    name = r"(?P<name>[a-z][a-z0-9_-]*)"
+    # Declared components' names too (config.COMPONENT_NAME_PATTERN).
+    name = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
     run_id = r"(?P<run_id>[A-Za-z0-9_-]+)"
     leases = stack.leases
     return [

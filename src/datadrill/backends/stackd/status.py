@@ -2,6 +2,13 @@
 with a line of detail. Processes carry their state as fields (``paused``, ``pid``,
 ``restarts``, ``last_exit``), never only as text to parse.
 
+Declared components (``[components.NAME]``) are listed after the reference platform's
+processes with ``declared: true``, their ``command`` and a ``health``: ``starting`` (not
+ready yet since its last start), ``ready`` (its ready check passed), ``running`` (no check),
+``hung`` (stopped by SIGSTOP), ``paused``, ``stopped``, ``restarting`` or ``failed``; only
+``ready`` and ``running`` are healthy. A connector component (``connector = "NAME"``) is
+listed with the state its Kafka Connect cluster reports (``connector NAME on URL``).
+
 Example::
 
     stack_status(process)["healthy"]
@@ -14,16 +21,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadrill.netfaults import ToxiproxyAdmin
 from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat
+from datadrill.platform.supervisor import ProcessStatus
 
 if TYPE_CHECKING:
     from datadrill.backends.stackd.process import StackProcess
 
 HEARTBEAT_STALE_S = 5.0
+# A connector component's status comes from its Connect cluster: `stack status` waits at
+# most this long for it.
+CONNECT_TIMEOUT_S = 2.0
 Entry = dict[str, Any]
 
 
@@ -35,6 +47,7 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
         components.append(_fault_proxy(stack))
     components.append(_source(stack))
     components.extend(process_entries(stack))
+    components.extend(connector_entries(stack))
     if stack.connect_server is not None:
         components.append(_connect(stack))
     if stack.metrics_server is not None:
@@ -57,6 +70,9 @@ def stack_status(stack: StackProcess) -> dict[str, Any]:
         "components": components,
         # The drill holding the stack, if one does (one at a time).
         "run": stack.leases.current()["lease"],
+        # A declared component that did not get ready while the stack started (`stack up`
+        # raises it): component, message, log, log_tail.
+        "start_failure": stack.start_failure,
     }
 
 
@@ -185,6 +201,11 @@ def process_entries(stack: StackProcess) -> list[Entry]:
     now = stack.clock.monotonic()
     out = []
     for proc in stack.supervisor.status():
+        declared = stack.config.components.get(proc.name)
+        if declared is not None:
+            has_check = bool(declared.ready.log or declared.ready.port)
+            out.append(declared_entry(proc, command=declared.command, has_check=has_check))
+            continue
         beat = read_heartbeat(stack.paths, proc.name)
         fresh = (
             beat is not None and beat.get("pid") == proc.pid and now - float(beat["mono"]) < HEARTBEAT_STALE_S
@@ -213,6 +234,114 @@ def process_entries(stack: StackProcess) -> list[Entry]:
                 "stats": beat or {},
             }
         )
+    return out
+
+
+def declared_health(proc: ProcessStatus, *, hung: bool, has_check: bool) -> str:
+    """One word for a declared component's state (see the module's docstring);
+    ``has_check``: it has a ``ready`` log or port check."""
+    if proc.failed_trace is not None:
+        return "failed"
+    if proc.paused:
+        return "paused"
+    if proc.stopped:
+        return "stopped"
+    if not proc.running:
+        return "restarting"
+    if hung:
+        return "hung"
+    if not proc.ready:
+        return "starting"
+    return "ready" if has_check else "running"
+
+
+def declared_entry(proc: ProcessStatus, *, command: tuple[str, ...], has_check: bool) -> Entry:
+    hung = proc.running and proc.pid is not None and _stopped_by_signal(proc.pid)
+    health = declared_health(proc, hung=hung, has_check=has_check)
+    if health == "starting":
+        detail = f"starting: waiting for {proc.waiting_for}"
+    elif health == "restarting":
+        detail = f"restarting (last exit: {proc.last_exit})"
+    elif health == "hung":
+        detail = "hung: stopped by SIGSTOP, makes no progress"
+    elif health == "failed":
+        detail = "FAILED until restarted"
+    else:
+        detail = health
+    if proc.restarts:
+        detail += f"; {proc.restarts} restarts, last: {proc.last_exit}"
+    return {
+        "name": proc.name,
+        "endpoint": f"pid {proc.pid}" if proc.pid else "-",
+        "healthy": health in ("ready", "running"),
+        "detail": detail,
+        "pid": proc.pid,
+        "paused": proc.paused,
+        "running": proc.running,
+        "restarts": proc.restarts,
+        "last_exit": proc.last_exit,
+        "stats": {},
+        "declared": True,
+        "kind": "process",
+        "health": health,
+        "ready": proc.ready,
+        "command": list(command),
+    }
+
+
+def _stopped_by_signal(pid: int) -> bool:
+    """The process is stopped (SIGSTOP: state T in /proc), so it runs no code at all."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def connector_entries(stack: StackProcess) -> list[Entry]:
+    """Connector components, as their Kafka Connect cluster reports them (read only; a
+    cluster that does not answer is said, never raised)."""
+    from datadrill.interfaces.connect_client import ConnectClient, ConnectError
+
+    declared = {name: c.connector for name, c in stack.config.components.items() if c.connector}
+    if not declared:
+        return []
+    url = stack.config.connect.url.rstrip("/")
+    out: list[Entry] = []
+    client = ConnectClient(url, timeout_s=CONNECT_TIMEOUT_S)
+    try:
+        for name, connector in declared.items():
+            entry: Entry = {
+                "name": name,
+                "endpoint": url,
+                "declared": True,
+                "kind": "connector",
+                "connector": connector,
+                "command": [f"connector {connector} on {url}"],
+                "pid": None,
+                "restarts": None,
+                "last_exit": None,
+            }
+            try:
+                state = client.status(connector)
+            except ConnectError as exc:
+                entry.update(healthy=False, health="unreachable", detail=str(exc))
+            else:
+                if state.running:
+                    health = "running"
+                elif state.failed_tasks or state.state == "FAILED":
+                    health = "failed"
+                else:
+                    health = state.state.lower() or "unknown"
+                entry.update(
+                    healthy=state.running,
+                    health=health,
+                    detail=f"connector {state.describe()} on {url}",
+                    tasks=[{"id": t.id, "state": t.state} for t in state.tasks],
+                )
+            out.append(entry)
+    finally:
+        client.close()
     return out
 
 
