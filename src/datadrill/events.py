@@ -165,6 +165,8 @@ class RunStarted(EventBase):
     probe_interval_s: float = 0.5
     stabilisation_s: float = 0.0
     workload_rate: float | None = None
+    # The stack ran no reference platform: datadrill injected and measured, wrote nothing.
+    observe_only: bool = False
     slos: tuple[SLOInfo, ...] = ()
     schedule: tuple[ScheduleInfo, ...] = ()
     expectations: ExpectationsInfo = ExpectationsInfo()

@@ -200,18 +200,20 @@ def _projection(
     events_per_s = production.events_per_s
     table_rows = production.table_rows
     rate = start.workload_rate or 0.0
-    event_scale = events_per_s / rate if rate > 0 else 1.0
+    # An observe-only run drove no workload: the traffic's rate was not datadrill's, so
+    # replayed rows are not scaled to production (only reconciled rows, by the table).
+    event_scale: float | None = None if start.observe_only else events_per_s / rate if rate > 0 else 1.0
     rows = []
     for phase, finished in phases:
         if phase.kind != "recovery_step":
             continue
-        if phase.rows is not None and phase.rate_per_s:
+        is_reconcile = finished.step == RECONCILE_STEP
+        if phase.rows is not None and phase.rate_per_s and (is_reconcile or event_scale is not None):
             # Replayed events scale with the event rate (same backup age, same outage);
             # reconciled rows scale with the table: compare against the source's row count
             # (compared rows count both sides).
-            is_reconcile = finished.step == RECONCILE_STEP
             source_rows = phase.rows // 2 if phase.rows else 0
-            scale = table_rows / source_rows if is_reconcile and source_rows else event_scale
+            scale = table_rows / source_rows if is_reconcile and source_rows else event_scale or 1.0
             projected_rows: int | None = int(phase.rows * scale)
             projected_s = int(phase.rows * scale) / phase.rate_per_s
         else:
@@ -229,10 +231,15 @@ def _projection(
         rows=tuple(rows),
         total_s=sum(r.projected_s for r in rows),
         assumptions=(
-            f"replayed rows scale with the event rate ({events_per_s:,.0f}/s in production vs "
-            f"{rate:,.0f}/s here) for the same backup age and outage; reconciled rows scale with the "
-            f"table ({table_rows:,} rows); measured rates stay constant (no extra workers); steps "
-            "without rows take the same time"
+            (
+                f"replayed rows scale with the event rate ({events_per_s:,.0f}/s in production vs "
+                f"{rate:,.0f}/s here) for the same backup age and outage; "
+                if event_scale is not None
+                else "observe-only: the traffic's rate here was not datadrill's, so replayed rows are "
+                "not projected (they take the same time); "
+            )
+            + f"reconciled rows scale with the table ({table_rows:,} rows); measured rates stay "
+            "constant (no extra workers); steps without rows take the same time"
         ),
     )
 
@@ -241,7 +248,8 @@ def _timeline_text(e: Event) -> str | None:
     """The timeline's line for an event; None for events the timeline leaves out (samples,
     the start of each recovery step, events of newer versions)."""
     if isinstance(e, RunStarted):
-        return f"run started: scenario {e.scenario} on the {e.stack} stack"
+        how = " (observe-only: no reference platform)" if e.observe_only else ""
+        return f"run started: scenario {e.scenario} on the {e.stack} stack{how}"
     if isinstance(e, PhaseStarted):
         return None if e.kind == "recovery_step" else f"{e.name} started"
     if isinstance(e, PhaseFinished):
@@ -471,6 +479,14 @@ def _lessons(
     return tuple(well), tuple(badly), tuple(actions)
 
 
+def _observe_only_note(report: RunReport) -> str:
+    from datadrill.engine.observe import OBSERVE_ONLY_NOTE, OBSERVE_ONLY_SKIPPED
+
+    # A caller's own verification (IntegrityVerified) still ran; only the reference one is skipped.
+    skipped = OBSERVE_ONLY_SKIPPED if report.integrity is None else "no workload or canaries were driven"
+    return f"{OBSERVE_ONLY_NOTE} ({skipped})"
+
+
 def _unfinished_reasons(events: Sequence[Event]) -> tuple[str, ...]:
     expired = _first(events, LeaseExpired)
     if expired is None:
@@ -553,6 +569,8 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
     )
     prometheus_url, prometheus_rules = _prometheus_rules(events, fault_start)
     report = replace(report, prometheus_url=prometheus_url, prometheus_rules=prometheus_rules)
+    if start.observe_only:
+        report = replace(report, notes=(_observe_only_note(report),))
     severity = _severity(slos, integrity, freeze, postmortem, alerted=detected is not None)
     report = replace(report, severity=severity)
     well, badly, actions = _lessons(report, start)

@@ -37,6 +37,7 @@ from datadrill.model.faults import TakeCatalogBackup
 from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
+from datadrill.model.slo import DEFAULT_SOURCE_QUERY
 from datadrill.model.stop import SLILimit, StackUnhealthy
 from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
 from datadrill.stack.port import Stack
@@ -150,6 +151,9 @@ class Runner:
             stack, run_dir, self.clock, run_id=self.run_id, progress=self._step_progress
         )
         self._step_began: float | None = None
+        # No reference platform on the stack: inject and measure, drive no workload, write
+        # nothing, skip the reference platform's final reconciliation.
+        self.observe_only = not stack.config.platform.reference
         self._unhealthy_since: float | None = None
         self._recovery: _RecoveryThread | None = None
         self.ledger = FaultLedger.for_stack(stack.paths.root)
@@ -163,7 +167,12 @@ class Runner:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> RunReport:
         """Run the scenario. Raises RunLeaseHeld (before anything is written or changed)
-        when another run holds the stack and ``wait_for_stack`` is off."""
+        when another run holds the stack and ``wait_for_stack`` is off, and ConfigError
+        (likewise) when the scenario needs what the stack does not run: the reference
+        platform on an observe-only stack, a component it lacks (``engine.observe``)."""
+        from datadrill.engine.observe import check_platform
+
+        check_platform(self.scenario, self.stack, source=self.scenario.name)
         self._acquire_lease()
         try:
             return self._run()
@@ -273,6 +282,7 @@ class Runner:
                 probe_interval_s=scenario.probe_interval_s,
                 stabilisation_s=scenario.stabilisation_s,
                 workload_rate=scenario.workload.rate,
+                observe_only=self.observe_only,
                 slos=tuple(
                     ev.SLOInfo(
                         name=s.name,
@@ -325,12 +335,13 @@ class Runner:
                     kind=result.kind, description=result.description, note=result.note, ok=result.ok
                 )
             )
-        workload = inject(
-            workload_spec(scenario.workload.rate, scenario.workload.canary_interval_s),
-            self.context,
-            ledger=self.ledger,
-        )
-        exits.callback(self._unless_hands_off, workload.revert)
+        if not self.observe_only:
+            workload = inject(
+                workload_spec(scenario.workload.rate, scenario.workload.canary_interval_s),
+                self.context,
+                ledger=self.ledger,
+            )
+            exits.callback(self._unless_hands_off, workload.revert)
         env = ProbeEnv.from_stack(self.stack, self.clock)
         exits.callback(lambda: None if self._abandoned_round else env.close())
         self.probes: dict[str, Probe] = {}
@@ -702,11 +713,17 @@ class Runner:
     def _verify(self) -> None:
         if not self.scenario.verify_integrity:
             return
+        target = self.scenario.target
+        if self.verify is None and self.observe_only and target.source_query == DEFAULT_SOURCE_QUERY:
+            # The reference platform's source orders against its table: there is none here.
+            # The report says it was skipped; a scenario Target with a source query of the
+            # team's own is verified.
+            return
         self._phase("integrity verification", "verification")
         if self.verify is None:
             from datadrill.recovery.reconcile_step import live_reconcile
 
-            result = live_reconcile(self.context)
+            result = live_reconcile(self.context, target=target)
         else:
             result = self.verify(self.context)
         self.journal.record(

@@ -192,3 +192,5 @@ class RunReport:
     # each of its rules did; None and () when the run watched none.
     prometheus_url: str | None = None
     prometheus_rules: tuple[PrometheusRuleResult, ...] = ()
+    # What the reader must know to read the figures (an observe-only run), one line each.
+    notes: tuple[str, ...] = ()

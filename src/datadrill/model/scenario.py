@@ -74,6 +74,9 @@ class Scenario:
     steady_state: SteadyState = SteadyState()
     recovery: Recovery = Automatic()
     expectations: Expectations = Expectations()
+    # What the final integrity verification reconciles (verify_integrity): by default the
+    # reference platform's source orders against its table; a source query of your own
+    # against your table (an observe-only run verifies only such a target).
     target: Target = Target()
     probe_interval_s: Annotated[float, Strict(), Field(gt=0, le=60)] = 0.5
     stabilisation_s: Annotated[float, Strict(), Field(ge=0)] = 5.0

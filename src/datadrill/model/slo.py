@@ -14,6 +14,7 @@ of its own, measured by a probe registered for that kind (``datadrill.probes`` e
 from __future__ import annotations
 
 import enum
+import string
 from typing import Annotated, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
 from pydantic import Field, PlainValidator, Strict, model_validator
@@ -24,6 +25,9 @@ from datadrill.model._base import MODEL_CONFIG
 # Mart queries go over the network (see datadrill.platform.query_service); one that takes
 # longer than this counts as failed, as a dashboard's would.
 QUERY_TIMEOUT_S = 5.0
+
+# What a QuerySuccess query may name of its target.
+QUERY_PLACEHOLDERS = ("table", "event_time_column", "key_column")
 
 DEFAULT_SOURCE_QUERY = (
     "SELECT order_id, customer_id, amount_cents, currency, status, created_at_us FROM orders"
@@ -68,12 +72,24 @@ class SLISpec(Protocol):
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class Target:
     """What an SLI measures. The reference platform is only the default: point these at
-    your own topic, consumer group, table and source to measure your pipeline."""
+    your own topic, consumer group, table and source to measure your pipeline.
 
-    topic: str = "orders.v1"
-    group: str = "datadrill-sink"
+    ``event_time_unit`` says what ``event_time_column`` holds: ``"timestamp"`` (a
+    timestamp, with or without a zone: without one it is read as UTC; a date counts from
+    its midnight UTC) or seconds / milliseconds / microseconds / nanoseconds since the
+    epoch (``"s"``, ``"ms"``, ``"us"``, ``"ns"``) for a number column.
+
+    Example::
+
+        Target(topic="clicks", group="sessionizer", table="analytics.sessions",
+               event_time_column="ended_at_ms", event_time_unit="ms", key_column="session_id")
+    """
+
+    topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")] = "orders.v1"
+    group: Annotated[str, Field(min_length=1)] = "datadrill-sink"
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")] = "dwh.orders"
     event_time_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "created_at"
+    event_time_unit: Literal["timestamp", "s", "ms", "us", "ns"] = "timestamp"
     key_column: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "order_id"
     source_query: str = DEFAULT_SOURCE_QUERY
     # The columns DataIntegrity and Reconcile compare besides the key, by name in the table
@@ -84,8 +100,10 @@ class Target:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class Freshness:
-    """Age of the newest row a mart query sees (now − max(event time)). Good while
-    the age is at most ``max_age_s``; a failing query is bad."""
+    """Age of the newest row a mart query sees: now − ``max(target.event_time_column)`` of
+    ``target.table`` (read as ``target.event_time_unit`` says). Good while the age is at
+    most ``max_age_s``; a failing query, an empty table or an event time that cannot be
+    one (before 1990, or more than a day ahead: a wrong unit) is bad."""
 
     max_age_s: Annotated[float, Strict(), Field(gt=0)]
     timeout_s: Annotated[
@@ -95,7 +113,9 @@ class Freshness:
     kind: Literal["freshness"] = "freshness"
 
     def statement(self) -> str:
-        return f"{self.target.table} no older than {self.max_age_s:g} s"
+        return (
+            f"newest {self.target.event_time_column} in {self.target.table} no older than {self.max_age_s:g} s"
+        )
 
     unit: ClassVar[str] = "s"
 
@@ -111,7 +131,12 @@ class Freshness:
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class CanaryLatency:
     """End-to-end latency of canary rows, source write → visible to a query. Good while
-    the newest canaries arrive within ``max_latency_s`` and none is overdue."""
+    the newest canaries arrive within ``max_latency_s`` and none is overdue.
+
+    The canaries are the reference platform's: its workload writes them to its source
+    database and they flow through ``orders.v1``; the probe looks for them in
+    ``target.table`` (``is_canary`` rows, keyed by ``target.key_column``). A stack without
+    the reference platform (``[platform] reference = false``) has none: the run is refused."""
 
     max_latency_s: Annotated[float, Strict(), Field(gt=0)]
     timeout_s: Annotated[
@@ -136,14 +161,19 @@ class CanaryLatency:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ConsumerLag:
-    """Messages between the group's committed offsets and the high watermarks."""
+    """Messages between ``target.group``'s committed offsets and the high watermarks of
+    ``target.topic``, summed over every partition. A partition the group has committed
+    no offset on counts from its low watermark (everything on it is still to consume)."""
 
     max_messages: Annotated[int, Strict(), Field(ge=0)]
     target: Target = Target()
     kind: Literal["consumer_lag"] = "consumer_lag"
 
     def statement(self) -> str:
-        return f"consumer group {self.target.group} at most {self.max_messages:,} messages behind"
+        return (
+            f"consumer group {self.target.group} at most {self.max_messages:,} messages behind on "
+            f"{self.target.topic}"
+        )
 
     unit: ClassVar[str] = "messages"
 
@@ -158,7 +188,9 @@ class ConsumerLag:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class QuerySuccess:
-    """Does the mart query succeed? Each probe is one query: 1 on success, 0 on failure."""
+    """Does the mart query succeed? Each probe is one query: 1 on success, 0 on failure.
+    ``query`` may name ``{table}``, ``{event_time_column}`` and ``{key_column}`` of
+    ``target``; the tables it reads resolve through the catalog, any of them."""
 
     query: str = "SELECT count(*), max({event_time_column}) FROM {table}"
     timeout_s: Annotated[
@@ -166,6 +198,26 @@ class QuerySuccess:
     ] = QUERY_TIMEOUT_S
     target: Target = Target()
     kind: Literal["query_success"] = "query_success"
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> QuerySuccess:
+        allowed = ", ".join("{" + name + "}" for name in QUERY_PLACEHOLDERS)
+        try:
+            named = [name for _, name, _, _ in string.Formatter().parse(self.query) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"{self.query!r} is not a query template ({exc}); it may name {allowed}") from None
+        unknown = sorted({name for name in named if name not in QUERY_PLACEHOLDERS})
+        if unknown:
+            listed = ", ".join("{" + name + "}" for name in unknown)
+            raise ValueError(f"the query names {listed}; it may name {allowed} (a literal brace is {{{{ or }}}})")
+        return self
+
+    def sql(self) -> str:
+        """The query with its target's names filled in."""
+        target = self.target
+        return self.query.format(
+            table=target.table, event_time_column=target.event_time_column, key_column=target.key_column
+        )
 
     def statement(self) -> str:
         return f"mart queries on {self.target.table} succeed"
@@ -183,15 +235,17 @@ class QuerySuccess:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ConnectorErrorRate:
-    """Errors per second reported by the relay and the sink (failed commits, rejected
-    records, failed deliveries)."""
+    """Errors per second reported by the reference platform's relay and sink (failed
+    commits, rejected records, failed deliveries) from their heartbeat counters. Your own
+    components report no such counters: measure them with :class:`RestartRate` or
+    :class:`ConnectorHealth`; a stack without the reference platform refuses this SLI."""
 
     max_per_s: Annotated[float, Strict(), Field(ge=0)]
     target: Target = Target()
     kind: Literal["connector_error_rate"] = "connector_error_rate"
 
     def statement(self) -> str:
-        return f"connector errors at most {self.max_per_s:g}/s"
+        return f"relay and sink errors at most {self.max_per_s:g}/s"
 
     unit: ClassVar[str] = "errors/s"
 
@@ -208,7 +262,9 @@ class ConnectorErrorRate:
 class ConnectorHealth:
     """Is a connector healthy, as Kafka Connect's REST API reports it: bad (0) while the
     connector or any of its tasks is not RUNNING (paused, stopped, failed, restarting),
-    good (1) otherwise. ``component`` is the connector's name."""
+    good (1) otherwise. ``component`` is the connector's name: ``relay`` or ``sink`` of the
+    reference platform, any declared component (the stack's Connect API lists each as a
+    connector), or a connector of the cluster at ``[connect] url``."""
 
     component: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "sink"
     target: Target = Target()
@@ -230,16 +286,19 @@ class ConnectorHealth:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class RestartRate:
-    """Connector restarts per minute, counted over a sliding window (60 s by default): exits
-    the supervisor restarts, and Kafka Connect task failures (each waits for a restart)."""
+    """Component restarts per minute, counted over a sliding window (60 s by default): exits
+    the supervisor restarts, and Kafka Connect task failures (each waits for a restart).
+    ``component`` names one supervised component (reference or declared); empty: every one."""
 
     max_per_min: Annotated[float, Strict(), Field(ge=0)]
     window_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 60.0
+    component: Annotated[str, Field(pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$")] = ""
     target: Target = Target()
     kind: Literal["restart_rate"] = "restart_rate"
 
     def statement(self) -> str:
-        return f"connector restarts at most {self.max_per_min:g}/min"
+        which = f"restarts of {self.component}" if self.component else "component restarts"
+        return f"{which} at most {self.max_per_min:g}/min"
 
     unit: ClassVar[str] = "restarts/min"
 

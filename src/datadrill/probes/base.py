@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -120,12 +120,16 @@ class ProbeEnv:
     closers: tuple[Callable[[], None], ...] = field(default=(), repr=False, compare=False)
     # Kafka Connect's REST API over the stack's connectors (ConnectorHealth); None: none.
     connect: Callable[[], ConnectStatus] | None = field(default=None, repr=False, compare=False)
+    # Declared components that are a real Connect cluster's connectors: name -> connector.
+    connector_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_stack(cls, stack: ProbeStack, clock: Clock) -> ProbeEnv:
         """The probes' view of ``stack``. Nothing is opened here: the shared query engine
         is made when a probe first asks for it, and :meth:`close` closes it."""
         engine = SharedQueryEngine(stack.query_engine)
+        config = getattr(stack, "config", None)
+        components = getattr(config, "components", {}) or {}
         return cls(
             clock=clock,
             bootstrap_servers=stack.bootstrap_servers,
@@ -136,6 +140,7 @@ class ProbeEnv:
             events_file=stack.paths.events_file,
             closers=(engine.close,),
             connect=(lambda: stack.connect) if hasattr(stack, "connect") else None,
+            connector_names={name: c.connector for name, c in components.items() if c.connector},
         )
 
     def close(self) -> None:

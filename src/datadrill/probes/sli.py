@@ -4,6 +4,7 @@ probe measures the reference platform or a user's own pipeline."""
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import time
 from typing import Any
@@ -41,16 +42,43 @@ class _MartQueryProbe:
             self._engine = None
 
 
-def _epoch_s(value: Any) -> float:
-    """Seconds since the epoch of a timestamp as a Trino client returns it (an aware
-    datetime for ``timestamp with time zone``; a naive one is taken as UTC)."""
+# Seconds per unit of an epoch number column (Target.event_time_unit).
+_EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+# An event time outside these bounds is a misread column (a wrong unit), not an age.
+_EARLIEST_EVENT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC).timestamp()
+_MAX_AHEAD_S = 86_400.0
+
+
+class EventTimeError(ValueError):
+    """A column's value that is not an event time in the target's unit."""
+
+
+def _epoch_s(value: Any, unit: str = "timestamp") -> float:
+    """Seconds since the epoch of an event time as a Trino client returns it: an aware
+    datetime (``timestamp with time zone``), a naive one (``timestamp``: taken as UTC), a
+    date (its midnight UTC), or, for ``unit`` ``s``/``ms``/``us``/``ns``, a number.
+    Raises :class:`EventTimeError` saying what was found instead."""
     if isinstance(value, dt.datetime):
         return (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)).timestamp()
-    return float(value) / 1e6  # an engine that answers epoch microseconds
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
+    if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+        if unit not in _EPOCH_UNITS:
+            raise EventTimeError(
+                f"holds numbers ({value}), not timestamps: set Target(event_time_unit=...) to "
+                "'s', 'ms', 'us' or 'ns'"
+            )
+        return float(value) / _EPOCH_UNITS[unit]
+    if isinstance(value, str):
+        try:
+            return _epoch_s(dt.datetime.fromisoformat(value), unit)
+        except ValueError:
+            pass
+    raise EventTimeError(f"holds {type(value).__name__} values ({value!r:.60}), not event times")
 
 
 class FreshnessProbe(_MartQueryProbe):
-    """now − max(event time) as a mart query sees it."""
+    """now − max(event time) of the target's table, as a mart query sees it."""
 
     def __init__(self, sli: slo.Freshness, env: ProbeEnv) -> None:
         super().__init__(env, sli.timeout_s)
@@ -58,18 +86,36 @@ class FreshnessProbe(_MartQueryProbe):
 
     def measure(self) -> Sample:
         target = self.sli.target
+        column = target.event_time_column
         try:
             # A plain max(): the same SQL on Trino and on the embedded engine; the client
-            # hands back the timestamp with its zone.
-            rows = self.engine.rows(
-                f"SELECT max({target.event_time_column}) FROM {target.table}", tables=(target.table,)
-            )
+            # hands back the timestamp with its zone (or the number, for an epoch column).
+            rows = self.engine.rows(f"SELECT max({column}) FROM {target.table}", tables=(target.table,))
         except DrillError as exc:
             return Sample(None, False, _short(exc))
         newest = rows[0][0]
         if newest is None:
             return Sample(None, False, f"{target.table} is empty")
-        age = max(0.0, self.env.clock.wall() - _epoch_s(newest))
+        try:
+            event_s = _epoch_s(newest, target.event_time_unit)
+        except EventTimeError as exc:
+            return Sample(None, False, f"{target.table}.{column} {exc}")
+        now = self.env.clock.wall()
+        if event_s < _EARLIEST_EVENT or event_s > now + _MAX_AHEAD_S:
+            # A wrong unit: milliseconds read as seconds lie far ahead (an age of 0, good
+            # for ever), seconds read as milliseconds lie in 1970 (an age of decades).
+            when = (
+                dt.datetime.fromtimestamp(event_s, dt.UTC).isoformat()
+                if abs(event_s) < 1e11
+                else f"{event_s:.3g} s after the epoch, past the year 5000"
+            )
+            return Sample(
+                None,
+                False,
+                f"{target.table}.{column}'s newest value {newest!r} read as "
+                f"{target.event_time_unit} is {when}: is event_time_unit right?",
+            )
+        age = max(0.0, now - event_s)
         return Sample(age, age <= self.sli.max_age_s)
 
 
@@ -77,8 +123,7 @@ class QuerySuccessProbe(_MartQueryProbe):
     def __init__(self, sli: slo.QuerySuccess, env: ProbeEnv) -> None:
         super().__init__(env, sli.timeout_s)
         self.sli = sli
-        target = sli.target
-        self.query = sli.query.format(table=target.table, event_time_column=target.event_time_column)
+        self.query = sli.sql()
 
     def measure(self) -> Sample:
         try:
@@ -151,7 +196,11 @@ def group_lag(consumer: Any, partitions: list[Any], *, timeout_s: float) -> int:
 
 
 class ConsumerLagProbe:
-    """Σ over partitions of (high watermark − the group's committed offset)."""
+    """Σ over every partition of ``target.topic`` of (high watermark − ``target.group``'s
+    committed offset); a partition the group has not committed on counts from its low
+    watermark. The group's offsets are read with an OffsetFetch (the probe never joins the
+    group, so it takes no partition from its members). A topic that does not exist is a
+    bad sample that says so (never a lag of 0)."""
 
     def __init__(self, sli: slo.ConsumerLag, env: ProbeEnv) -> None:
         from confluent_kafka import Consumer
@@ -162,25 +211,57 @@ class ConsumerLagProbe:
                 "bootstrap.servers": env.bootstrap_servers,
                 "group.id": sli.target.group,
                 "enable.auto.commit": False,
+                "allow.auto.create.topics": False,
                 "client.id": "datadrill-lag-probe",
             }
         )
         self._partitions: list[Any] | None = None
 
-    def measure(self) -> Sample:
-        from confluent_kafka import KafkaException, TopicPartition
+    def _topic_partitions(self) -> list[Any] | str:
+        """The topic's partitions, or why there are none."""
+        from confluent_kafka import TopicPartition
 
         topic = self.sli.target.topic
+        metadata = self._consumer.list_topics(topic, timeout=5)
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            error = described.error if described is not None else None
+            reason = error.str() if error is not None else "no partitions"
+            return f"topic {topic}: {reason} (the group {self.sli.target.group} has nothing to consume)"
+        return [TopicPartition(topic, p) for p in sorted(described.partitions)]
+
+    def measure(self) -> Sample:
+        from confluent_kafka import KafkaException
+
+        target = self.sli.target
         try:
             if self._partitions is None:
-                metadata = self._consumer.list_topics(topic, timeout=5)
-                self._partitions = [
-                    TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)
-                ]
-            lag = group_lag(self._consumer, self._partitions, timeout_s=5)
-        except (KafkaException, KeyError) as exc:
+                found = self._topic_partitions()
+                if isinstance(found, str):
+                    return Sample(None, False, found)
+                self._partitions = found
+            committed = self._consumer.committed(self._partitions, timeout=5)
+            lag = 0
+            uncommitted = 0
+            for tp in committed:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                if tp.offset < 0:
+                    uncommitted += 1
+                lag += max(0, high - (tp.offset if tp.offset >= 0 else low))
+        except KafkaException as exc:
+            self._partitions = None  # the topic may have changed (deleted, re-created)
             return Sample(None, False, _short(exc))
-        return Sample(float(lag), lag <= self.sli.max_messages)
+        good = lag <= self.sli.max_messages
+        if good or not uncommitted:
+            return Sample(float(lag), good)
+        # Said when bad: a group that never committed (a wrong group name, a consumer that
+        # commits elsewhere) shows the whole topic as lag.
+        return Sample(
+            float(lag),
+            False,
+            f"{lag:,} behind; the group {target.group} has committed no offset on {uncommitted} of "
+            f"{len(committed)} partitions of {target.topic} (counted from their low watermarks)",
+        )
 
     def close(self) -> None:
         self._consumer.close()
@@ -241,7 +322,8 @@ _RESTART_EVENTS = frozenset({"process_exited", "process_failed"})
 
 
 class RestartRateProbe:
-    """Connector exits and Connect task failures in the last ``window_s``, per minute."""
+    """Exits and Connect task failures in the last ``window_s``, per minute: of the SLI's
+    ``component``, or of every supervised component when it names none."""
 
     def __init__(self, sli: slo.RestartRate, env: ProbeEnv) -> None:
         self.sli = sli
@@ -253,8 +335,11 @@ class RestartRateProbe:
 
     def measure(self) -> Sample:
         for event in self._events.read_new():
-            if event.get("event") in _RESTART_EVENTS:
-                self._exits.append(float(event["mono"]))
+            if event.get("event") not in _RESTART_EVENTS:
+                continue
+            if self.sli.component and event.get("component") != self.sli.component:
+                continue
+            self._exits.append(float(event["mono"]))
         now = self.env.clock.monotonic()
         self._exits = [t for t in self._exits if now - t <= self.window_s]
         per_min = len(self._exits) * 60.0 / self.window_s
@@ -274,8 +359,10 @@ class ConnectorHealthProbe:
             raise DrillError(f"ConnectorHealth({sli.component!r}) needs a stack with a Kafka Connect API")
         self.sli = sli
         self.connect = env.connect
+        # A declared `connector = "NAME"` component is that connector of the cluster.
+        self.connector = env.connector_names.get(sli.component, sli.component)
         try:
-            self.connect().status(sli.component)
+            self.connect().status(self.connector)
         except DrillError as exc:
             # A connector Connect does not know is the scenario's mistake, said before the run.
             if getattr(exc, "status", None) == 404:
@@ -285,7 +372,7 @@ class ConnectorHealthProbe:
 
     def measure(self) -> Sample:
         try:
-            status = self.connect().status(self.sli.component)
+            status = self.connect().status(self.connector)
         except DrillError as exc:
             return Sample(None, False, _short(exc))
         if status.running:

@@ -191,6 +191,7 @@ def _headline(report: RunReport) -> tuple[Fact, ...]:
 def _summary(report: RunReport) -> tuple[Block, ...]:
     """The story in a paragraph, the verdict's checks, then what the fault cost."""
     blocks: list[Block] = [Paragraph(summary_text(report))]
+    blocks += [Paragraph(_sentence(_capitalised(note))) for note in report.notes]
     checks = verdict_checks(report)
     if checks:
         blocks.append(Bullets(tuple(f"{check.mark} {check.text}" for check in checks)))
