@@ -24,6 +24,7 @@ from datadrill.model import (
     ConnectorTaskFailure,
     DeleteCatalogEntry,
     DeleteMetadataFiles,
+    HangComponent,
     HideTable,
     KafkaRequestErrors,
     KillComponent,
@@ -83,6 +84,8 @@ SPECS: list[Any] = [
     CatalogOutage(at_s=0, duration_s=1),
     KillComponent(at_s=0, component="relay"),
     ConnectorTaskFailure(at_s=0, component="relay"),
+    # The hung sink keeps its partitions: SIGSTOP, state T in /proc, SIGCONT.
+    HangComponent("sink", at_s=0, duration_s=1),
     LagSpike(at_s=0, duration_s=1, burst_factor=2),
     LagSpike(at_s=0, duration_s=1, mode="throttle", throttle_rows_per_s=50),
     BrokerLoss(at_s=0, duration_s=1, broker=3),
