@@ -254,3 +254,13 @@ def test_an_sli_naming_a_component_the_stack_lacks_is_refused(tmp_path: Path, sl
     scenario = _scenario(slos=(SLO("named", sli=sli, objective=0.9),))
     with pytest.raises(ConfigError, match=rf"^s\.py: slos\[0\]\.sli\.component {says}"):
         check_platform(scenario, stack, source="s.py")
+
+
+def test_the_dry_run_lists_the_refusal_among_its_problems(tmp_path: Path) -> None:
+    from datadrill.engine.dry_run import plan
+
+    stack = _team_stack(tmp_path / "stack")
+    dry = plan(_scenario(schedule=(SchemaDrift(at_s=1, change="rename"),)), stack, FakeClock(), source="s.py")
+    assert not dry.ok
+    assert any(p.startswith("s.py: schedule[0] = 'SchemaDrift' is invalid: it needs the reference platform") for p in dry.problems), dry.problems
+    assert plan(_scenario(), stack, FakeClock(), source="s.py").problems == ()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from datadrill.clock import Clock
+from datadrill.engine.observe import check_platform
 from datadrill.engine.preflight import check_capabilities
 from datadrill.errors import ConfigError, DrillError
 from datadrill.faults.base import DrillContext
@@ -114,6 +115,12 @@ def plan(scenario: Scenario, stack: Stack, clock: Clock, *, source: str | None =
     problems: list[str] = []
     try:
         check_capabilities(scenario, stack, source=source or scenario.name)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        # What the run itself refuses first: the reference platform on an observe-only
+        # stack, a component an SLI names that the stack lacks.
+        check_platform(scenario, stack, source=source or scenario.name)
     except ConfigError as exc:
         problems.append(str(exc))
     slis = _probe_once(scenario.slos, stack, clock)
