@@ -29,6 +29,8 @@ Connect's ``{"error_code": ..., "message": ...}``)::
     PUT  /connectors/{name}/stop             204
     POST /connectors/{name}/restart[?includeTasks=&onlyFailed=]   204, or 202 + status
     POST /connectors/{name}/tasks/{id}/restart                    204
+    PATCH  /connectors/{name}/offsets        200 + message (a STOPPED connector; else 400)
+    DELETE /connectors/{name}/offsets        200 + message (a STOPPED connector; else 400)
 
 Offsets: the sink's are the Kafka offsets its newest Iceberg snapshot records (the next
 offset of each partition, as a consumer group commits them), in Connect's sink shape
@@ -303,11 +305,143 @@ class ConnectServer:
         return {"offsets": self._relay_offsets()}
 
     def declared_offsets(self, connector: Connector) -> dict[str, Any]:
-        """Offsets of a declared process component: not served yet (the hook for its
-        consumer group's committed offsets); never the reference sink's."""
-        raise ConnectRestError(
-            501, f"offsets of connector {connector.name} (a declared process component) are not available"
+        """Offsets of a declared process component: its consumer group's committed offsets
+        on every topic it committed on, in Connect's sink shape; never the reference sink's."""
+        from datadrill.platform import group_offsets
+
+        group = self._declared_group(connector.name)
+        try:
+            committed = group_offsets.group_topics(self.bootstrap_servers, group)
+        except DrillError as exc:
+            raise ConnectRestError(
+                500, f"Failed to retrieve offsets for connector {connector.name}: {exc}"
+            ) from exc
+        return {
+            "offsets": [
+                {
+                    "partition": {"kafka_topic": topic, "kafka_partition": partition},
+                    "offset": {"kafka_offset": offset},
+                }
+                for topic, offsets in sorted(committed.items())
+                for partition, offset in sorted(offsets.items())
+            ]
+        }
+
+    # -- offsets (KIP-875) ---------------------------------------------------------------
+    def _declared_group(self, name: str) -> str:
+        """The consumer group of declared process component ``name``; Connect's answer for a
+        connector whose offsets cannot be modified from outside when it has none."""
+        declared = self.config.components.get(name)
+        if declared is None or not declared.group:
+            raise ConnectRestError(
+                500,
+                f"Failed to modify offsets for connector {name} because it doesn't support external "
+                f"modification of offsets: [components.{name}] names no consumer group (group = ...)",
+            )
+        return declared.group
+
+    def _modifiable(self, name: str) -> str:
+        """The group whose offsets a PATCH/DELETE of connector ``name`` moves; Connect's 400
+        for a connector that is not STOPPED; Connect's answer for a connector that does not
+        let its offsets be modified (the reference relay and sink: see :meth:`_own_offsets`)."""
+        connector = self._connector(name)
+        if not self._process(name).stopped:
+            raise ConnectRestError(
+                400,
+                "Connectors must be in the STOPPED state before their offsets can be modified. This can "
+                f"be done for the specified connector by issuing a 'PUT' request to the "
+                f"'/connectors/{name}/stop' endpoint",
+            )
+        if connector.config.get("connector.class") != PROCESS_CONNECTOR_CLASS:
+            raise ConnectRestError(500, self._own_offsets(connector))
+        return self._declared_group(name)
+
+    def _own_offsets(self, connector: Connector) -> str:
+        # What a Connect worker answers when SinkConnector/SourceConnector.alterOffsets
+        # throws UnsupportedOperationException (Worker.modifySinkConnectorOffsets), with why.
+        head = (
+            f"Failed to modify offsets for connector {connector.name} because it doesn't support "
+            "external modification of offsets"
         )
+        if connector.type == "sink":
+            return (
+                f"{head}: its offsets are the Kafka offsets each Iceberg snapshot of "
+                f"{self.config.catalog.table} records, committed atomically with the rows (exactly once), "
+                "and it drops any event at or below the highest event id a partition's snapshot records, "
+                "so moving them back re-reads without rewriting and moving them forward loses rows; "
+                "to re-ingest, use the ReplayKafka step"
+            )
+        return (
+            f"{head}: its position is the outbox, whose rows it deletes once published, so there is "
+            "nothing behind it to publish again; to re-emit orders, use ReprocessDeadLetters or a replay"
+        )
+
+    def alter_offsets(self, name: str, body: Body) -> Reply:
+        """``PATCH /connectors/{name}/offsets``: commit the named partitions' offsets for the
+        component's group (an offset of null: the partition's log start, which is where a
+        consumer whose committed offset was deleted starts with auto.offset.reset=earliest)."""
+        entries = body.get("offsets")
+        if not isinstance(entries, list) or not entries:
+            raise ConnectRestError(
+                400, "Partitions / offsets need to be provided for an alter offsets request"
+            )
+        wanted = _parse_sink_offsets(entries)
+        group = self._modifiable(name)
+        moves = []
+        for topic, offsets in sorted(wanted.items()):
+            moves.append(self._move(name, group, topic, offsets))
+        self._event("connector_offsets_altered", connector=name, moves=[m.to_json() for m in moves])
+        return Reply(200, {"message": _FRAMEWORK_MESSAGE.format(verb="altered")})
+
+    def reset_offsets(self, name: str) -> Reply:
+        """``DELETE /connectors/{name}/offsets``: every partition the component's group
+        committed goes back to the log start (a Connect worker deletes the group; librdkafka's
+        mock cannot, and a group with no offsets starts at its auto.offset.reset, which for
+        a sink's consumer is earliest)."""
+        from datadrill.platform import group_offsets
+
+        group = self._modifiable(name)
+        try:
+            committed = group_offsets.group_topics(self.bootstrap_servers, group)
+        except DrillError as exc:
+            raise ConnectRestError(500, f"Failed to reset offsets for connector {name}: {exc}") from exc
+        moves = []
+        for topic, offsets in sorted(committed.items()):
+            marks = group_offsets.watermarks(self.bootstrap_servers, topic, sorted(offsets))
+            moves.append(self._move(name, group, topic, {p: None for p in offsets}, marks))
+        self._event("connector_offsets_reset", connector=name, moves=[m.to_json() for m in moves])
+        return Reply(200, {"message": _FRAMEWORK_MESSAGE.format(verb="reset")})
+
+    def _move(
+        self,
+        name: str,
+        group: str,
+        topic: str,
+        offsets: dict[int, int | None],
+        marks: dict[int, tuple[int, int]] | None = None,
+    ) -> Any:
+        from datadrill.platform import group_offsets
+
+        try:
+            if marks is None and any(o is None for o in offsets.values()):
+                marks = group_offsets.watermarks(self.bootstrap_servers, topic, sorted(offsets))
+            starts = {p: lo for p, (lo, _) in (marks or {}).items()}
+            target = {p: (o if o is not None else starts[p]) for p, o in offsets.items()}
+            return group_offsets.move_group(
+                self.bootstrap_servers, group, topic, target, timeout_s=OFFSETS_TIMEOUT_S
+            )
+        except group_offsets.GroupActive as exc:
+            # Connect's words for a group that still has members (zombie tasks), with ours.
+            raise ConnectRestError(
+                500,
+                f"Failed to alter consumer group offsets for connector {name} either because its tasks "
+                f"haven't stopped completely yet or the connector was resumed before the request to alter "
+                f"its offsets could be successfully completed: {exc}",
+            ) from exc
+        except DrillError as exc:
+            raise ConnectRestError(
+                500, f"Failed to alter consumer group offsets for connector {name}: {exc}"
+            ) from exc
 
     def _sink_offsets(self) -> list[dict[str, Any]]:
         from datadrill.platform.catalog import open_stack_catalog, sink_state
@@ -445,6 +579,8 @@ class ConnectServer:
             ),
             ("GET", f"/connectors/{name}/tasks/{task}/status", lambda p, b: self._task(p["name"], p["task"])),
             ("GET", f"/connectors/{name}/offsets", lambda p, b: self.offsets(p["name"])),
+            ("PATCH", f"/connectors/{name}/offsets", lambda p, b: self.alter_offsets(p["name"], b)),
+            ("DELETE", f"/connectors/{name}/offsets", lambda p, b: self.reset_offsets(p["name"])),
             ("PUT", f"/connectors/{name}/pause", lambda p, b: self.pause_connector(p["name"])),
             ("PUT", f"/connectors/{name}/resume", lambda p, b: self.resume_connector(p["name"])),
             ("PUT", f"/connectors/{name}/stop", lambda p, b: self.stop_connector(p["name"])),
@@ -455,6 +591,65 @@ class ConnectServer:
                 lambda p, b: self.restart_task(p["name"], p["task"]),
             ),
         ]
+
+
+# Connect's answer when the framework moved the offsets it manages and the connector's
+# alterOffsets did not claim its own (Worker.completeModifyOffsetsCallback): here the
+# group's offsets are moved; a component keeping offsets elsewhere must move those itself.
+_FRAMEWORK_MESSAGE = (
+    "The Connect framework-managed offsets for this connector have been {verb} successfully. However, if "
+    "this connector manages offsets externally, they will need to be manually {verb} in the system that "
+    "the connector uses."
+)
+
+# Under a Connect worker's REST request timeout (90 s): on librdkafka's mock a member must
+# wait out the group's rebalance delay (its session timeout) before it may commit.
+OFFSETS_TIMEOUT_S = 85.0
+
+
+def _parse_sink_offsets(entries: list[Any]) -> dict[str, dict[int, int | None]]:
+    """Connect's sink offsets (``SinkUtils.parseSinkConnectorOffsets``) by topic and
+    partition; None: reset the partition. Connect's 400 for a malformed entry."""
+    out: dict[str, dict[int, int | None]] = {}
+    for entry in entries:
+        partition = entry.get("partition") if isinstance(entry, dict) else None
+        if not isinstance(partition, dict):
+            raise ConnectRestError(400, "The partition for a sink connector offset cannot be null or missing")
+        if "kafka_topic" not in partition or "kafka_partition" not in partition:
+            raise ConnectRestError(
+                400,
+                "The partition for a sink connector offset must contain the keys 'kafka_topic' and "
+                "'kafka_partition'",
+            )
+        topic = partition["kafka_topic"]
+        if not isinstance(topic, str) or not topic:
+            raise ConnectRestError(400, "Kafka topic names must be valid strings and may not be null")
+        number = partition["kafka_partition"]
+        if isinstance(number, bool) or not isinstance(number, (int, str)) or not str(number).isdigit():
+            raise ConnectRestError(
+                400,
+                f"Failed to parse the following Kafka partition value in the provided offsets: '{number}'. "
+                "Partition values for sink connectors need to be integers.",
+            )
+        offset = entry.get("offset")
+        value: int | None
+        if offset is None:
+            value = None
+        elif not isinstance(offset, dict) or "kafka_offset" not in offset:
+            raise ConnectRestError(
+                400, "The offset for a sink connector should either be null or contain the key 'kafka_offset'"
+            )
+        else:
+            raw = offset["kafka_offset"]
+            if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit():
+                raise ConnectRestError(
+                    400,
+                    f"Failed to parse the following Kafka offset value in the provided offsets: '{raw}'. "
+                    "Offset values for sink connectors need to be integers.",
+                )
+            value = int(raw)
+        out.setdefault(topic, {})[int(number)] = value
+    return out
 
 
 def _cluster_id(bootstrap_servers: str) -> str:

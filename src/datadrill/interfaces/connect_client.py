@@ -13,17 +13,25 @@ Example::
     connect.pause("sink")                         # 202: the connector goes PAUSED
     connect.restart("sink", include_tasks=True, only_failed=True)
     connect.offsets("sink")[0].offset             # {"kafka_offset": 1234}
+    connect.stop("enricher")                      # offsets move only while STOPPED
+    connect.alter_offsets("enricher", [ConnectOffset({"kafka_topic": "orders.v1", "kafka_partition": 0},
+                                                     {"kafka_offset": 0})])
+    connect.reset_offsets("enricher")             # Connect's message, e.g. "... reset successfully ..."
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from datadrill.errors import ControlError
+
+# A Connect worker answers an offsets request within its REST request timeout (90 s): the
+# consumer group's offsets are moved while the client waits.
+OFFSETS_TIMEOUT_S = 95.0
 
 
 class ConnectError(ControlError):
@@ -104,10 +112,21 @@ class ConnectClient:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
 
-    def _request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        json: Any = None,
+        timeout_s: float | None = None,
+    ) -> Any:
         where = f"Kafka Connect at {self.url}: {method} {path}"
+        extra: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
         try:
-            response = self._http.request(method, path, params=dict(params) if params else None)
+            response = self._http.request(
+                method, path, params=dict(params) if params else None, json=json, **extra
+            )
         except httpx.HTTPError as exc:
             raise ConnectError(f"{where} failed: {exc}") from exc
         if response.status_code >= 400:
@@ -174,6 +193,20 @@ class ConnectClient:
             ConnectOffset(dict(o.get("partition") or {}), dict(o.get("offset") or {}))
             for o in data.get("offsets", [])
         )
+
+    def alter_offsets(self, name: str, offsets: Sequence[ConnectOffset]) -> str:
+        """``PATCH /connectors/{name}/offsets`` (KIP-875; the connector must be STOPPED):
+        Connect's message. An offset of ``{}`` sends null (reset that partition)."""
+        body = {
+            "offsets": [{"partition": dict(o.partition), "offset": dict(o.offset) or None} for o in offsets]
+        }
+        data = self._request("PATCH", f"/connectors/{name}/offsets", json=body, timeout_s=OFFSETS_TIMEOUT_S)
+        return str((data or {}).get("message", ""))
+
+    def reset_offsets(self, name: str) -> str:
+        """``DELETE /connectors/{name}/offsets`` (the connector must be STOPPED): Connect's message."""
+        data = self._request("DELETE", f"/connectors/{name}/offsets", timeout_s=OFFSETS_TIMEOUT_S)
+        return str((data or {}).get("message", ""))
 
     def close(self) -> None:
         self._http.close()

@@ -128,6 +128,9 @@ class ControlServer:
             def do_DELETE(self) -> None:
                 self._dispatch("DELETE")
 
+            def do_PATCH(self) -> None:
+                self._dispatch("PATCH")
+
             def do_PUT(self) -> None:
                 self._dispatch("PUT")
 

@@ -167,6 +167,48 @@ class ReprocessDeadLetters:
         return "reprocess the dead letters"
 
 
+def _check_offset_to(value: Any) -> Any:
+    from datadrill.platform.group_offsets import parse_to
+
+    parse_to(value)  # ValueError says what is allowed
+    return value
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ResetOffsets:
+    """Move a consumer group's committed offsets so the pipeline reprocesses (or skips):
+    ``to`` is ``"earliest"``, ``"latest"``, epoch milliseconds or an ISO-8601 time with a
+    zone (the first message at or after it). Name either ``group`` (a plain consumer group;
+    it must be inactive) or ``component``: a declared component with a ``group`` is paused,
+    its group moved and the component resumed; a connector (the stack's Connect API, or
+    ``[components.NAME] connector`` on ``[connect] url``) is stopped, its offsets moved
+    through Kafka Connect's offsets API (``DELETE``/``PATCH /connectors/{name}/offsets``)
+    and resumed. ``topic``: the group's topic (default: every topic it committed on, or the
+    stack's topic when it committed nowhere). ``session_timeout_ms``: the group's consumers'
+    session timeout, used by the member that commits on clusters taking no commit from
+    outside a group (librdkafka's mock)."""
+
+    group: Annotated[str, Field(pattern=r"^([A-Za-z0-9._-]+)?$")] = ""
+    component: Annotated[str, Field(pattern=r"^(" + COMPONENT_NAME_PATTERN.strip("^$") + r")?$")] = ""
+    to: Annotated[str | int, PlainValidator(_check_offset_to)] = "earliest"
+    topic: Annotated[str, Field(pattern=r"^([A-Za-z0-9._-]+)?$")] = ""
+    timeout_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 120.0
+    session_timeout_ms: Annotated[int, Strict(), Field(ge=1000, le=3_600_000)] = 45_000
+    kind: Literal["reset_offsets"] = "reset_offsets"
+
+    @model_validator(mode="after")
+    def _group_or_component(self) -> ResetOffsets:
+        if bool(self.group) == bool(self.component):
+            raise ValueError(
+                "name either group='...' (a consumer group) or component='...', not both or neither"
+            )
+        return self
+
+    def describe(self) -> str:
+        what = f"consumer group {self.group}" if self.group else f"{self.component}'s offsets"
+        return f"reset {what} to {self.to}"
+
+
 Step = (
     RollbackProducer
     | ReprocessDeadLetters
@@ -177,6 +219,7 @@ Step = (
     | PauseComponent
     | ResumeComponent
     | RestartConnector
+    | ResetOffsets
 )
 BUILTIN_STEPS: tuple[type[Any], ...] = get_args(Step)
 

@@ -57,6 +57,7 @@ def _builtins() -> dict[str, StepImplementation]:
         ReplayKafka,
         ReprocessDeadLetters,
         ReregisterFromMetadata,
+        ResetOffsets,
         RestartConnector,
         RestoreCatalogBackup,
         ResumeComponent,
@@ -66,6 +67,7 @@ def _builtins() -> dict[str, StepImplementation]:
         backup,
         components,
         dead_letters,
+        offsets,
         producer,
         reconcile_step,
         replay,
@@ -82,6 +84,7 @@ def _builtins() -> dict[str, StepImplementation]:
         RollbackProducer: producer.run_rollback_producer,
         ReprocessDeadLetters: dead_letters.run_reprocess_dead_letters,
         Reconcile: reconcile_step.run_reconcile,
+        ResetOffsets: offsets.run_reset_offsets,
     }
     return {spec_kind(spec): run for spec, run in by_spec.items()}
 

@@ -198,13 +198,21 @@ class _Connect(ConnectClient):
         self._missing = not url
         self._embedded = embedded
 
-    def _request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        json: Any = None,
+        timeout_s: float | None = None,
+    ) -> Any:
         if self._missing:
             raise ControlError(
                 "this stack serves no Kafka Connect REST API; name a Connect cluster with "
                 '[connect] url = "http://HOST:8083" in datadrill.toml'
             )
-        return super()._request(method, path, params)
+        return super()._request(method, path, params, json=json, timeout_s=timeout_s)
 
     @property
     def embedded(self) -> bool:

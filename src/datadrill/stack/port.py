@@ -270,6 +270,14 @@ class ConnectPort(Protocol):
 
     def offsets(self, name: str) -> tuple[ConnectOffset, ...]: ...
 
+    def alter_offsets(self, name: str, offsets: Sequence[ConnectOffset]) -> str:
+        """``PATCH /connectors/{name}/offsets`` of a STOPPED connector (KIP-875): Connect's message."""
+        ...
+
+    def reset_offsets(self, name: str) -> str:
+        """``DELETE /connectors/{name}/offsets`` of a STOPPED connector: Connect's message."""
+        ...
+
 
 class WorkloadPort(Protocol):
     """The order generator."""
