@@ -85,7 +85,9 @@ def check_stack_components(scenario: Scenario, stack: Stack, *, source: str) -> 
         if not connect.embedded:
             listed = connect.connectors()
             known += [c for c in listed if c not in known]
-            connectors = f" (with the connectors of Kafka Connect at {connect.url}: {', '.join(listed) or 'none'})"
+            connectors = (
+                f" (with the connectors of Kafka Connect at {connect.url}: {', '.join(listed) or 'none'})"
+            )
     except ControlError as exc:
         if stack.config.connect.url:
             connectors = f" (Kafka Connect at {stack.config.connect.url} did not list its connectors: {exc})"
