@@ -194,7 +194,9 @@ class HangComponentFault:
             return f"component {spec.component} (not running now: nothing to stop until it runs)"
         seen = read_proc_state(status.pid)
         state = (
-            f"state {seen.state}" if seen is not None else "not in this machine's /proc: the hang cannot be confirmed"
+            f"state {seen.state}"
+            if seen is not None
+            else "not in this machine's /proc: the hang cannot be confirmed"
         )
         return (
             f"component {spec.component} (pid {status.pid}, {state}): SIGSTOP, "
