@@ -334,9 +334,11 @@ def commit(
     *,
     timeout_s: float,
     session_timeout_ms: int = SESSION_TIMEOUT_MS,
+    partitions: list[int] | None = None,
 ) -> str:
     """Commit ``offsets`` for an inactive group; returns how. GroupActive when the group has
-    members (named where the cluster describes groups)."""
+    members (named where the cluster describes groups). ``partitions``: all of the topic's
+    (default: those in ``offsets``), which a lone member joining the group is handed."""
     listed = members(bootstrap_servers, group, timeout_s=timeout_s)
     if listed:
         raise GroupActive(
@@ -346,7 +348,8 @@ def commit(
         )
     if listed is not None and _commit_as_admin(bootstrap_servers, group, topic, offsets, timeout_s):
         return "AdminClient alter_consumer_group_offsets"
-    _commit_as_member(bootstrap_servers, group, topic, offsets, timeout_s, session_timeout_ms)
+    every = sorted(partitions) if partitions is not None else sorted(offsets)
+    _commit_as_member(bootstrap_servers, group, topic, offsets, every, timeout_s, session_timeout_ms)
     return "committed by a member of the group (the cluster takes no commit from outside it)"
 
 
@@ -378,6 +381,7 @@ def _commit_as_member(
     group: str,
     topic: str,
     offsets: Mapping[int, int],
+    every: list[int],
     timeout_s: float,
     session_timeout_ms: int,
 ) -> None:
@@ -400,10 +404,10 @@ def _commit_as_member(
                 )
             consumer.poll(0.2)  # messages it fetches are never committed (auto commit off)
         mine = assigned[-1]
-        if set(mine) != set(offsets):
+        if set(mine) != set(every):
             raise GroupActive(
                 f"consumer group {group!r} has other active members: a member joining it got "
-                f"partitions {mine} of {sorted(offsets)} on {topic} (this cluster cannot describe "
+                f"partitions {mine} of {every} on {topic} (this cluster cannot describe "
                 "groups to name them); its offsets can be reset only while it is inactive"
             )
         consumer.commit(
@@ -437,7 +441,13 @@ def move_group(
     else:
         target = resolve(bootstrap_servers, topic, to, marks, timeout_s=timeout_s)
     how = commit(
-        bootstrap_servers, group, topic, target, timeout_s=timeout_s, session_timeout_ms=session_timeout_ms
+        bootstrap_servers,
+        group,
+        topic,
+        target,
+        timeout_s=timeout_s,
+        session_timeout_ms=session_timeout_ms,
+        partitions=partitions,
     )
     after = committed(bootstrap_servers, group, topic, sorted(target), timeout_s=timeout_s)
     return GroupMove(
