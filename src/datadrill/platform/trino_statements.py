@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import re
+import threading
 import weakref
 from typing import Any
 from urllib.parse import quote
@@ -104,7 +105,7 @@ def referenced_tables(sql: str, statement: Statement) -> tuple[list[str], bool]:
     # DuckDB's table-name scan binds the statement and refuses parameters: NULL stands in.
     bare = _PLACEHOLDER.sub(lambda m: "NULL" if m.group(0) == "?" else m.group(0), sql)
     try:
-        names = duckdb.get_table_names(bare, qualified=True)
+        names = _names_connection().get_table_names(bare, qualified=True)
     except duckdb.Error as exc:
         from datadrill.platform.query import duckdb_failure
 
@@ -171,6 +172,20 @@ TRINO_FUNCTION_MACROS = (
     "from_unixtime(s) AS to_timestamp(s)",
 )
 _WITH_TRINO_FUNCTIONS: weakref.WeakSet[QueryEngine] = weakref.WeakSet()
+
+
+_NAMES = threading.local()
+
+
+def _names_connection() -> duckdb.DuckDBPyConnection:
+    """A connection of this thread's own with the Trino functions, for DuckDB's table-name
+    scan: it binds function names too, and the default connection does not know them."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_NAMES, "con", None)
+    if con is None:
+        con = _NAMES.con = duckdb.connect(":memory:")
+        for macro in TRINO_FUNCTION_MACROS:
+            con.execute(f"CREATE TEMP MACRO {macro}")
+    return con
 
 
 def _trino_functions(engine: QueryEngine) -> None:
