@@ -151,9 +151,18 @@ def _admin(bootstrap_servers: str) -> Any:
     return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 3})
 
 
+def _metadata(bootstrap_servers: str, topic: str | None, timeout_s: float) -> Any:
+    from confluent_kafka import KafkaException
+
+    try:
+        return _admin(bootstrap_servers).list_topics(topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise StackError(f"Kafka at {bootstrap_servers} did not answer a metadata request: {exc}") from exc
+
+
 def partitions_of(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0) -> list[int]:
     """The topic's partitions; StackError when the cluster does not have it."""
-    metadata = _admin(bootstrap_servers).list_topics(topic, timeout=timeout_s)
+    metadata = _metadata(bootstrap_servers, topic, timeout_s)
     entry = metadata.topics.get(topic)
     if entry is None or entry.error is not None or not entry.partitions:
         why = entry.error if entry is not None and entry.error is not None else "no partitions"
@@ -162,7 +171,7 @@ def partitions_of(bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0
 
 
 def topics_of(bootstrap_servers: str, *, timeout_s: float = 10.0) -> list[str]:
-    metadata = _admin(bootstrap_servers).list_topics(timeout=timeout_s)
+    metadata = _metadata(bootstrap_servers, None, timeout_s)
     return sorted(t for t in metadata.topics if not t.startswith("__"))
 
 
