@@ -107,6 +107,7 @@ def test_each_builtin_lives_in_the_module_of_its_logic() -> None:
         "rollback_producer": "datadrill.recovery.producer",
         "reprocess_dead_letters": "datadrill.recovery.dead_letters",
         "reconcile": "datadrill.recovery.reconcile_step",
+        "reset_offsets": "datadrill.recovery.offsets",
     }
 
 
