@@ -41,6 +41,9 @@ class ReconcileResult:
     engine: str = ""
     """Which engine did the work, when a caller knows it: ``counts and hashes: Trino at
     URL`` or ``counts and hashes: DuckDB in process`` (:mod:`datadrill.integrity.targets`)."""
+    table: str = ""
+    """The table compared with the source, when a caller knows it: the description names
+    it instead of "sink" (a scenario's Target may be a team's own table)."""
 
     @property
     def rows_per_s(self) -> float:
@@ -72,7 +75,7 @@ class ReconcileResult:
             if found
         )
         return (
-            f"source {self.source_rows:,} rows, sink {self.sink_rows:,} rows, {keys}: {findings}"
+            f"source {self.source_rows:,} rows, {self.table or 'sink'} {self.sink_rows:,} rows, {keys}: {findings}"
             + (f" ({examples})" if examples else "")
             + f"; {self.compared_rows:,} rows compared in {self.elapsed_s:.2f} s "
             f"({self.rows_per_s:,.0f} rows/s), {self.queries} queries, {self.ranges_examined} ranges"

@@ -66,7 +66,7 @@ def live_reconcile(
             time.sleep(1.0)  # late rows of the last batches, not lost ones
             earlier += result.compared_rows
             result = once()
-        return dataclasses.replace(result, engine=sink.where)
+        return dataclasses.replace(result, engine=sink.where, table=table)
 
 
 @contextlib.contextmanager
