@@ -111,6 +111,9 @@ def main() -> int:
             "group.id": os.environ.get("GROUP", "enricher"),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # How long the group waits for a member that vanished (a crash, SIGKILL) before
+            # it hands its partitions to the others: librdkafka's default is 45 s.
+            "session.timeout.ms": int(os.environ.get("SESSION_TIMEOUT_MS", "45000")),
         }
     )
     consumer.subscribe([os.environ.get("TOPIC", "orders.v1")])

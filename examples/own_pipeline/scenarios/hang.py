@@ -28,7 +28,7 @@ ENRICHED = Target(
 SCENARIO = Scenario(
     name="enricher-hang",
     description="The enricher stops making progress for 15 s without dying.",
-    workload=Workload(rate=200, canary_interval_s=1),
+    workload=Workload(rate=100, canary_interval_s=1),
     slos=(
         SLO(
             "enricher lag",
