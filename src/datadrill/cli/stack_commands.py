@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datadrill.cli.app import StateDir, err, out, stack_app
-from datadrill.config import DEFAULT_STATE_DIR, load_config
+from datadrill.config import DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR, load_config
 from datadrill.errors import ConfigError, StackNotRunning
 from datadrill.paths import StatePaths
 
@@ -61,6 +61,10 @@ def stack_up_cmd(
         if value is not None:
             overrides[key] = value
     config = chosen.configure(config_file=config_file, overrides=overrides)
+    from datadrill.platform.declared import check_placeholders
+
+    # Checked again when the stack starts; here the error can name the file given.
+    check_placeholders(config, source=str(config_file or DEFAULT_CONFIG_FILE))
     paths = StatePaths(state_dir)
     with err.status(f"starting the {backend} stack…") as spinner:
         stack = start_stack(
