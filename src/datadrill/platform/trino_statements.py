@@ -105,7 +105,10 @@ def referenced_tables(sql: str, statement: Statement) -> tuple[list[str], bool]:
     # DuckDB's table-name scan binds the statement and refuses parameters: NULL stands in.
     bare = _PLACEHOLDER.sub(lambda m: "NULL" if m.group(0) == "?" else m.group(0), sql)
     try:
-        names = _names_connection().get_table_names(bare, qualified=True)
+        if _names_trino_function(bare):
+            names = _table_names(bare)
+        else:
+            names = duckdb.get_table_names(bare, qualified=True)
     except duckdb.Error as exc:
         from datadrill.platform.query import duckdb_failure
 
@@ -153,7 +156,8 @@ def _query(engine: QueryEngine, statement: Statement, sql: str, params: list[Any
                 exc.location = _locate(sql, table.split(".")[-1])
             raise
     schema = _ident(statement.schema) if statement.schema else None
-    _trino_functions(engine)
+    if _names_trino_function(sql):
+        _trino_functions(engine)
     columns, rows = engine.described(sql, params, schema=schema)
     return StatementResult([(name, trino_type(t)) for name, t in columns], rows)
 
@@ -172,20 +176,33 @@ TRINO_FUNCTION_MACROS = (
     "from_unixtime(s) AS to_timestamp(s)",
 )
 _WITH_TRINO_FUNCTIONS: weakref.WeakSet[QueryEngine] = weakref.WeakSet()
+_TRINO_FUNCTION_CALL = re.compile(
+    r"\b(" + "|".join(m.split("(", 1)[0] for m in TRINO_FUNCTION_MACROS) + r")\s*\(", re.I
+)
 
 
-_NAMES = threading.local()
+def _names_trino_function(sql: str) -> bool:
+    """Does ``sql`` call one of the Trino functions? Only such statements pay for defining
+    them (once per engine): every other statement runs exactly as before."""
+    return _TRINO_FUNCTION_CALL.search(sql) is not None
 
 
-def _names_connection() -> duckdb.DuckDBPyConnection:
-    """A connection of this thread's own with the Trino functions, for DuckDB's table-name
-    scan: it binds function names too, and the default connection does not know them."""
-    con: duckdb.DuckDBPyConnection | None = getattr(_NAMES, "con", None)
-    if con is None:
-        con = _NAMES.con = duckdb.connect(":memory:")
-        for macro in TRINO_FUNCTION_MACROS:
-            con.execute(f"CREATE TEMP MACRO {macro}")
-    return con
+_NAMES: list[duckdb.DuckDBPyConnection] = []
+_NAMES_LOCK = threading.Lock()
+
+
+def _table_names(sql: str) -> set[str]:
+    """DuckDB's table-name scan of ``sql``. It binds function names too, and the default
+    connection does not know the Trino functions: one connection of this module's, with
+    them, made once and used under a lock (a DuckDB connection is not thread-safe)."""
+    with _NAMES_LOCK:
+        if not _NAMES:
+            con = duckdb.connect(":memory:")
+            for macro in TRINO_FUNCTION_MACROS:
+                con.execute(f"CREATE TEMP MACRO {macro}")
+            _NAMES.append(con)
+        names: set[str] = _NAMES[0].get_table_names(sql, qualified=True)
+        return names
 
 
 def _trino_functions(engine: QueryEngine) -> None:
