@@ -97,3 +97,30 @@ def test_a_cut_off_answer_is_a_failed_query() -> None:
 def test_a_bad_url_is_refused() -> None:
     with pytest.raises(ValueError, match=r"http\(s\)://HOST\[:PORT\]"):
         TrinoQueryEngine.from_url("ftp://127.0.0.1:1")
+
+
+def test_a_catalog_given_as_a_callable_is_opened_by_it(tmp_path: Path) -> None:
+    # How the stack hands over a REST, Hive or Glue catalog (pyiceberg's load_catalog): no
+    # SQL URI for the service to open. The catalog behind it here is a SQL one on a file
+    # (pyiceberg's in-memory catalog lives in one thread's SQLite connection).
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "warehouse")
+    catalog.create_namespace("team")
+    table = catalog.create_table("team.events", schema=pa.schema([("id", pa.int64())]))
+    table.append(pa.table({"id": [1, 2, 3]}))
+    opened: list[int] = []
+
+    def open_it() -> Catalog:
+        opened.append(1)
+        return catalog
+
+    service = QueryService("", tmp_path / "unused", table="team.events", open_catalog=open_it)
+    service.start()
+    try:
+        client = TrinoQueryEngine.from_url(service.url)
+        assert client.rows("SELECT count(*), max(id) FROM team.events") == [(3, 3)]
+    finally:
+        service.stop()
+    assert opened == [1]

@@ -18,13 +18,16 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datadrill.errors import QueryFailed
 from datadrill.interfaces.trino_protocol import Statement, StatementResult, TrinoProtocolServer
 from datadrill.platform.query import QueryEngine
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
 
 
 class QueryService:
@@ -32,8 +35,17 @@ class QueryService:
     table's scan once per change instead of once per connection."""
 
     def __init__(
-        self, catalog_uri: str, warehouse: Path | str, *, table: str, properties: dict[str, str] | None = None
+        self,
+        catalog_uri: str,
+        warehouse: Path | str,
+        *,
+        table: str,
+        properties: dict[str, str] | None = None,
+        open_catalog: Callable[[], Catalog] | None = None,
     ) -> None:
+        # A catalog that is not SQL (REST, Hive, Glue) is opened by ``open_catalog`` with
+        # pyiceberg's own properties; a SQL one from its URI (through the catalog proxy).
+        self._open_catalog = open_catalog
         self._catalog_uri = catalog_uri
         self._warehouse = warehouse
         self._properties = properties or {}
@@ -63,7 +75,11 @@ class QueryService:
         from datadrill.platform.catalog import open_catalog
 
         if self._engine is None:
-            catalog = open_catalog(self._catalog_uri, self._warehouse, init_tables=False, properties=self._properties)
+            catalog = (
+                self._open_catalog()
+                if self._open_catalog is not None
+                else open_catalog(self._catalog_uri, self._warehouse, init_tables=False, properties=self._properties)
+            )
             self._engine = QueryEngine(catalog, default_tables=(self._table,))
         return self._engine
 

@@ -130,9 +130,12 @@ class StackProcess:
 
         from datadrill.platform.catalog import ensure_orders_table, open_stack_catalog
 
-        ensure_orders_table(
-            open_stack_catalog(self.config, self.paths, init_tables=True), self.config.catalog.table
-        )
+        if self.config.catalog.is_sql:
+            # The reference table; never created in a team's REST, Hive or Glue catalog
+            # (a non-SQL catalog runs without the reference platform: config refuses both).
+            ensure_orders_table(
+                open_stack_catalog(self.config, self.paths, init_tables=True), self.config.catalog.table
+            )
         self._start_queries(catalog_via)
         self.control = ControlServer(self.make_routes(self))
         self.control.start()
@@ -262,7 +265,7 @@ class StackProcess:
     def _start_queries(self, catalog_via: str | None) -> None:
         """Dashboards' queries: Trino on a cluster that has one; otherwise the DuckDB query
         service, reached only through the "query" proxy of our fault proxy."""
-        from datadrill.platform.catalog import via_address, warehouse_location
+        from datadrill.platform.catalog import open_stack_catalog, via_address, warehouse_location
 
         external = self.config.external
         if external is not None and external.trino_url:
@@ -274,6 +277,9 @@ class StackProcess:
             warehouse_location(self.config, self.paths),
             table=self.config.catalog.table,
             properties=external.s3_properties() if external is not None else None,
+            open_catalog=None
+            if self.config.catalog.is_sql
+            else lambda: open_stack_catalog(self.config, self.paths),
         )
         service_address = self.query_service.start().removeprefix("http://")
         if self.fault_proxy is None:
