@@ -208,30 +208,24 @@ class Supervisor:
 
     def _popen(self, proc: _Supervised, log: IO[bytes]) -> subprocess.Popen[bytes]:
         env = {**os.environ, **proc.env} if proc.env is not None else None
+        options: dict[str, Any] = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": log,
+            "stderr": subprocess.STDOUT,
+            "close_fds": True,
+            "env": env,
+            "cwd": proc.cwd,
+        }
         if not proc.die_with_parent:
-            return subprocess.Popen(
-                proc.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                env=env,
-                cwd=proc.cwd,
-            )
+            return self._popen_bytes(proc.argv, **options)
         preexec = _die_with_parent_preexec()
         if self._spawner is None:
             self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="supervisor-spawn")
-        return self._spawner.submit(
-            subprocess.Popen,
-            proc.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            close_fds=True,
-            env=env,
-            cwd=proc.cwd,
-            preexec_fn=preexec,
-        ).result()
+        return self._spawner.submit(lambda: self._popen_bytes(proc.argv, preexec_fn=preexec, **options)).result()
+
+    @staticmethod
+    def _popen_bytes(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, **options)
 
     def _spawn(self, proc: _Supervised) -> None:
         proc.ready = False
