@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ from datadrill.platform.query import QueryEngine
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+
+
+# How long a cancel keeps trying: a statement handed over later than this runs.
+CANCEL_WINDOW_S = 30.0
 
 
 class QueryService:
@@ -53,6 +58,9 @@ class QueryService:
         self._engine: QueryEngine | None = None
         self._lock = threading.Lock()
         self._running: str | None = None  # the query id the engine runs now
+        # Cancelled query ids, until their statement is over (or the window has passed).
+        self._cancelled: set[str] = set()
+        self._cancel_lock = threading.Lock()
         self._server = TrinoProtocolServer(self)
         self.queries = 0
         self.failures = 0
@@ -101,6 +109,8 @@ class QueryService:
 
         with self._lock:
             self.queries += 1
+            if statement.query_id in self._cancelled:
+                raise QueryFailed("Query was canceled", error_name="USER_CANCELED")
             self._running = statement.query_id
             try:
                 return run_statement(self._open(), statement)
@@ -110,10 +120,32 @@ class QueryService:
                 self._running = None
 
     def interrupt(self, query_id: str) -> None:
+        """Cancel a statement, whether it runs now, waits for the engine or has not been
+        handed over yet. DuckDB drops an interrupt that comes before its statement has
+        begun executing, so the cancel is repeated until the statement is over."""
         # Not under the lock: the statement to stop holds it.
-        engine = self._engine
-        if engine is not None and self._running == query_id:
-            engine.interrupt()
+        with self._cancel_lock:
+            self._cancelled.add(query_id)
+        threading.Thread(
+            target=self._keep_interrupting, args=(query_id,), name=f"cancel-{query_id}", daemon=True
+        ).start()
+
+    def _keep_interrupting(self, query_id: str) -> None:
+        seen_running = False
+        deadline = time.monotonic() + CANCEL_WINDOW_S
+        try:
+            while time.monotonic() < deadline:
+                engine = self._engine
+                if self._running == query_id:
+                    seen_running = True
+                    if engine is not None:
+                        engine.interrupt()
+                elif seen_running:
+                    return  # it ran and is over
+                time.sleep(0.05)
+        finally:
+            with self._cancel_lock:
+                self._cancelled.discard(query_id)
 
     def execute(
         self, sql: str, params: Sequence[Any] = (), tables: Sequence[str] | None = None
