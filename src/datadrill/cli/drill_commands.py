@@ -357,6 +357,7 @@ def replay_cmd(
     header, steps = load_journal(journal)
     seed, rate, guarantee = _checked_schedule(journal, header, steps)  # before anything runs
     with _stack_for_run(state_dir, err, overrides={"sink.guarantee": guarantee}) as (running, _how):
+        _check_schedule_components(journal, steps, running.config.component_names)
         actual = running.config.sink.guarantee
         if actual != guarantee:
             err.print(
@@ -431,6 +432,20 @@ def _checked_schedule(
             if not (_is_number(index) and isinstance(index, int) and index >= 0):
                 raise ConfigError(source, f"{where}: index", index, "a fault's index, a whole number >= 0")
     return seed, float(rate), guarantee
+
+
+def _check_schedule_components(journal: Path, steps: list[dict[str, Any]], known: tuple[str, ...]) -> None:
+    """Every component a saved schedule's faults name is one this stack runs (any name is
+    a valid component in general: only the stack knows which it has)."""
+    for number, step in enumerate(steps, start=1):
+        component = step.get("fault", {}).get("component") if step["step"] == "inject" else None
+        if isinstance(component, str) and component not in known:
+            raise ConfigError(
+                str(journal),
+                f"step {number}: fault.component",
+                component,
+                f"a component of this stack: {', '.join(known) or 'none'}",
+            )
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
