@@ -32,6 +32,7 @@ from datadrill.errors import DrillError, FaultNotLanded, RunLeaseHeld, RunLeaseL
 from datadrill.events import read_events
 from datadrill.faults.base import DrillContext, FaultHandle
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, cleanup, inject
+from datadrill.faults.registry import plugins
 from datadrill.faults.stack_state import pause_spec, workload_spec
 from datadrill.model.faults import TakeCatalogBackup
 from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
@@ -159,6 +160,9 @@ class Runner:
         self.ledger = FaultLedger.for_stack(stack.paths.root)
         self._fault_ids = 0
         self._reverted: set[int] = set()
+        # Each injected fault's exclusive key (faults.base: two faults on one key must not
+        # overlap), by fault id.
+        self._exclusive: dict[int, str] = {}
         self.harness_s = 0.0
         self.paused: dict[str, LedgeredHandle] = {}  # components the runbook paused, not yet resumed
         # A probe round given up on because the stack process died: its clients stay open.
@@ -571,6 +575,10 @@ class Runner:
             raise FaultNotLanded(f"fault '{item.describe()}' did not take effect: {exc}") from exc
         # Registered before anything else can fail: the revert always runs.
         faults.callback(self._revert, fault_id, item.kind, handle)
+        plugin = plugins().get(item.kind)
+        key = plugin.exclusive_key(item) if plugin is not None else None
+        if key is not None:
+            self._exclusive[fault_id] = key
         event = self.journal.record(
             ev.FaultInjected(
                 fault_id=fault_id, kind=item.kind, description=handle.description, landed=handle.landed
@@ -580,6 +588,19 @@ class Runner:
         if self.live.fault_start_s is None:
             self.live.fault_start_s = event.t
         return fault_id, handle
+
+    def _end_overlapping(self, item: Any, timed: list[tuple[float, int, str, FaultHandle]]) -> None:
+        """Revert a timed fault still holding ``item``'s exclusive key. The schedule keeps
+        such faults apart (Scenario validation), but a duration counts from when a fault
+        took effect, so one that landed late can still hold the key when the next is due:
+        it ends now rather than overlap (a table hidden while its metadata is deleted)."""
+        plugin = plugins().get(getattr(item, "kind", ""))
+        key = plugin.exclusive_key(item) if plugin is not None else None
+        if key is None:
+            return
+        for entry in [e for e in timed if self._exclusive.get(e[1]) == key]:
+            timed.remove(entry)
+            self._revert(entry[1], entry[2], entry[3])
 
     def _revert(self, fault_id: int, kind: str, handle: FaultHandle) -> None:
         if fault_id in self._reverted:
@@ -656,6 +677,7 @@ class Runner:
             tick = self.clock.monotonic()
             while pending and tick - t0 >= pending[0].at_s:
                 item = pending.pop(0)
+                self._end_overlapping(item, timed)
                 injected = self._inject(item, faults)
                 if injected is not None:
                     good_since = None  # a new fault: earlier good samples say nothing
