@@ -179,3 +179,36 @@ def test_a_dead_stack_process_ends_the_run_with_an_error_that_says_so(tmp_path: 
     report = Runner(_scenario(), stack=stack, run_dir=tmp_path / "run", clock=DyingClock(), verify=_exact).run()
     assert report.verdict is Verdict.ERROR
     assert any("stack process (pid 4242) died" in reason for reason in report.reasons), report.reasons
+
+
+def test_a_late_fault_ends_when_the_next_on_its_key_is_due(tmp_path: Path) -> None:
+    """A duration counts from when a fault took effect: one that landed late still holds
+    its exclusive key when the next fault on that key is due. It is reverted first, so the
+    two never overlap; a fault on another key is left alone."""
+    from datadrill.engine.journal import Journal
+
+    stack = FakeStack(tmp_path / "stack")
+    scenario = _scenario(
+        schedule=(BrokerLoss(at_s=2, duration_s=2, broker=1), BrokerLoss(at_s=5, duration_s=2, broker=1))
+    )
+    runner = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=YieldingClock(), verify=_exact)
+
+    class Handle:
+        description = "a fault"
+        reverted = 0
+
+        def revert(self) -> str:
+            self.reverted += 1
+            return "reverted"
+
+    same, other = Handle(), Handle()
+    runner._exclusive = {1: "broker:1", 2: "broker:2"}
+    timed = [(100.0, 1, "kafka.broker_loss", same), (100.0, 2, "kafka.broker_loss", other)]
+    (tmp_path / "run").mkdir()
+    runner.journal = Journal.create(tmp_path / "run" / "journal.jsonl", clock=FakeClock())
+    try:
+        runner._end_overlapping(scenario.schedule[1], timed)
+    finally:
+        runner.journal.close()
+    assert same.reverted == 1 and other.reverted == 0
+    assert [entry[1] for entry in timed] == [2]
