@@ -23,38 +23,15 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 from datadrill.errors import ControlError
 from datadrill.faults.base import DrillContext, RevertData, Seen, await_effect
 from datadrill.faults.connector import component_status, connector_name, remote_connector
 from datadrill.model.faults import HangComponent
+from datadrill.procs import ProcState, read_proc_state
 
 # How long a SIGCONT may take to show in /proc before the revert calls it failed.
 CONTINUE_BOUND_S = 5.0
 STOPPED = "T"
-
-
-@dataclass(frozen=True)
-class ProcState:
-    """A process's state letter (R, S, D, T, Z, ...) and its start time in clock ticks
-    after boot: pid and start time together name one process, as pids are reused."""
-
-    state: str
-    start_ticks: int
-
-
-def read_proc_state(pid: int, *, proc: Path = Path("/proc")) -> ProcState | None:
-    """The process's state from ``/proc/<pid>/stat`` (None: no such process here)."""
-    try:
-        text = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Field 2 (comm) is in parentheses and may itself hold spaces or ')': the fields after
-    # the last ')' are fixed, from field 3 (state) on; field 22 is the start time.
-    fields = text[text.rindex(")") + 2 :].split()
-    return ProcState(fields[0], int(fields[19]))
 
 
 def same_process(pid: int, start_ticks: int | None) -> ProcState | None:

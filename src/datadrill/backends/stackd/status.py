@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadrill.netfaults import ToxiproxyAdmin
 from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat
 from datadrill.platform.supervisor import ProcessStatus
+from datadrill.procs import read_proc_state
 
 if TYPE_CHECKING:
     from datadrill.backends.stackd.process import StackProcess
@@ -256,7 +256,9 @@ def declared_health(proc: ProcessStatus, *, hung: bool, has_check: bool) -> str:
 
 
 def declared_entry(proc: ProcessStatus, *, command: tuple[str, ...], has_check: bool) -> Entry:
-    hung = proc.running and proc.pid is not None and _stopped_by_signal(proc.pid)
+    # Stopped (SIGSTOP: state T in /proc) runs no code at all.
+    seen = read_proc_state(proc.pid) if proc.running and proc.pid is not None else None
+    hung = seen is not None and seen.state == "T"
     health = declared_health(proc, hung=hung, has_check=has_check)
     if health == "starting":
         detail = f"starting: waiting for {proc.waiting_for}"
@@ -287,15 +289,6 @@ def declared_entry(proc: ProcessStatus, *, command: tuple[str, ...], has_check: 
         "ready": proc.ready,
         "command": list(command),
     }
-
-
-def _stopped_by_signal(pid: int) -> bool:
-    """The process is stopped (SIGSTOP: state T in /proc), so it runs no code at all."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "T"
 
 
 def connector_entries(stack: StackProcess) -> list[Entry]:
