@@ -34,8 +34,9 @@ SCENARIO = Scenario(
     steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(SchemaDrift(at_s=2, change="retype", enforcement=False),),
     recovery=Runbook(steps=(RollbackProducer(), Reconcile(repair=True)), response_delay_s=1),
-    # Recovery includes the repair's catch-up; on a loaded 2-core CI machine it took 61 s.
-    expectations=Expectations(detect_within_s=15, recover_within_s=120),
+    # Recovery includes a reconciliation of the whole table and the repair: ~8 s on a fresh
+    # stack; the time grows with the table's files (no compaction on the embedded stack).
+    expectations=Expectations(detect_within_s=15, recover_within_s=60),
     stabilisation_s=2,
-    max_duration_s=180,
+    max_duration_s=120,
 )
