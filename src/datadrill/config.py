@@ -178,9 +178,49 @@ class WorkloadConfig(_Section):
     canary_interval_s: float = Field(1.0, gt=0, le=3600)
 
 
+class SourceConfig(_Section):
+    """Where orders, outbox and canaries live. Nothing set: a SQLite file in the state
+    directory. ``uri``: a PostgreSQL database (``postgresql://user@host:port/db``; the host
+    must be loopback or in ``safety.allow_hosts``). ``server = "postgresql"`` on the embedded
+    stack: a throwaway PostgreSQL server in the state directory (``stack up --source
+    postgresql``)."""
+
+    uri: str = Field("", description="a postgresql:// URI of the source database")
+    server: Literal["sqlite", "postgresql"] = Field(
+        "sqlite", description="the embedded stack's source when no uri is given"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _postgres_uri(cls, uri: str) -> str:
+        if not uri:
+            return uri
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(uri)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(
+                "a PostgreSQL URI with a host and a database: postgresql://user[:password]@host[:port]/database"
+            )
+        return uri
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.uri) or self.server == "postgresql"
+
+
 class RelayConfig(_Section):
     batch_max_records: int = Field(20_000, ge=1, le=1_000_000)
     poll_interval_ms: int = Field(20, ge=1, le=10_000)
+    mode: Literal["poll", "cdc"] = Field(
+        "poll",
+        description="poll: read and delete outbox rows; cdc: read the outbox's inserts from a "
+        "logical replication slot (PostgreSQL source only)",
+    )
+    slot: str = Field("datadrill_relay", pattern=r"^[a-z0-9_]{1,63}$", description="the CDC relay's replication slot")
+    publication: str = Field(
+        "datadrill_outbox", pattern=r"^[a-z0-9_]{1,63}$", description="the CDC relay's publication (pgoutput)"
+    )
 
 
 class SinkConfig(_Section):
@@ -387,6 +427,7 @@ class StackConfig(_Section):
     catalog: CatalogConfig = CatalogConfig()
     contract: ContractConfig = ContractConfig()
     workload: WorkloadConfig = WorkloadConfig()
+    source: SourceConfig = SourceConfig()
     relay: RelayConfig = RelayConfig()
     sink: SinkConfig = SinkConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
@@ -519,6 +560,7 @@ def parse_config(
         raise _first_error(source, exc, data) from None
     _check_components(config, source)
     _check_catalog(config, source)
+    _check_relay(config, source)
     if not overrides:
         return config
     # Overrides are checked on their own so an error names the flag, not the file.
@@ -531,7 +573,20 @@ def parse_config(
         raise _first_error("flags", exc, merged) from None
     _check_components(config, "flags")
     _check_catalog(config, "flags")
+    _check_relay(config, "flags")
     return config
+
+
+def _check_relay(config: StackConfig, source: str) -> None:
+    """The CDC relay reads PostgreSQL's write-ahead log: a SQLite source has none."""
+    if config.relay.mode == "cdc" and not config.source.is_postgres:
+        raise ConfigError(
+            source,
+            "relay.mode",
+            "cdc",
+            'a PostgreSQL source: set [source] uri = "postgresql://..." or server = "postgresql" '
+            '(stack up --source postgresql), or mode = "poll"',
+        )
 
 
 def _check_catalog(config: StackConfig, source: str) -> None:

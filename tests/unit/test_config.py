@@ -32,6 +32,7 @@ SECTIONS = (
     "relay",
     "safety",
     "sink",
+    "source",
     "supervisor",
     "workload",
 )

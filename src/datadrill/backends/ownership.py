@@ -22,13 +22,13 @@ def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
     would look like a duplicate and be dropped, silently.
     """
     import contextlib
-    import sqlite3
 
     from pyiceberg.exceptions import NoSuchTableError
     from sqlalchemy.exc import SQLAlchemyError
 
     from datadrill.platform import source_db
     from datadrill.platform.catalog import open_stack_catalog, sink_state
+    from datadrill.platform.source_conn import SOURCE_ERRORS
 
     try:
         table = open_stack_catalog(config, paths).load_table(config.catalog.table)
@@ -38,8 +38,9 @@ def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
     if not max_ids:
         return
     ours = 0
-    if paths.source_db.exists():
-        with contextlib.closing(source_db.connect(paths.source_db)) as db, contextlib.suppress(sqlite3.Error):
+    source = config.source.uri or (paths.source_db if paths.source_db.exists() else None)
+    if source is not None:
+        with contextlib.suppress(*SOURCE_ERRORS), source_db.connect(source) as db:
             ours = source_db.last_event_id(db)
     if max(max_ids.values()) > ours:
         raise ConfigError(

@@ -242,9 +242,53 @@ class TrinoDialect(Dialect):
         return "(" + " + ".join(terms) + f") % {MODULUS}"
 
 
+class PostgresDialect(Dialect):
+    """The row hash in PostgreSQL, for a source that lives there: counts and hashes run in
+    the server, as they run in SQLite for a SQLite source.
+
+    ``substr`` does not count from the end for a negative start, so the suffix characters
+    come from ``right()``; ``ascii`` is the code point of the first character in a UTF-8
+    database and 0 for an empty string, so every position is guarded by the length (the
+    ``-1`` past the end). ``length`` and ``ascii`` are 32-bit: each term is widened before
+    it is multiplied.
+    """
+
+    name = "postgresql"
+    intdiv = "/"
+
+    def integer(self, expr: str) -> str:
+        return f"CAST({expr} AS BIGINT)"
+
+    def text(self, expr: str) -> str:
+        return f"CAST({expr} AS TEXT)"
+
+    def timestamp_us(self, expr: str) -> str:
+        return f"CAST(round(extract(epoch FROM {expr}) * 1000000) AS BIGINT)"
+
+    def date_days(self, expr: str) -> str:
+        return f"({expr} - DATE '1970-01-01')"
+
+    @staticmethod
+    def _length_term(expr: str, coefficient: int) -> str:
+        return f"(coalesce(CAST(length({expr}) AS BIGINT), -1) + 2) * {coefficient}"
+
+    def text_value(self, plan: HashPlan, index: int, expr: str) -> str:
+        length_coefficient, *chars = plan.text_coefficients[index]
+        terms = [self._length_term(expr, length_coefficient)]
+        for position, coefficient in zip(CHAR_POSITIONS, chars, strict=True):
+            char = f"substr({expr}, {position}, 1)" if position > 0 else f"left(right({expr}, {-position}), 1)"
+            terms.append(
+                f"(CASE WHEN length({expr}) >= {abs(position)} THEN CAST(ascii({char}) AS BIGINT) "
+                f"ELSE -1 END + 2) * {coefficient}"
+            )
+        return "(" + " + ".join(terms) + f") % {MODULUS}"
+
+
 SQLITE: Dialect = SqliteDialect()
 DUCKDB: Dialect = DuckDBDialect()
 TRINO: Dialect = TrinoDialect()
+POSTGRESQL: Dialect = PostgresDialect()
+"""PostgreSQL's SQL, for a source database there (``[source] uri``)."""
 """Trino's SQL; also what the embedded stack's Trino-protocol endpoint runs (see TrinoDialect)."""
 
 
@@ -351,6 +395,7 @@ def row_hashes_sql(
 __all__ = [
     "DICTIONARY_MIN_SPAN",
     "DUCKDB",
+    "POSTGRESQL",
     "SQLITE",
     "TRINO",
     "Column",

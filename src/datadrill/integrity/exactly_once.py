@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from datadrill.platform.query import QueryEngine
+from datadrill.platform.source_conn import SourceConnection, as_source
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class ExactlyOnceResult:
         )
 
 
-def source_order_ids(db: sqlite3.Connection) -> pa.Table:
-    ids = [row[0] for row in db.execute("SELECT order_id FROM orders")]
+def source_order_ids(db: SourceConnection | sqlite3.Connection) -> pa.Table:
+    ids = [row[0] for row in as_source(db).execute("SELECT order_id FROM orders").fetchall()]
     return pa.table({"order_id": pa.array(ids, type=pa.int64())})
 
 
 def check_exactly_once(
-    db: sqlite3.Connection, engine: QueryEngine, *, table: str = "dwh.orders"
+    db: SourceConnection | sqlite3.Connection, engine: QueryEngine, *, table: str = "dwh.orders"
 ) -> ExactlyOnceResult:
     """Compare every source order with the sink table, in the query engine."""
     source = source_order_ids(db)

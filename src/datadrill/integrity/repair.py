@@ -39,6 +39,7 @@ from datadrill.integrity.dialects import quote_identifier, subquery
 from datadrill.integrity.result import ReconcileResult
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY
 from datadrill.platform.catalog import ORDERS_ARROW_SCHEMA
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
 
 log = logging.getLogger("datadrill.repair")
 
@@ -87,17 +88,18 @@ def _chunks(keys: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 def source_rows(
-    db: sqlite3.Connection, keys: Sequence[int], *, query: str = DEFAULT_SOURCE_QUERY
+    db: SourceConnection | sqlite3.Connection, keys: Sequence[int], *, query: str = DEFAULT_SOURCE_QUERY
 ) -> pa.Table:
     """The source rows for ``keys`` as an Arrow table in the sink's schema (ORDERS_ARROW_SCHEMA),
     with null Kafka coordinates and a null ``ingested_at`` (the caller stamps it)."""
+    db = as_source(db)
     columns: dict[str, list[Any]] = {name: [] for name in ORDERS_ARROW_SCHEMA.names}
     for chunk in _chunks(keys, SOURCE_CHUNK):
         placeholders = ", ".join("?" for _ in chunk)
         sql = f"SELECT * FROM {subquery(query)} WHERE {quote_identifier(KEY)} IN ({placeholders})"
         try:
             cursor = db.execute(sql, list(chunk))
-        except sqlite3.Error as exc:
+        except SOURCE_ERRORS as exc:
             raise QueryFailed(f"repair: fetching source rows failed: {exc}") from exc
         names = [d[0] for d in cursor.description]
         missing = [c for c in REQUIRED_SOURCE_COLUMNS if c not in names]
@@ -137,7 +139,7 @@ def repair(
     catalog: TableCatalog,
     identifier: str,
     result: ReconcileResult,
-    source_db: sqlite3.Connection,
+    source_db: SourceConnection | sqlite3.Connection,
     *,
     query: str = DEFAULT_SOURCE_QUERY,
     retries: int = 10,

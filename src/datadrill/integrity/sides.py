@@ -30,6 +30,7 @@ import pyarrow as pa
 from datadrill.errors import ConfigError, QueryFailed
 from datadrill.integrity.dialects import (
     DUCKDB,
+    POSTGRESQL,
     SQLITE,
     TRINO,
     Column,
@@ -43,6 +44,7 @@ from datadrill.integrity.dialects import (
 from datadrill.integrity.hashing import MAX_INTEGER_COLUMNS, ColumnKind
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY
 from datadrill.platform.query import QueryEngine
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
 
 SOURCE_ORDER_COLUMNS: tuple[Column, ...] = (
     Column("customer_id", ColumnKind.INTEGER),
@@ -203,35 +205,43 @@ def _check_columns(name: str, columns: tuple[Column, ...]) -> None:
         )
 
 
-class SqliteSide(_SqlSide):
-    """The source: ``query`` on a SQLite connection, wrapped as a subquery.
+class SourceSide(_SqlSide):
+    """The source: ``query`` on the source database, wrapped as a subquery; the counts and
+    hashes run in that database (SQLite or PostgreSQL, by the connection's dialect).
 
     Every query is one statement, so it reads one consistent snapshot; consecutive queries
     may see newer rows (pass ``key_range`` to ``reconcile()`` on a live source).
 
     Example::
 
-        side = SqliteSide(db)                      # orders, DEFAULT_SOURCE_QUERY
+        side = SourceSide(db)                      # orders, DEFAULT_SOURCE_QUERY
         side.summarize(1, 1000, 4)[0].rows         # rows with order_id in [1, 250]
     """
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: SourceConnection | sqlite3.Connection,
         *,
         query: str = DEFAULT_SOURCE_QUERY,
         key: str = "order_id",
         columns: Sequence[Column] = SOURCE_ORDER_COLUMNS,
         name: str = "source",
     ) -> None:
-        super().__init__(name, SQLITE, subquery(query), key=key, columns=columns)
+        db = as_source(db)
+        dialect = POSTGRESQL if db.is_postgres else SQLITE
+        super().__init__(name, dialect, subquery(query), key=key, columns=columns)
         self._db = db
 
     def _run(self, sql: str, *, fresh: bool = False) -> list[tuple[Any, ...]]:
         try:
             return self._db.execute(sql).fetchall()
-        except sqlite3.Error as exc:
-            raise QueryFailed(f"{self.name}: SQLite query failed: {exc}") from exc
+        except SOURCE_ERRORS as exc:
+            which = "PostgreSQL" if self._db.is_postgres else "SQLite"
+            raise QueryFailed(f"{self.name}: {which} query failed: {exc}") from exc
+
+
+SqliteSide = SourceSide
+"""The name of :class:`SourceSide` when the source could only be SQLite."""
 
 
 class EngineSide(_SqlSide):

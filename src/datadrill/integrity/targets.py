@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,8 +48,9 @@ from datadrill.integrity.dialects import (
     subquery,
 )
 from datadrill.integrity.hashing import ColumnKind
-from datadrill.integrity.sides import SINK_ORDER_COLUMNS, EngineSide, RowQueries, Side, SqliteSide, TrinoSide
+from datadrill.integrity.sides import SINK_ORDER_COLUMNS, EngineSide, RowQueries, Side, SourceSide, TrinoSide
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY, Target
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection
 
 if TYPE_CHECKING:
     from datadrill.platform.query import QueryEngine
@@ -151,11 +151,12 @@ def typed_columns(
     return tuple(column_for(name, types[name.lower()], dialect, table=table) for name in wanted)
 
 
-def _check_source(db: sqlite3.Connection, target: Target, names: Sequence[str]) -> None:
+def _check_source(db: SourceConnection, target: Target, names: Sequence[str]) -> None:
     try:
         cursor = db.execute(f"SELECT * FROM {subquery(target.source_query)} LIMIT 0")
-    except sqlite3.Error as exc:
-        raise ConfigError("Target", "source_query", target.source_query, f"a SQLite query ({exc})") from None
+    except SOURCE_ERRORS as exc:
+        which = "PostgreSQL" if db.is_postgres else "SQLite"
+        raise ConfigError("Target", "source_query", target.source_query, f"a {which} query ({exc})") from None
     found = {d[0].lower() for d in cursor.description or ()}
     missing = [n for n in (target.key_column, *names) if n.lower() not in found]
     if missing:
@@ -257,7 +258,7 @@ def open_sink(stack: QueryStack, *, timeout_s: float = RECONCILE_QUERY_TIMEOUT_S
 
 
 def target_sides(
-    target: Target, db: sqlite3.Connection, sink: SinkEngine, *, table: str | None = None
+    target: Target, db: SourceConnection, sink: SinkEngine, *, table: str | None = None
 ) -> tuple[Side, Side]:
     """(source side, sink side) of ``target``: its source query on ``db`` and its table
     (``table`` overrides ``target.table``, e.g. the stack's own table for the reference)."""
@@ -269,19 +270,19 @@ def target_sides(
         Column(source_name, column.kind)
         for source_name, column in zip(source_names, sink_side.columns, strict=True)
     )
-    source = SqliteSide(db, query=target.source_query, key=target.key_column, columns=source_columns)
+    source = SourceSide(db, query=target.source_query, key=target.key_column, columns=source_columns)
     return source, sink_side
 
 
-def source_max_key(db: sqlite3.Connection, target: Target) -> int:
+def source_max_key(db: SourceConnection, target: Target) -> int:
     """The source's newest key: what a reconciliation covers once the sink has caught up."""
     sql = (
         f"SELECT COALESCE(MAX({quote_identifier(target.key_column)}), 0) FROM {subquery(target.source_query)}"
     )
     try:
         (newest,) = db.execute(sql).fetchone()
-    except sqlite3.Error as exc:
-        raise QueryFailed(f"source: SQLite query failed: {exc}") from exc
+    except SOURCE_ERRORS as exc:
+        raise QueryFailed(f"source: query failed: {exc}") from exc
     return int(newest)
 
 

@@ -197,9 +197,12 @@ class ConnectServer:
         *,
         bootstrap_servers: str,
         on_event: Callable[..., None] | None = None,
+        source: str = "",
     ) -> None:
         self.supervisor = supervisor
         self.paths = paths
+        # The source database the relay reads (a SQLite file's path or a PostgreSQL URI).
+        self.source = source or str(paths.source_db)
         self.config = config
         self.bootstrap_servers = bootstrap_servers
         self._all_connectors = stack_connectors(config)
@@ -465,7 +468,7 @@ class ConnectServer:
     def _relay_offsets(self) -> list[dict[str, Any]]:
         from datadrill.platform import source_db
 
-        db = source_db.connect(self.paths.source_db)
+        db = source_db.connect(self.source)
         try:
             # The relay deletes what it marked: its position is just below the oldest event
             # still waiting in the outbox (or the newest ever handed out, when none waits).

@@ -61,12 +61,12 @@ class _Delivery:
             self.last_error = err
 
 
-def run(paths: StatePaths, *, bootstrap: str) -> None:
+def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
     config = read_running_config(paths)
     component = Component("relay", paths)
     ids = schema_ids(config)
     contract: Contract = ids.writer(load_contract("orders", 1, config.contract.format))
-    db = connect(paths.source_db)
+    db = connect(source or paths.source_db)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -220,9 +220,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="datadrill-relay")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--source", default="", help="the source database (default: source.db in the state dir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(StatePaths(Path(args.state_dir)), bootstrap=args.bootstrap)
+    run(StatePaths(Path(args.state_dir)), bootstrap=args.bootstrap, source=args.source)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """The OLTP source database: ``orders`` and its transactional ``outbox``.
 
 The workload writes an order and its outbox event in one transaction; the relay
-publishes outbox events and then deletes them ("marks" them). ``AUTOINCREMENT`` keeps
-event ids strictly increasing even after deletes, which the sink relies on to drop the
-duplicates a crashed relay republishes.
+publishes outbox events and then deletes them ("marks" them). ``AUTOINCREMENT`` (a
+sequence on PostgreSQL) keeps event ids strictly increasing even after deletes, which the
+sink relies on to drop the duplicates a crashed relay republishes.
+
+The same tables live in a SQLite file or in PostgreSQL (:mod:`.source_conn`); each
+function here speaks both.
 
 Example::
 
-    with connect(paths.source_db) as db:
+    with connect(paths.source_db) as db:     # or a postgresql:// URI
         insert_orders(db, [OrderRow(1, 7, 1250, "EUR", "created", 1_700_000_000_000_000, False)])
 """
 
@@ -17,6 +20,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from datadrill.platform.source_conn import SourceConnection, as_source, open_source
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -45,6 +50,36 @@ CREATE TABLE IF NOT EXISTS canaries (
 );
 """
 
+# The same tables in PostgreSQL. is_canary stays an integer so that queries written for
+# one source run on the other; BIGSERIAL's sequence hands out event ids in order.
+POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      BIGINT PRIMARY KEY,
+    customer_id   BIGINT  NOT NULL,
+    amount_cents  BIGINT  NOT NULL,
+    currency      TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    created_at_us BIGINT  NOT NULL,
+    is_canary     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id      BIGSERIAL PRIMARY KEY,
+    order_id      BIGINT  NOT NULL,
+    customer_id   BIGINT  NOT NULL,
+    amount_cents  BIGINT  NOT NULL,
+    currency      TEXT    NOT NULL,
+    status        TEXT    NOT NULL,
+    created_at_us BIGINT  NOT NULL,
+    is_canary     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS canaries (
+    order_id        BIGINT PRIMARY KEY,
+    created_at_us   BIGINT NOT NULL,
+    emitted_mono_ns BIGINT NOT NULL
+);
+"""
+OUTBOX_SEQUENCE = "outbox_event_id_seq"
+
 
 class OrderRow(NamedTuple):
     order_id: int
@@ -67,44 +102,54 @@ class OutboxEvent(NamedTuple):
     is_canary: bool
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the source db (creating the schema), tuned for one writer and one relay."""
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
-    db.executescript(SCHEMA)
+def connect(target: str | Path) -> SourceConnection:
+    """Open the source db at ``target`` (a SQLite file's path or a ``postgresql://`` URI),
+    creating the schema."""
+    db = open_source(target)
+    try:
+        ensure_schema(db)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
-def next_order_id(db: sqlite3.Connection) -> int:
+def ensure_schema(db: SourceConnection | sqlite3.Connection) -> None:
+    db = as_source(db)
+    if db.is_postgres:
+        # CREATE TABLE IF NOT EXISTS races with itself across connections on PostgreSQL
+        # (a unique violation in pg_type): one advisory lock serializes the first starts.
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(7100)")
+            db.execute(POSTGRES_SCHEMA)
+        return
+    db.raw.executescript(SCHEMA)
+
+
+def next_order_id(db: SourceConnection | sqlite3.Connection) -> int:
     row = db.execute("SELECT COALESCE(MAX(order_id), 0) + 1 FROM orders").fetchone()
     return int(row[0])
 
 
 def insert_orders(
-    db: sqlite3.Connection,
+    db: SourceConnection,
     rows: Sequence[OrderRow],
     canaries: Sequence[tuple[int, int, int]] = (),
 ) -> None:
     """Insert orders and their outbox events (and canary stamps) in one transaction."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db = as_source(db)
+    values = [(*row[:6], int(row[6])) for row in rows]
+    with db.transaction():
+        db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)", values)
         db.executemany(
             "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status,"
             " created_at_us, is_canary) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            values,
         )
-        if canaries:
-            db.executemany("INSERT INTO canaries VALUES (?, ?, ?)", canaries)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+        db.executemany("INSERT INTO canaries VALUES (?, ?, ?)", canaries)
 
 
-def pending_events(db: sqlite3.Connection, *, limit: int) -> list[OutboxEvent]:
+def pending_events(db: SourceConnection | sqlite3.Connection, *, limit: int) -> list[OutboxEvent]:
     """The oldest unpublished outbox events, in event-id order."""
     cursor = db.execute(
         "SELECT event_id, order_id, customer_id, amount_cents, currency, status,"
@@ -114,19 +159,23 @@ def pending_events(db: sqlite3.Connection, *, limit: int) -> list[OutboxEvent]:
     return [OutboxEvent(*row) for row in cursor]
 
 
-def mark_published(db: sqlite3.Connection, *, up_to_event_id: int) -> None:
+def mark_published(db: SourceConnection | sqlite3.Connection, *, up_to_event_id: int) -> None:
     db.execute("DELETE FROM outbox WHERE event_id <= ?", (up_to_event_id,))
 
 
-def count_orders(db: sqlite3.Connection) -> int:
+def count_orders(db: SourceConnection | sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
 
-def last_event_id(db: sqlite3.Connection) -> int:
+def last_event_id(db: SourceConnection | sqlite3.Connection) -> int:
     """The highest event id ever handed out (0 for a new source)."""
+    db = as_source(db)
+    if db.is_postgres:
+        value, called = db.execute(f"SELECT last_value, is_called FROM {OUTBOX_SEQUENCE}").fetchone()
+        return int(value) if called else 0
     row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
     return int(row[0]) if row else 0
 
 
-def outbox_depth(db: sqlite3.Connection) -> int:
+def outbox_depth(db: SourceConnection | sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

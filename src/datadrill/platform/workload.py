@@ -45,10 +45,10 @@ def _read_settings(paths: StatePaths, defaults: WorkloadConfig) -> _Settings:
     return _Settings(merged.rate, merged.canary_interval_s)
 
 
-def run(paths: StatePaths, *, seed: int = 0) -> None:
+def run(paths: StatePaths, *, seed: int = 0, source: str = "") -> None:
     config = read_running_config(paths)
     component = Component("workload", paths)
-    db = connect(paths.source_db)
+    db = connect(source or paths.source_db)
     rng = random.Random(seed)
     # Drawing three random numbers per order costs more CPU than the pipeline under test
     # at 50k orders/s; a seeded pool indexed by a hash of the order id is as varied.
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="datadrill-workload")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", default="", help="the source database (default: source.db in the state dir)")
     args = parser.parse_args(argv)
-    run(StatePaths(Path(args.state_dir)), seed=args.seed)
+    run(StatePaths(Path(args.state_dir)), seed=args.seed, source=args.source)
 
 
 if __name__ == "__main__":

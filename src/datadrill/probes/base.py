@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from datadrill.interfaces.connect_client import ConnectorState
     from datadrill.paths import StatePaths
     from datadrill.platform.query import QueryEngine
+    from datadrill.platform.source_conn import SourceConnection
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ProbeStack(Protocol):
 
     def mart_queries(self, *, timeout_s: float = 2.0) -> MartQueries: ...
 
-    def source(self) -> sqlite3.Connection: ...
+    def source(self) -> SourceConnection: ...
 
 
 class SharedQueryEngine:
@@ -114,7 +114,7 @@ class ProbeEnv:
     query_engine: Callable[[], QueryEngine]  # in-process, for heavy work (reconciliation)
     # Over the network through the stack's query path, as dashboards query: (timeout_s) -> client.
     mart_queries: Callable[[float], MartQueries]
-    source_db: Callable[[], sqlite3.Connection]
+    source_db: Callable[[], SourceConnection]
     heartbeat_dir: Path  # where platform processes write <name>.heartbeat.json
     events_file: Path  # supervisor events (process exits)
     closers: tuple[Callable[[], None], ...] = field(default=(), repr=False, compare=False)

@@ -13,7 +13,6 @@ Example::
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from datadrill.platform.query import QueryEngine
+    from datadrill.platform.source_conn import SourceConnection
     from datadrill.platform.warehouse import Warehouse
     from datadrill.probes.base import MartQueries
 
@@ -405,10 +405,16 @@ class StackClient:
         engine.dialect = str(self.state.get("query_engine") or "duckdb")
         return engine
 
-    def source(self) -> sqlite3.Connection:
+    def source(self) -> SourceConnection:
         from datadrill.platform import source_db
 
-        return source_db.connect(self.paths.source_db)
+        return source_db.connect(self.source_uri)
+
+    @property
+    def source_uri(self) -> str:
+        """The harness's way to the source database: a ``postgresql://`` URI or the SQLite
+        file's path (a stack started before sources could be PostgreSQL has no key)."""
+        return str(self.state.get("source_uri") or self.paths.source_db)
 
 
 # The name the first releases exported; the client is not embedded-only any more.

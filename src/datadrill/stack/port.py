@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import enum
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from datadrill.interfaces.connect_client import ConnectOffset, ConnectorState
     from datadrill.paths import StatePaths
     from datadrill.platform.query import QueryEngine
+    from datadrill.platform.source_conn import SourceConnection
     from datadrill.platform.warehouse import Warehouse
     from datadrill.probes.base import MartQueries
 
@@ -399,6 +399,8 @@ class Stack(Protocol):
         """A client on the dashboards' query path, over the network."""
         ...
 
-    def source(self) -> sqlite3.Connection:
-        """A connection to the source database (orders, outbox, canaries)."""
+    def source(self) -> SourceConnection:
+        """A connection to the source database (orders, outbox, canaries): SQLite or
+        PostgreSQL behind one interface (``?`` placeholders on both); closes when its
+        ``with`` block ends."""
         ...

@@ -38,6 +38,7 @@ from datadrill.platform import source_db
 from datadrill.platform.component import write_json_atomic
 from datadrill.platform.declared import Endpoints, StartupWatch, launch, ready_probe
 from datadrill.platform.query_service import QueryService
+from datadrill.platform.source_conn import describe_source
 from datadrill.platform.supervisor import EventLog, Supervisor, log_tail
 
 log = logging.getLogger("datadrill.stack")
@@ -73,6 +74,11 @@ class StackProcess:
         self.connect_server: ConnectServer | None = None
         self.control: ControlServer | None = None
         self.catalog_uri = ""
+        # The source database: the harness's path (source_uri) and the platform's
+        # (source_via: through the fault proxy's "source" path where there is one).
+        # A SQLite file unless the config names PostgreSQL.
+        self.source_uri = config.source.uri or str(paths.source_db.resolve())
+        self.source_via = self.source_uri
         self.fault_proxy: FaultProxyServer | None = None
         self.query_service: QueryService | None = None
         self.query_url = ""
@@ -104,7 +110,7 @@ class StackProcess:
             f"{kafka.topic}.dlq", partitions=1, replication_factor=kafka.replication_factor
         )
         self.event("kafka_ready", bootstrap=self.kafka.bootstrap_servers)
-        source_db.connect(self.paths.source_db).close()
+        source_db.connect(self.source_uri).close()
         if not self.paths.workload_file.exists():
             write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
 
@@ -180,12 +186,22 @@ class StackProcess:
         )
         if not self.config.platform.reference:
             return  # only the declared components run (started once every endpoint exists)
+        source = ["--source", self.source_via]
         self.supervisor.add(
-            "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir]
+            "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir, *source]
         )
         self.supervisor.add(
             "relay",
-            [python, "-m", "datadrill.platform.relay", "--state-dir", state_dir, "--bootstrap", bootstrap],
+            [
+                python,
+                "-m",
+                "datadrill.platform.relay",
+                "--state-dir",
+                state_dir,
+                "--bootstrap",
+                bootstrap,
+                *source,
+            ],
         )
         sink_argv = [
             python,
@@ -259,6 +275,7 @@ class StackProcess:
             self.config,
             bootstrap_servers=self.kafka.bootstrap_servers,
             on_event=self.event,
+            source=self.source_uri,
         )
         self.connect_server.start()
 
@@ -344,7 +361,11 @@ class StackProcess:
                 "query_engine": "trino" if external is not None and external.trino_url else "duckdb",
                 "table": self.config.catalog.table,
                 "warehouse": warehouse_location(self.config, self.paths),
-                "source_db": str(self.paths.source_db.resolve()),
+                "source_db": describe_source(self.source_uri),
+                # The harness's connection (a URI may hold a password: the state file is
+                # private to the state directory, as the catalog's is).
+                "source_uri": self.source_uri,
+                "source_via": self.source_via,
                 "started_wall": self.started_wall,
                 "librdkafka": getattr(self.kafka, "library", None),
             },

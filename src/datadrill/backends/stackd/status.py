@@ -20,12 +20,12 @@ Example::
 from __future__ import annotations
 
 import os
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from datadrill.netfaults import ToxiproxyAdmin
 from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat
+from datadrill.platform.source_conn import SOURCE_ERRORS, describe_source
 from datadrill.platform.supervisor import ProcessStatus
 from datadrill.procs import read_proc_state
 
@@ -183,16 +183,16 @@ def _metrics(stack: StackProcess) -> Entry:
 
 
 def _source(stack: StackProcess) -> Entry:
-    entry: Entry = {"name": "source-db", "endpoint": str(stack.paths.source_db.resolve())}
+    entry: Entry = {"name": "source-db", "endpoint": describe_source(stack.source_uri)}
     try:
-        db = source_db.connect(stack.paths.source_db)
+        db = source_db.connect(stack.source_uri)
         try:
             orders, depth = source_db.count_orders(db), source_db.outbox_depth(db)
         finally:
             db.close()
         entry.update(healthy=True, detail=f"{orders} orders, outbox depth {depth}")
-    except sqlite3.Error as exc:
-        entry.update(healthy=False, detail=str(exc))
+    except SOURCE_ERRORS as exc:
+        entry.update(healthy=False, detail=str(exc).strip())
     return entry
 
 
