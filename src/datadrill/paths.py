@@ -103,6 +103,17 @@ class StatePaths:
         return self.run / "relay.enforce"
 
     @property
+    def relay_stall(self) -> Path:
+        """Present: the CDC relay stops reading its replication slot and confirms nothing
+        (a ``ReplicationSlotStall`` fault); the WAL piles up on the server."""
+        return self.run / "relay.stall"
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The embedded stack's throwaway PostgreSQL server (``[source] server``)."""
+        return self.root / "postgres"
+
+    @property
     def sink_throttle(self) -> Path:
         """Messages per second the sink may consume (absent: no limit)."""
         return self.run / "sink.throttle"
