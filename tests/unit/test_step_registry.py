@@ -108,6 +108,7 @@ def test_each_builtin_lives_in_the_module_of_its_logic() -> None:
         "reprocess_dead_letters": "datadrill.recovery.dead_letters",
         "reconcile": "datadrill.recovery.reconcile_step",
         "reset_offsets": "datadrill.recovery.offsets",
+        "resnapshot_from_source": "datadrill.recovery.resnapshot",
     }
 
 

@@ -167,6 +167,26 @@ class ReprocessDeadLetters:
         return "reprocess the dead letters"
 
 
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ResnapshotFromSource:
+    """The CDC way back, like Debezium's incremental snapshot: find the source rows the
+    sink lacks (a reconciliation), re-read them in key-range chunks of ``chunk_rows`` with
+    ``workers`` connections in parallel and write each chunk into the outbox in one
+    transaction, so the relay publishes it under the contract with fresh event ids; done
+    when the table holds every one of them, failed after ``timeout_s``."""
+
+    workers: Annotated[int, Strict(), Field(ge=1, le=64)] = 4
+    chunk_rows: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 5000
+    timeout_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 600.0
+    kind: Literal["resnapshot_from_source"] = "resnapshot_from_source"
+
+    def describe(self) -> str:
+        return (
+            f"re-snapshot the missing rows from the source in chunks of {self.chunk_rows:,} rows "
+            f"with {self.workers} workers"
+        )
+
+
 def _check_offset_to(value: Any) -> Any:
     from datadrill.platform.group_offsets import parse_to
 
@@ -220,6 +240,7 @@ Step = (
     | ResumeComponent
     | RestartConnector
     | ResetOffsets
+    | ResnapshotFromSource
 )
 BUILTIN_STEPS: tuple[type[Any], ...] = get_args(Step)
 

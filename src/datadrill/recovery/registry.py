@@ -58,6 +58,7 @@ def _builtins() -> dict[str, StepImplementation]:
         ReprocessDeadLetters,
         ReregisterFromMetadata,
         ResetOffsets,
+        ResnapshotFromSource,
         RestartConnector,
         RestoreCatalogBackup,
         ResumeComponent,
@@ -72,6 +73,7 @@ def _builtins() -> dict[str, StepImplementation]:
         reconcile_step,
         replay,
         reregister,
+        resnapshot,
     )
 
     by_spec: dict[type[Any], StepImplementation] = {
@@ -85,6 +87,7 @@ def _builtins() -> dict[str, StepImplementation]:
         ReprocessDeadLetters: dead_letters.run_reprocess_dead_letters,
         Reconcile: reconcile_step.run_reconcile,
         ResetOffsets: offsets.run_reset_offsets,
+        ResnapshotFromSource: resnapshot.run_resnapshot_from_source,
     }
     return {spec_kind(spec): run for spec, run in by_spec.items()}
 
