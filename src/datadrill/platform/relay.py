@@ -4,6 +4,12 @@ Publish a batch, wait until Kafka acknowledged all of it, then mark (delete) it.
 between publishing and marking republishes the batch on restart: at-least-once, and the
 sink drops the duplicates by event id. Messages are keyed by order id and carry their
 data contract in headers.
+
+This module polls the outbox table (``[relay] mode = "poll"``). The CDC relay
+(:mod:`.cdc_relay`, ``mode = "cdc"``) reads the same events from a logical replication
+slot and publishes them through the same pieces: :class:`Publisher` (contract, drift and
+enforcement, dead letters, delivery counting), :func:`wait_acknowledged` and
+:class:`RelayStats` (the heartbeat counters ``stack status`` and the error-rate SLI read).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from datadrill.config import read_running_config
+from datadrill.config import StackConfig, read_running_config
 from datadrill.paths import StatePaths
 from datadrill.platform.component import Component
 from datadrill.platform.contracts import (
@@ -60,14 +68,46 @@ class _Delivery:
             self.failed += 1
             self.last_error = err
 
+    def describe(self) -> str:
+        return f"{self.failed} deliveries failed: {self.last_error}"
 
-def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
-    config = read_running_config(paths)
-    component = Component("relay", paths)
-    ids = schema_ids(config)
-    contract: Contract = ids.writer(load_contract("orders", 1, config.contract.format))
-    db = connect(source or paths.source_db)
-    producer = Producer(
+
+@dataclass
+class RelayStats:
+    """A relay's heartbeat counters (``rejected`` and ``failed_batches`` are its errors)."""
+
+    published: int = 0
+    marked: int = 0
+    rejected: int = 0
+    failed_batches: int = 0
+    batches: int = 0
+    dead_lettered: int = 0
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "marked": self.marked,
+            "rejected": self.rejected,
+            "failed_batches": self.failed_batches,
+            "batches": self.batches,
+            "last_error": self.last_error,
+            "dead_lettered": self.dead_lettered,
+        }
+
+
+@dataclass(frozen=True)
+class WriterChoice:
+    """How one batch is written: a schema-drift fault's writer or the contract's, enforced
+    or not (see :func:`writer_settings`)."""
+
+    drift: str | None
+    enforce: bool
+    writer: Contract
+
+
+def make_producer(bootstrap: str) -> Producer:
+    return Producer(
         {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -78,37 +118,37 @@ def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
             "client.id": "datadrill-relay",
         }
     )
-    topic = config.kafka.topic
-    headers = contract.headers
-    poll_s = config.relay.poll_interval_ms / 1000
-    published = marked = rejected = failed_batches = batches = dead_lettered = 0
-    last_error = ""
-    while component.should_run():
-        events = pending_events(db, limit=config.relay.batch_max_records)
-        if not events:
-            component.heartbeat(
-                {
-                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
-                    "dead_lettered": dead_lettered,
-                }
-            )
-            time.sleep(poll_s)
-            continue
-        delivery = _Delivery()
-        drift, enforce = writer_settings(paths)
+
+
+class Publisher:
+    """Encodes outbox events with the ``orders`` data contract and produces them, keyed by
+    order id; a record that breaks an enforced contract goes to the dead-letter topic."""
+
+    def __init__(self, config: StackConfig, paths: StatePaths, producer: Producer, stats: RelayStats) -> None:
+        self.paths = paths
+        self.producer = producer
+        self.stats = stats
+        self.ids = schema_ids(config)
+        self.contract: Contract = self.ids.writer(load_contract("orders", 1, config.contract.format))
+        self.topic = config.kafka.topic
+
+    def choose_writer(self) -> WriterChoice | None:
+        """The writer for the next batch, or None (``stats.last_error`` says why) when the
+        registry refused or is unreachable: nothing is published until it answers."""
+        drift, enforce = writer_settings(self.paths)
         try:
-            writer = contract if drift is None else ids.writer(load_drifted_writer(drift))
+            writer = self.contract if drift is None else self.ids.writer(load_drifted_writer(drift))
         except ContractViolation as exc:
-            # The registry refused or is unreachable: nothing is published until it answers.
-            last_error = str(exc)
-            component.heartbeat(
-                {
-                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
-                    "dead_lettered": dead_lettered,
-                }
-            )
-            time.sleep(1.0)
-            continue
+            self.stats.last_error = str(exc)
+            return None
+        return WriterChoice(drift, enforce, writer)
+
+    def publish(self, events: Sequence[OutboxEvent], choice: WriterChoice) -> _Delivery:
+        """Produce every event (not waiting for acknowledgements: see :func:`wait_acknowledged`);
+        the returned counter holds the deliveries that failed."""
+        delivery = _Delivery()
+        drift, enforce, writer = choice.drift, choice.enforce, choice.writer
+        contract, topic, headers = self.contract, self.topic, self.contract.headers
         for index, event in enumerate(events):
             record = event_record(event)
             if drift is not None:
@@ -120,12 +160,12 @@ def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
                 # the full contract check runs on the first; fastavro type-checks the rest.
                 check = index == 0
                 used = contract if enforce else writer
-                value = ids.frame(used, used.encode(record, validate=check))
+                value = self.ids.frame(used, used.encode(record, validate=check))
                 target, message_headers = topic, (headers if enforce else writer.headers)
             except ContractViolation as exc:
-                rejected += 1
-                dead_lettered += 1
-                last_error = str(exc)
+                self.stats.rejected += 1
+                self.stats.dead_lettered += 1
+                self.stats.last_error = str(exc)
                 target = dead_letter_topic(topic)
                 value = json.dumps(
                     {
@@ -137,34 +177,58 @@ def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
                     }
                 ).encode()
                 message_headers = [("datadrill.dead_letter.reason", str(exc).encode())]
-            _produce(producer, target, value, str(event.order_id).encode(), message_headers, delivery)
-            published += 1
-        # Wait for every acknowledgement; during a broker outage this is where we queue.
-        while producer.flush(0.5) > 0:
-            component.heartbeat(
-                {
-                    **_stats(published, marked, rejected, failed_batches, batches, last_error),
-                    "dead_lettered": dead_lettered,
-                }
-            )
-            if not component.should_run():
-                return
+            _produce(self.producer, target, value, str(event.order_id).encode(), message_headers, delivery)
+            self.stats.published += 1
+        return delivery
+
+
+def wait_acknowledged(producer: Producer, component: Component, beat: Callable[[], None]) -> bool:
+    """Wait for every acknowledgement (during a broker outage this is where we queue),
+    beating the heart meanwhile; False if asked to stop before they all came."""
+    while producer.flush(0.5) > 0:
+        beat()
+        if not component.should_run():
+            return False
+    return True
+
+
+def run(paths: StatePaths, *, bootstrap: str, source: str = "") -> None:
+    config = read_running_config(paths)
+    component = Component("relay", paths)
+    db = connect(source or paths.source_db)
+    producer = make_producer(bootstrap)
+    stats = RelayStats()
+    publisher = Publisher(config, paths, producer, stats)
+    poll_s = config.relay.poll_interval_ms / 1000
+
+    def beat() -> None:
+        component.heartbeat(stats.as_dict())
+
+    while component.should_run():
+        events = pending_events(db, limit=config.relay.batch_max_records)
+        if not events:
+            beat()
+            time.sleep(poll_s)
+            continue
+        choice = publisher.choose_writer()
+        if choice is None:
+            beat()
+            time.sleep(1.0)
+            continue
+        delivery = publisher.publish(events, choice)
+        if not wait_acknowledged(producer, component, beat):
+            return
         if delivery.failed:
-            failed_batches += 1
-            last_error = f"{delivery.failed} deliveries failed: {delivery.last_error}"
-            log.warning("batch not marked, will republish: %s", last_error)
+            stats.failed_batches += 1
+            stats.last_error = delivery.describe()
+            log.warning("batch not marked, will republish: %s", stats.last_error)
             time.sleep(0.5)
             continue
         component.crash_point(CRASH_AFTER_PUBLISH)
         mark_published(db, up_to_event_id=events[-1].event_id)
-        marked += len(events)
-        batches += 1
-        component.heartbeat(
-            {
-                **_stats(published, marked, rejected, failed_batches, batches, last_error),
-                "dead_lettered": dead_lettered,
-            }
-        )
+        stats.marked += len(events)
+        stats.batches += 1
+        beat()
     producer.flush(5)
     db.close()
 
@@ -201,19 +265,6 @@ def _produce(
             return
         except BufferError:
             producer.poll(0.05)
-
-
-def _stats(
-    published: int, marked: int, rejected: int, failed: int, batches: int, error: str
-) -> dict[str, Any]:
-    return {
-        "published": published,
-        "marked": marked,
-        "rejected": rejected,
-        "failed_batches": failed,
-        "batches": batches,
-        "last_error": error,
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
