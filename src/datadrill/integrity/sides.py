@@ -44,7 +44,7 @@ from datadrill.integrity.dialects import (
 from datadrill.integrity.hashing import MAX_INTEGER_COLUMNS, ColumnKind
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY
 from datadrill.platform.query import QueryEngine
-from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source, describe_source
 
 SOURCE_ORDER_COLUMNS: tuple[Column, ...] = (
     Column("customer_id", ColumnKind.INTEGER),
@@ -63,6 +63,9 @@ SINK_ORDER_COLUMNS: tuple[Column, ...] = (
     Column("created_at_us", ColumnKind.INTEGER, "epoch_us(created_at)"),
 )
 """The same columns in ``dwh.orders`` (``created_at`` is a TIMESTAMPTZ there)."""
+
+POSTGRES_HASHABLE_ENCODINGS = ("UTF8", "LATIN1")
+"""Database encodings in which PostgreSQL computes the row hash as the other engines do."""
 
 
 @dataclass(frozen=True)
@@ -231,13 +234,32 @@ class SourceSide(_SqlSide):
         dialect = POSTGRESQL if db.is_postgres else SQLITE
         super().__init__(name, dialect, subquery(query), key=key, columns=columns)
         self._db = db
+        self._encoding_checked = not db.is_postgres
 
     def _run(self, sql: str, *, fresh: bool = False) -> list[tuple[Any, ...]]:
         try:
+            if not self._encoding_checked:
+                self._check_encoding()
             return self._db.execute(sql).fetchall()
         except SOURCE_ERRORS as exc:
             which = "PostgreSQL" if self._db.is_postgres else "SQLite"
             raise QueryFailed(f"{self.name}: {which} query failed: {exc}") from exc
+
+    def _check_encoding(self) -> None:
+        # PostgreSQL's length() and ascii() count characters and give code points only in a
+        # UTF8 database, and in LATIN1, whose bytes are the first 256 code points; in any
+        # other the hashes of non-ASCII strings would differ from the sink's, every such
+        # row a false discrepancy.
+        (encoding,) = self._db.execute("SHOW server_encoding").fetchone()
+        if str(encoding).upper() not in POSTGRES_HASHABLE_ENCODINGS:
+            raise ConfigError(
+                f"reconcile side {self.name} ({describe_source(self._db.target)})",
+                "server_encoding",
+                str(encoding),
+                " or ".join(POSTGRES_HASHABLE_ENCODINGS) + ": the row hash needs characters and code points "
+                "(make the database with ENCODING 'UTF8' TEMPLATE template0, or initdb -E UTF8)",
+            )
+        self._encoding_checked = True
 
 
 SqliteSide = SourceSide
@@ -412,6 +434,7 @@ class ArrowSide(DuckDBSide):
 
 
 __all__ = [
+    "POSTGRES_HASHABLE_ENCODINGS",
     "SINK_ORDER_COLUMNS",
     "SOURCE_ORDER_COLUMNS",
     "ArrowSide",

@@ -1,7 +1,8 @@
 """The sides of a :class:`~datadrill.model.slo.Target`'s reconciliation on a stack, and which
 engine does the work.
 
-The source side is the target's ``source_query`` on the stack's source database (SQLite).
+The source side is the target's ``source_query`` on the stack's source database (SQLite or
+PostgreSQL; a PostgreSQL boolean column is hashed as the integer 0 or 1).
 The sink side is the target's table where the stack keeps it:
 
 - on a stack whose queries go to Trino (compose, external with ``trino_url``), a
@@ -50,7 +51,7 @@ from datadrill.integrity.dialects import (
 from datadrill.integrity.hashing import ColumnKind
 from datadrill.integrity.sides import SINK_ORDER_COLUMNS, EngineSide, RowQueries, Side, SourceSide, TrinoSide
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY, Target
-from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
 
 if TYPE_CHECKING:
     from datadrill.platform.query import QueryEngine
@@ -151,7 +152,14 @@ def typed_columns(
     return tuple(column_for(name, types[name.lower()], dialect, table=table) for name in wanted)
 
 
-def _check_source(db: SourceConnection, target: Target, names: Sequence[str]) -> None:
+POSTGRES_BOOLEAN_OID = 16
+"""``pg_type.oid`` of ``boolean``: a column psycopg2 describes with this type code is one."""
+
+
+def _check_source(db: SourceConnection, target: Target, names: Sequence[str]) -> frozenset[str]:
+    """Checks that the source query returns the key and ``names``; returns the (lower-case)
+    names of its boolean columns, which PostgreSQL cannot cast to BIGINT as it hashes."""
+    db = as_source(db)
     try:
         cursor = db.execute(f"SELECT * FROM {subquery(target.source_query)} LIMIT 0")
     except SOURCE_ERRORS as exc:
@@ -167,6 +175,9 @@ def _check_source(db: SourceConnection, target: Target, names: Sequence[str]) ->
             f"a query returning the key and the compared columns by name (missing: {', '.join(missing)}; "
             "alias them in the query)",
         )
+    if not db.is_postgres:
+        return frozenset()  # SQLite's booleans are integers already
+    return frozenset(d[0].lower() for d in cursor.description or () if d[1] == POSTGRES_BOOLEAN_OID)
 
 
 class SinkEngine:
@@ -265,9 +276,12 @@ def target_sides(
     name = table or target.table
     sink_side = sink.side(target, table=name)
     _, source_names = compared_names(target)
-    _check_source(db, target, source_names)
+    booleans = _check_source(db, target, source_names)
     source_columns = tuple(
-        Column(source_name, column.kind)
+        # A PostgreSQL boolean hashes as the integer 0 or 1, as the sink's booleans do.
+        Column(source_name, column.kind, f"CAST({quote_identifier(source_name)} AS INTEGER)")
+        if source_name.lower() in booleans
+        else Column(source_name, column.kind)
         for source_name, column in zip(source_names, sink_side.columns, strict=True)
     )
     source = SourceSide(db, query=target.source_query, key=target.key_column, columns=source_columns)

@@ -152,6 +152,10 @@ def open_source(target: str | Path, *, timeout_s: float = 30.0) -> SourceConnect
     if is_postgres(target):
         raw = psycopg2.connect(str(target), connect_timeout=max(1, int(timeout_s)))
         raw.set_session(autocommit=True)
+        # psycopg2 takes the database's encoding by default, where a character the database
+        # cannot hold fails in Python (UnicodeEncodeError, outside SOURCE_ERRORS); from UTF8
+        # the server converts, and refuses such a character with its own error.
+        raw.set_client_encoding("UTF8")
         return SourceConnection(raw, "postgresql", str(target))
     db = sqlite3.connect(target, timeout=timeout_s, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
