@@ -366,7 +366,16 @@ class PrometheusConfig(_Section):
 
 # The names the stack's own parts answer to in status, faults and Connect's API: a
 # declared component may not take one of them.
-RESERVED_COMPONENT_NAMES = ("workload", "relay", "sink", "connect", "query-engine", "kafka", "catalog")
+RESERVED_COMPONENT_NAMES = (
+    "workload",
+    "relay",
+    "sink",
+    "connect",
+    "query-engine",
+    "kafka",
+    "catalog",
+    "source-db",
+)
 # The reference platform's supervised processes (``[platform] reference = true``).
 REFERENCE_COMPONENTS = ("workload", "relay", "sink")
 COMPONENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -480,6 +489,10 @@ class StackConfig(_Section):
         if self.catalog.uri.startswith("postgresql"):
             host = make_url(self.catalog.uri).host or "localhost"
             check_host(host, allow_hosts=allowed, what="catalog.uri")
+        if self.source.uri:
+            from urllib.parse import urlsplit as _source_split
+
+            check_host(_source_split(self.source.uri).hostname or "localhost", allow_hosts=allowed, what="source.uri")
         if self.prometheus.url:
             from urllib.parse import urlsplit as _split
 

@@ -37,6 +37,11 @@ def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
     _, max_ids = sink_state(table)
     if not max_ids:
         return
+    own_server = not config.source.uri and config.source.server == "postgresql" and config.external is None
+    if own_server and (paths.postgres_dir / "data" / "PG_VERSION").exists():
+        # The stack's own PostgreSQL server, stopped until the stack starts it: its data
+        # directory in this state directory is the source that wrote the table.
+        return
     ours = 0
     source = config.source.uri or (paths.source_db if paths.source_db.exists() else None)
     if source is not None:

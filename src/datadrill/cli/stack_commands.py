@@ -16,6 +16,10 @@ from datadrill.config import DEFAULT_CONFIG_FILE, DEFAULT_STATE_DIR, load_config
 from datadrill.errors import ConfigError, StackNotRunning
 from datadrill.paths import StatePaths
 
+# The choices of `stack up --source` and `--relay` ([source] server, [relay] mode).
+SOURCE_SERVERS = ("sqlite", "postgresql")
+RELAY_MODES = ("poll", "cdc")
+
 
 @stack_app.command("up")
 def stack_up_cmd(
@@ -45,6 +49,18 @@ def stack_up_cmd(
     brokers: Annotated[
         int, typer.Option("--brokers", min=1, max=3, help="Kafka brokers of a compose stack: 1 or 3 (KRaft voters; 2 cannot lose one).")
     ] = 3,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="The source database: sqlite (a file in the state directory) or postgresql (embedded: a "
+            "throwaway server from the system's binaries; compose: its source database). Default: the config's.",
+        ),
+    ] = None,
+    relay: Annotated[
+        str | None,
+        typer.Option("--relay", help="The outbox relay: poll or cdc (logical decoding; PostgreSQL source). Default: the config's."),
+    ] = None,
 ) -> None:
     """Start a background stack with a steady workload; returns once data flows."""
     from datadrill.backends.registry import backend_for
@@ -52,7 +68,13 @@ def stack_up_cmd(
 
     chosen = backend_for(backend, flag="--backend", brokers=brokers)
     overrides: dict[str, object] = {}
+    if source is not None and source not in SOURCE_SERVERS:
+        raise ConfigError("--source", "--source", source, " or ".join(SOURCE_SERVERS))
+    if relay is not None and relay not in RELAY_MODES:
+        raise ConfigError("--relay", "--relay", relay, " or ".join(RELAY_MODES))
     for key, value in (
+        ("source.server", source),
+        ("relay.mode", relay),
         ("workload.rate", rate),
         ("catalog.uri", catalog_uri),
         ("contract.format", contract_format),
@@ -65,6 +87,11 @@ def stack_up_cmd(
 
     # Checked again when the stack starts; here the error can name the file given.
     check_placeholders(config, source=str(config_file or DEFAULT_CONFIG_FILE))
+    if config.external is None and config.source.server == "postgresql" and not config.source.uri:
+        from datadrill.platform.pg_server import find_binaries
+
+        # Said here, as one line (exit 2), not as a stack process that died starting.
+        find_binaries()
     paths = StatePaths(state_dir)
     with err.status(f"starting the {backend} stack…") as spinner:
         stack = start_stack(
@@ -81,6 +108,8 @@ def stack_up_cmd(
     out.print(f"  warehouse {state['warehouse']}")
     engine = "Trino" if state.get("query_engine") == "trino" else "Trino protocol over DuckDB"
     out.print(f"  query    {state['query_url']}  ({engine}; catalog iceberg, any Trino client)")
+    if state.get("source_db"):
+        out.print(f"  source   {state['source_db']}")
     if state.get("fault_proxy_url"):
         out.print(f"  faults   {state['fault_proxy_url']}  (Toxiproxy API)")
     out.print(f"  control  {state['control_url']}")

@@ -18,17 +18,21 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from datadrill.backends.kafka.base import KafkaCluster
 from datadrill.backends.stackd.leases import Reaper, RunLeases, reaper_process
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.config import DEFAULT_CONFIG_FILE, StackConfig
+from datadrill.errors import ControlError
 from datadrill.interfaces.connect_api import ConnectServer
 from datadrill.interfaces.http_server import ControlServer, Handler
 from datadrill.interfaces.metrics import KafkaLagReader, MetricsServer, StackMetrics
@@ -38,8 +42,9 @@ from datadrill.platform import source_db
 from datadrill.platform.component import write_json_atomic
 from datadrill.platform.declared import Endpoints, StartupWatch, launch, ready_probe
 from datadrill.platform.query_service import QueryService
-from datadrill.platform.source_conn import describe_source
+from datadrill.platform.source_conn import describe_source, is_postgres
 from datadrill.platform.supervisor import EventLog, Supervisor, log_tail
+from datadrill.safety import is_loopback
 
 log = logging.getLogger("datadrill.stack")
 
@@ -110,6 +115,7 @@ class StackProcess:
             f"{kafka.topic}.dlq", partitions=1, replication_factor=kafka.replication_factor
         )
         self.event("kafka_ready", bootstrap=self.kafka.bootstrap_servers)
+        self._start_source_server()
         source_db.connect(self.source_uri).close()
         if not self.paths.workload_file.exists():
             write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
@@ -158,12 +164,57 @@ class StackProcess:
 
         self.fault_proxy = FaultProxyServer(allow_hosts=self.config.safety.allow_hosts)
         admin = ToxiproxyAdmin(self.fault_proxy.start())
+        self._proxy_source(admin)
         database = network_address(self.catalog_uri)
         if database is None:
             return None
         catalog_via = admin.create_proxy("catalog", "127.0.0.1:0", database).listen
         self.proxies["catalog"] = {"listen": catalog_via, "upstream": database}
         return catalog_via
+
+    def _start_source_server(self) -> None:
+        """The throwaway PostgreSQL server (``[source] server = "postgresql"`` with no uri, on
+        the embedded stack): a supervised process named ``source-db``, ready (and its
+        ``source`` database made) before anything writes to it."""
+        source = self.config.source
+        if self.config.external is not None or source.uri or source.server != "postgresql":
+            return
+        from datadrill.platform import pg_server
+
+        began = self.clock.monotonic()
+        plan = pg_server.prepare(self.paths.postgres_dir)
+        supervisor = self._ensure_supervisor()
+        # Killed by the kernel if the stack process dies (the server does not poll for its
+        # parent the way datadrill's own processes do).
+        supervisor.add("source-db", list(plan.argv), die_with_parent=True)
+        supervisor.start("source-db")
+
+        def running() -> bool:
+            return any(p.running for p in supervisor.status() if p.name == "source-db")
+
+        pg_server.wait_ready(plan, running=running, log=self.paths.log("source-db"))
+        self.source_uri = self.source_via = plan.uri
+        self.event(
+            "source_db_ready",
+            server=f"PostgreSQL {plan.version}",
+            uri=describe_source(plan.uri),
+            took_s=round(self.clock.monotonic() - began, 3),
+        )
+
+    def _proxy_source(self, admin: ToxiproxyAdmin) -> None:
+        """A PostgreSQL source on loopback (the throwaway server, or a loopback ``[source]
+        uri``) is reached by the platform through the fault proxy's "source" path, which a
+        SourceOutage disables; the harness keeps its direct path (``source_uri``)."""
+        if not is_postgres(self.source_uri):
+            return
+        parts = urlsplit(self.source_uri)
+        host = parts.hostname or "localhost"
+        if not is_loopback(host):
+            return
+        upstream = f"[{host}]:{parts.port or 5432}" if ":" in host else f"{host}:{parts.port or 5432}"
+        listen = admin.create_proxy("source", "127.0.0.1:0", upstream).listen
+        self.proxies["source"] = {"listen": listen, "upstream": upstream}
+        self.source_via = _via(self.source_uri, listen)
 
     def _external_fault_paths(self) -> None:
         """The proxies of the cluster's Toxiproxy, if it has one (kafka-N, catalog, query)."""
@@ -173,29 +224,39 @@ class StackProcess:
             for name, info in ToxiproxyAdmin(url).proxies().items():
                 self.proxies[name] = {"listen": info.listen, "upstream": info.upstream}
 
+    def _ensure_supervisor(self) -> Supervisor:
+        # Made before the platform when the stack runs its own source server.
+        if self.supervisor is None:
+            self.supervisor = Supervisor(
+                self.paths,
+                events=self.events,
+                clock=self.clock,
+                backoff_initial_s=self.config.supervisor.backoff_initial_s,
+                backoff_max_s=self.config.supervisor.backoff_max_s,
+            )
+        return self.supervisor
+
     def _start_platform(self, catalog_via: str | None) -> None:
         state_dir = str(self.paths.root.resolve())
         bootstrap = self.kafka.bootstrap_servers
         python = sys.executable
-        self.supervisor = Supervisor(
-            self.paths,
-            events=self.events,
-            clock=self.clock,
-            backoff_initial_s=self.config.supervisor.backoff_initial_s,
-            backoff_max_s=self.config.supervisor.backoff_max_s,
-        )
+        self._ensure_supervisor()
+        assert self.supervisor is not None
         if not self.config.platform.reference:
             return  # only the declared components run (started once every endpoint exists)
         source = ["--source", self.source_via]
         self.supervisor.add(
             "workload", [python, "-m", "datadrill.platform.workload", "--state-dir", state_dir, *source]
         )
+        # The CDC relay reads the outbox's inserts from a replication slot instead of polling
+        # the table; same component name, same arguments.
+        relay_module = "datadrill.platform.cdc_relay" if self.config.relay.mode == "cdc" else "datadrill.platform.relay"
         self.supervisor.add(
             "relay",
             [
                 python,
                 "-m",
-                "datadrill.platform.relay",
+                relay_module,
                 "--state-dir",
                 state_dir,
                 "--bootstrap",
@@ -213,7 +274,9 @@ class StackProcess:
             bootstrap,
         ]
         self.supervisor.add("sink", sink_argv + (["--catalog-via", catalog_via] if catalog_via else []))
-        self.supervisor.start_all()
+        # One by one: the source server (source-db) may run already.
+        for name in COMPONENTS:
+            self.supervisor.start(name)
 
     def endpoints(self, catalog_via: str | None) -> Endpoints:
         """The real endpoints declared components' placeholders expand to: the platform's
@@ -401,6 +464,11 @@ class StackProcess:
     def shutdown(self) -> None:
         self.event("stack_stopping")
         if self.supervisor is not None:
+            if "source-db" in self.supervisor.names:
+                # SIGINT is PostgreSQL's fast shutdown (SIGTERM, what stop_all sends, would
+                # wait for every client session to end); the SIGTERM after it changes nothing.
+                with contextlib.suppress(ControlError):
+                    self.supervisor.signal("source-db", signal.SIGINT)
             self.supervisor.stop_all()
         if self.control is not None:
             self.control.stop()
@@ -422,3 +490,11 @@ class StackProcess:
         self.events.append(
             {"event": name, "mono": self.clock.monotonic(), "wall": self.clock.wall(), **fields}
         )
+
+
+def _via(uri: str, listen: str) -> str:
+    """``uri`` with its host and port replaced by ``listen`` (a proxy's address); the user,
+    password, database and parameters stay."""
+    parts = urlsplit(uri)
+    user, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit((parts.scheme, f"{user}{at}{listen}", parts.path, parts.query, parts.fragment))

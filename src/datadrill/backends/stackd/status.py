@@ -20,12 +20,13 @@ Example::
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from datadrill.netfaults import ToxiproxyAdmin
 from datadrill.platform import source_db
 from datadrill.platform.component import read_heartbeat
-from datadrill.platform.source_conn import SOURCE_ERRORS, describe_source
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, describe_source
 from datadrill.platform.supervisor import ProcessStatus
 from datadrill.procs import read_proc_state
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from datadrill.backends.stackd.process import StackProcess
 
 HEARTBEAT_STALE_S = 5.0
+# The embedded stack's own PostgreSQL server, as the supervisor knows it.
+SOURCE_PROCESS = "source-db"
 # A connector component's status comes from its Connect cluster: `stack status` waits at
 # most this long for it.
 CONNECT_TIMEOUT_S = 2.0
@@ -183,17 +186,52 @@ def _metrics(stack: StackProcess) -> Entry:
 
 
 def _source(stack: StackProcess) -> Entry:
+    """The source database: its server, orders and outbox depth (read on the harness's
+    direct path: a SourceOutage on the "source" proxy is the drill's business). The
+    embedded stack's own PostgreSQL server (the supervised process ``source-db``) is
+    listed here, with its process's fields, rather than as a second entry."""
     entry: Entry = {"name": "source-db", "endpoint": describe_source(stack.source_uri)}
     try:
         db = source_db.connect(stack.source_uri)
         try:
             orders, depth = source_db.count_orders(db), source_db.outbox_depth(db)
+            server = _source_server(db)
         finally:
             db.close()
-        entry.update(healthy=True, detail=f"{orders} orders, outbox depth {depth}")
+        entry.update(healthy=True, detail=f"{server}, {orders} orders, outbox depth {depth}", server=server)
     except SOURCE_ERRORS as exc:
         entry.update(healthy=False, detail=str(exc).strip())
+    proc = _source_process(stack)
+    if proc is not None:
+        entry.update(
+            pid=proc.pid,
+            paused=proc.paused,
+            running=proc.running,
+            restarts=proc.restarts,
+            last_exit=proc.last_exit,
+        )
+        if proc.paused or proc.stopped:
+            entry.update(healthy=False, detail="PAUSED (the server is stopped)")
+        elif not proc.running:
+            entry.update(healthy=False, detail=f"restarting (last exit: {proc.last_exit})")
+        else:
+            entry["detail"] += f"; server pid {proc.pid}"
+        if proc.restarts:
+            entry["detail"] += f"; {proc.restarts} restarts, last: {proc.last_exit}"
     return entry
+
+
+def _source_server(db: SourceConnection) -> str:
+    if db.is_postgres:
+        version = db.execute("SHOW server_version").fetchone()[0]
+        return f"PostgreSQL {str(version).split()[0]}"
+    return f"SQLite {sqlite3.sqlite_version}"
+
+
+def _source_process(stack: StackProcess) -> ProcessStatus | None:
+    if stack.supervisor is None:
+        return None
+    return next((p for p in stack.supervisor.status() if p.name == SOURCE_PROCESS), None)
 
 
 def process_entries(stack: StackProcess) -> list[Entry]:
@@ -201,6 +239,8 @@ def process_entries(stack: StackProcess) -> list[Entry]:
     now = stack.clock.monotonic()
     out = []
     for proc in stack.supervisor.status():
+        if proc.name == SOURCE_PROCESS:
+            continue  # the source-db entry (_source) shows it
         declared = stack.config.components.get(proc.name)
         if declared is not None:
             has_check = bool(declared.ready.log or declared.ready.port)
