@@ -94,6 +94,7 @@ THRESHOLDS: dict[type[Any], tuple[SLISpec, float | None, Direction]] = {
     slo.RestartRate: (slo.RestartRate(max_per_min=3.0), 3.0, Direction.MAX),
     slo.ConnectorHealth: (slo.ConnectorHealth(component="sink"), None, Direction.OK),
     slo.DataIntegrity: (slo.DataIntegrity(max_bad_rows=7), 7.0, Direction.MAX),
+    slo.ReplicationLag: (slo.ReplicationLag(max_bytes=4_096), 4_096.0, Direction.MAX),
 }
 
 

@@ -114,7 +114,66 @@ def check_capabilities(scenario: Scenario, stack: Stack, *, source: str) -> None
             )
         if getattr(plugin, "needs_own_connect", False):
             _check_own_connect(stack, source, index, item.kind)
+        if getattr(plugin, "needs_cdc", False) or getattr(plugin, "needs_source_proxy", False):
+            _check_source_fault(stack, source, index, item.kind, plugin)
     _check_restarted_connectors(scenario, stack, source)
+    _check_replication_slis(scenario, stack, source)
+
+
+def _source_kind(stack: Stack) -> str:
+    config = stack.config
+    return "a PostgreSQL source" if config.source.is_postgres else "a SQLite source (a file)"
+
+
+def _check_source_fault(stack: Stack, source: str, index: int, kind: str, plugin: object) -> None:
+    """A fault on the CDC relay's slot needs the relay in cdc mode on PostgreSQL; an outage
+    of the source needs its ``source`` proxy."""
+    from datadrill.faults.replication import CDC_HINT
+    from datadrill.faults.source import SOURCE_PROXY, SOURCE_PROXY_HINT
+
+    config = stack.config
+    if getattr(plugin, "needs_cdc", False) and not (config.source.is_postgres and config.relay.mode == "cdc"):
+        raise ConfigError(
+            source,
+            f"schedule[{index}]",
+            kind,
+            f"a fault on {CDC_HINT}; this stack's relay is {config.relay.mode!r} on {_source_kind(stack)}",
+        )
+    if getattr(plugin, "needs_source_proxy", False):
+        proxies = stack.network.paths()
+        if not config.source.is_postgres or SOURCE_PROXY not in proxies:
+            has = ", ".join(sorted(proxies)) or "none"
+            raise ConfigError(
+                source,
+                f"schedule[{index}]",
+                kind,
+                f"{SOURCE_PROXY_HINT}; this stack has {_source_kind(stack)} and proxies: {has}",
+            )
+
+
+def _check_replication_slis(scenario: Scenario, stack: Stack, source: str) -> None:
+    """ReplicationLag reads a PostgreSQL source's slot: the CDC relay's unless it names one."""
+    config = stack.config
+    for index, slo in enumerate(scenario.slos):
+        if slo.sli.kind != "replication_lag":
+            continue
+        field = f"slos[{index}].sli"
+        if not config.source.is_postgres:
+            raise ConfigError(
+                source,
+                field,
+                "ReplicationLag",
+                "an SLI on a PostgreSQL source's replication slot; this stack has a SQLite source (a file): "
+                "start it with `datadrill stack up --source postgresql` or set [source] uri",
+            )
+        if not getattr(slo.sli, "slot", "") and config.relay.mode != "cdc":
+            raise ConfigError(
+                source,
+                field,
+                "ReplicationLag",
+                f"slot='' measures the CDC relay's slot, and this stack's relay is {config.relay.mode!r}: "
+                'set [relay] mode = "cdc", or name a slot of yours (ReplicationLag(slot=...))',
+            )
 
 
 def _check_restarted_connectors(scenario: Scenario, stack: Stack, source: str) -> None:

@@ -32,7 +32,17 @@ class PluginError(DrillError):
 
 
 def _builtins() -> list[FaultPlugin]:
-    from datadrill.faults import connector, contract, hang, kafka, metadata, network, stack_state
+    from datadrill.faults import (
+        connector,
+        contract,
+        hang,
+        kafka,
+        metadata,
+        network,
+        replication,
+        source,
+        stack_state,
+    )
 
     return [
         metadata.CatalogEntryFault(),
@@ -48,6 +58,9 @@ def _builtins() -> list[FaultPlugin]:
         kafka.BrokerLatencyFault(),
         contract.SchemaDriftFault(),
         network.NetworkToxicFault(),
+        replication.DropReplicationSlotFault(),
+        replication.ReplicationSlotStallFault(),
+        source.SourceOutageFault(),
         stack_state.ComponentPausedState(),
         stack_state.WorkloadState(),
     ]

@@ -357,6 +357,78 @@ class NetworkFault:
         )
 
 
+# A PostgreSQL replication slot's name (``[relay] slot`` takes the same); empty: the stack's
+# CDC relay's slot.
+SLOT_PATTERN = r"^([a-z0-9_]{1,63})?$"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class DropReplicationSlot:
+    """The CDC relay's replication slot is dropped while the relay runs, as an operator
+    cleaning up or a failover to a replica without the slot would: the walsender holding it
+    is terminated and the slot dropped. Instantaneous. Nothing is put back: the relay
+    recreates its slot and goes on from *now*, so the outbox events written in between never
+    reach Kafka, and ``DataIntegrity`` counts them as holes. ``slot`` empty: the stack's
+    ``[relay] slot``. Needs ``[relay] mode = "cdc"`` on a PostgreSQL source.
+
+    Example::
+
+        DropReplicationSlot(at_s=10)
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    slot: Annotated[str, Field(pattern=SLOT_PATTERN)] = ""
+    kind: Literal["source.drop_replication_slot"] = "source.drop_replication_slot"
+
+    def describe(self) -> str:
+        which = f"replication slot {self.slot}" if self.slot else "the CDC relay's replication slot"
+        return (
+            f"{which} dropped (nothing to put back: the relay starts a new slot from now, and the "
+            "events written in between never reach Kafka)"
+        )
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ReplicationSlotStall:
+    """The CDC relay stops reading its replication slot and confirms nothing for
+    ``duration_s``: the server keeps the WAL from the slot's confirmed LSN on, so
+    ``ReplicationLag`` grows, and freshness and canaries go stale; afterwards the backlog
+    drains. Needs ``[relay] mode = "cdc"`` on a PostgreSQL source.
+
+    Example::
+
+        ReplicationSlotStall(at_s=5, duration_s=20)
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    kind: Literal["source.replication_slot_stall"] = "source.replication_slot_stall"
+
+    def describe(self) -> str:
+        return f"CDC relay stops reading and confirming its replication slot for {self.duration_s:g} s"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class SourceOutage:
+    """The source database refuses connections for ``duration_s``: the fault proxy's
+    ``source`` path (platform → PostgreSQL) is disabled, which drops the open connections
+    of the workload and the relay too. The harness keeps its own direct way to the database
+    (probes still measure). Needs a PostgreSQL source behind the fault proxy (``datadrill
+    stack up --source postgresql``).
+
+    Example::
+
+        SourceOutage(at_s=5, duration_s=10)
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    duration_s: Annotated[float, Strict(), Field(gt=0)]
+    kind: Literal["source.outage"] = "source.outage"
+
+    def describe(self) -> str:
+        return f"source database refuses connections for {self.duration_s:g} s"
+
+
 FaultSpec = (
     DeleteCatalogEntry
     | DeleteMetadataFiles
@@ -371,5 +443,8 @@ FaultSpec = (
     | CatalogOutage
     | SchemaDrift
     | NetworkFault
+    | DropReplicationSlot
+    | ReplicationSlotStall
+    | SourceOutage
 )
 ScheduleItem = FaultSpec | TakeCatalogBackup

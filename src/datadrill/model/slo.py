@@ -14,6 +14,7 @@ of its own, measured by a probe registered for that kind (``datadrill.probes`` e
 from __future__ import annotations
 
 import enum
+import re
 import string
 from typing import Annotated, Any, ClassVar, Literal, Protocol, get_args, runtime_checkable
 
@@ -317,22 +318,88 @@ class DataIntegrity:
     from reconciling source against sink (up to the sink's newest key, so rows still in
     flight do not count) every ``every_s`` seconds. ``scope="run"`` reconciles the keys
     written since the run's first sample (cheap on a big table, and what the drill can
-    have damaged); ``"table"`` reconciles every key."""
+    have damaged); ``"table"`` reconciles every key.
+
+    With ``holes`` (the default) it also counts *holes*: source rows the sink lacks although
+    rows with higher keys have landed, once they were written more than ``hole_grace_s``
+    before now and before the sink's newest row (a gap in the middle, such as a dropped
+    replication slot leaves, not rows still in flight). The write time is the source's
+    ``created_at_us`` for the reference platform, else ``target.event_time_column`` read
+    as ``target.event_time_unit``; a source query without that column counts no holes."""
 
     max_bad_rows: Annotated[int, Strict(), Field(ge=0)] = 0
     every_s: Annotated[float, Strict(), Field(gt=0, le=3600)] = 5.0
     scope: Literal["run", "table"] = "run"
+    holes: bool = True
+    hole_grace_s: Annotated[float, Strict(), Field(ge=0, le=86_400)] = 5.0
     target: Target = Target()
     kind: Literal["data_integrity"] = "data_integrity"
 
+    @property
+    def hole_time_column(self) -> tuple[str, str] | None:
+        """(source column, unit) that dates a source row for holes, or None when holes are
+        not counted (off, or the source query names no such column)."""
+        if not self.holes:
+            return None
+        if self.target.source_query == DEFAULT_SOURCE_QUERY:
+            return "created_at_us", "us"
+        column = self.target.event_time_column
+        # A cheap reading of the query's text: the probe checks the columns it really returns.
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\*", self.target.source_query))
+        if column in words or "*" in words:
+            return column, self.target.event_time_unit
+        return None
+
     def statement(self) -> str:
-        return f"at most {self.max_bad_rows:,} duplicated or wrong rows in {self.target.table}"
+        rows = f"at most {self.max_bad_rows:,} duplicated or wrong rows in {self.target.table}"
+        if not self.holes:
+            return rows
+        if self.hole_time_column is None:
+            return (
+                f"{rows} (holes not counted: the source query returns no "
+                f"{self.target.event_time_column} to date its rows)"
+            )
+        return f"{rows}, holes older than {self.hole_grace_s:g} s included"
 
     unit: ClassVar[str] = "rows"
 
     @property
     def threshold(self) -> float:
         return float(self.max_bad_rows)
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.MAX
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class ReplicationLag:
+    """Bytes of WAL between the source server's current LSN and a logical replication
+    slot's confirmed flush LSN (``pg_current_wal_lsn() - confirmed_flush_lsn`` from
+    ``pg_replication_slots``): what the server keeps for a CDC consumer that has not
+    confirmed it. A slot that is missing, or whose ``wal_status`` is ``lost`` (the server
+    removed WAL it still needed), is a bad sample that says so. ``slot`` empty: the stack's
+    CDC relay's (``[relay] slot``). Needs a PostgreSQL source.
+
+    Example::
+
+        ReplicationLag(max_bytes=4_000_000)
+    """
+
+    max_bytes: Annotated[int, Strict(), Field(ge=0)]
+    slot: Annotated[str, Field(pattern=r"^([a-z0-9_]{1,63})?$")] = ""
+    target: Target = Target()
+    kind: Literal["replication_lag"] = "replication_lag"
+
+    def statement(self) -> str:
+        which = f"replication slot {self.slot}" if self.slot else "the CDC relay's replication slot"
+        return f"{which} at most {self.max_bytes:,} bytes of WAL behind"
+
+    unit: ClassVar[str] = "bytes"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.max_bytes)
 
     @property
     def direction(self) -> Direction:
@@ -348,6 +415,7 @@ SLI = (
     | ConnectorErrorRate
     | RestartRate
     | ConnectorHealth
+    | ReplicationLag
 )
 BUILTIN_SLIS: tuple[type[Any], ...] = get_args(SLI)
 

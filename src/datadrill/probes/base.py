@@ -122,6 +122,8 @@ class ProbeEnv:
     connect: Callable[[], ConnectStatus] | None = field(default=None, repr=False, compare=False)
     # Declared components that are a real Connect cluster's connectors: name -> connector.
     connector_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The CDC relay's replication slot ([relay] slot): ReplicationLag's when it names none.
+    relay_slot: str = "datadrill_relay"
 
     @classmethod
     def from_stack(cls, stack: ProbeStack, clock: Clock) -> ProbeEnv:
@@ -141,6 +143,7 @@ class ProbeEnv:
             closers=(engine.close,),
             connect=(lambda: stack.connect) if hasattr(stack, "connect") else None,
             connector_names={name: c.connector for name, c in components.items() if c.connector},
+            relay_slot=str(getattr(getattr(config, "relay", None), "slot", "datadrill_relay")),
         )
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ def _builtins() -> dict[str, ProbeFactory]:
         DataIntegrity,
         Freshness,
         QuerySuccess,
+        ReplicationLag,
         RestartRate,
     )
     from datadrill.probes import sli
@@ -70,6 +71,7 @@ def _builtins() -> dict[str, ProbeFactory]:
         RestartRate: sli.RestartRateProbe,
         ConnectorHealth: sli.ConnectorHealthProbe,
         DataIntegrity: sli.DataIntegrityProbe,
+        ReplicationLag: sli.ReplicationLagProbe,
     }
     return {spec_kind(spec): factory for spec, factory in by_spec.items()}
 

@@ -3,13 +3,14 @@ probe measures the reference platform or a user's own pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
 import time
 from typing import Any
 
-from datadrill.errors import ConfigError, DrillError
+from datadrill.errors import ConfigError, DrillError, QueryFailed
 from datadrill.jsonl import JsonlTail
 from datadrill.model import slo
 from datadrill.platform.query import QueryEngine
@@ -383,10 +384,16 @@ class ConnectorHealthProbe:
         return
 
 
+# Omitted keys looked up per statement when dating holes (a parameter list, both engines).
+_HOLE_KEYS_PER_QUERY = 500
+
+
 class DataIntegrityProbe:
     """Reconciles source against sink every ``every_s`` seconds (between runs the last
-    value stands). Omissions are left out: up to the sink's newest key they may still be
-    in flight. Duplicates, differing rows and rows with no source row are not."""
+    value stands). Duplicates, differing rows and rows with no source row count; so do
+    holes (``sli.holes``): omissions below the sink's newest key written more than
+    ``hole_grace_s`` before now and before the sink's newest row. Younger omissions may
+    still be in flight (the topic's partitions land unevenly) and never count."""
 
     def __init__(self, sli: slo.DataIntegrity, env: ProbeEnv) -> None:
         self.env = env
@@ -394,6 +401,10 @@ class DataIntegrityProbe:
         self._last: Sample | None = None
         self._last_at = float("-inf")
         self._low_key: int | None = None  # scope "run": keys above the sink's newest at the start
+        # (column, unit) dating source rows for holes; None: holes not counted. Checked
+        # against the columns the source query really returns on the first reconciliation.
+        self._hole_column = sli.hole_time_column
+        self._hole_column_checked = False
 
     def measure(self) -> Sample:
         import contextlib
@@ -414,13 +425,75 @@ class DataIntegrityProbe:
             with contextlib.closing(self.env.source_db()) as db:
                 source, table = target_sides(target, db, sink)
                 result = reconcile(source, table, key_range=(min(self._low_key, int(newest)), int(newest)))
+                holes = self._holes(db, result.omissions, int(newest)) if result.omissions else ()
         except DrillError as exc:
             sample = Sample(None, False, _short(exc))
         else:
-            bad = len(result.duplicates) + len(result.discrepancies) + len(result.unexpected)
-            sample = Sample(float(bad), bad <= self.sli.max_bad_rows)
+            bad = len(result.duplicates) + len(result.discrepancies) + len(result.unexpected) + len(holes)
+            good = bad <= self.sli.max_bad_rows
+            sample = Sample(float(bad), good, None if good else self._findings(result, holes))
         self._last, self._last_at = sample, now
         return sample
+
+    @staticmethod
+    def _findings(result: Any, holes: tuple[int, ...]) -> str:
+        parts = [
+            f"{len(found):,} {label}" + (f" (e.g. {', '.join(map(str, found[:3]))})" if found else "")
+            for label, found in (
+                ("duplicated", result.duplicates),
+                ("differing", result.discrepancies),
+                ("not in source", result.unexpected),
+                ("holes: source rows missing below the sink's newest key", holes),
+            )
+            if found
+        ]
+        return "; ".join(parts)
+
+    def _holes(self, db: Any, omissions: tuple[int, ...], newest: int) -> tuple[int, ...]:
+        """The omitted keys that are holes: dated in the source (``sli.hole_time_column``)
+        more than ``hole_grace_s`` before now and before the sink's newest row."""
+        from datadrill.integrity.dialects import quote_identifier, subquery
+        from datadrill.platform.source_conn import SOURCE_ERRORS
+
+        if self._hole_column is None:
+            return ()
+        column, unit = self._hole_column
+        query = self.sli.target.source_query
+        if not self._hole_column_checked:
+            self._hole_column_checked = True
+            try:
+                described = db.execute(f"SELECT * FROM {subquery(query)} LIMIT 0").description or ()
+            except SOURCE_ERRORS as exc:
+                raise QueryFailed(f"source: query failed: {exc}") from exc
+            if column.lower() not in {str(d[0]).lower() for d in described}:
+                self._hole_column = None  # the statement says holes need it
+                return ()
+        key = quote_identifier(self.sli.target.key_column)
+        dated: dict[int, float] = {}
+        wanted = [*sorted(omissions), newest]
+        for start in range(0, len(wanted), _HOLE_KEYS_PER_QUERY):
+            chunk = wanted[start : start + _HOLE_KEYS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT {key}, {quote_identifier(column)} FROM {subquery(query)} WHERE {key} IN ({marks})"
+            try:
+                rows = db.execute(sql, chunk).fetchall()
+            except SOURCE_ERRORS as exc:
+                raise QueryFailed(f"source: query failed: {exc}") from exc
+            for found_key, when in rows:
+                if when is None:
+                    continue
+                try:
+                    dated[int(found_key)] = _epoch_s(when, unit)
+                except EventTimeError as exc:
+                    raise QueryFailed(f"source {column} {exc}") from None
+        # Wall clock on purpose: the source stamps rows with the writer's wall clock (the
+        # reference workload's created_at_us), so only a wall-clock now can age them.
+        cutoff = self.env.clock.wall() - self.sli.hole_grace_s
+        if newest in dated:
+            # A row is a hole once rows written hole_grace_s after it have landed: during a
+            # catch-up the partitions land unevenly, and the newest landed row says how far.
+            cutoff = min(cutoff, dated[newest] - self.sli.hole_grace_s)
+        return tuple(k for k in sorted(omissions) if k in dated and dated[k] < cutoff)
 
     @property
     def engine(self) -> QueryEngine:
@@ -429,3 +502,56 @@ class DataIntegrityProbe:
 
     def close(self) -> None:
         return
+
+
+class ReplicationLagProbe:
+    """``pg_current_wal_lsn() - confirmed_flush_lsn`` of the slot, in bytes, with the slot's
+    ``wal_status``, read on the harness's own connection to the source (no fault proxy in
+    between, so a source outage on the platform's path is still measured). One connection
+    is kept; a failed read drops it and the next sample reconnects."""
+
+    def __init__(self, sli: slo.ReplicationLag, env: ProbeEnv) -> None:
+        self.sli = sli
+        self.env = env
+        self.slot = sli.slot or env.relay_slot
+        self._db: Any = None
+
+    def measure(self) -> Sample:
+        from datadrill.platform.source_conn import SOURCE_ERRORS
+
+        failures: tuple[type[Exception], ...] = (*SOURCE_ERRORS, DrillError)
+        try:
+            if self._db is None:
+                self._db = self.env.source_db()
+            if not self._db.is_postgres:
+                return Sample(None, False, "the source is SQLite: it has no replication slots")
+            row = self._db.execute(
+                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, wal_status"
+                " FROM pg_replication_slots WHERE slot_name = ?",
+                (self.slot,),
+            ).fetchone()
+        except failures as exc:
+            self.close()
+            return Sample(None, False, _short(exc))
+        if row is None:
+            return Sample(None, False, f"replication slot {self.slot} does not exist")
+        lag, wal_status = row
+        if wal_status == "lost":
+            return Sample(
+                None if lag is None else float(lag),
+                False,
+                f"replication slot {self.slot} is lost (wal_status lost: the server removed WAL it still needed)",
+            )
+        if lag is None:
+            return Sample(None, False, f"replication slot {self.slot} has no confirmed_flush_lsn (not a logical slot?)")
+        value = float(max(0, int(lag)))
+        return Sample(value, value <= self.sli.max_bytes)
+
+    def close(self) -> None:
+        from datadrill.platform.source_conn import SOURCE_ERRORS
+
+        db, self._db = self._db, None
+        if db is not None:
+            # A connection the server dropped may fail to close; it is let go either way.
+            with contextlib.suppress(*SOURCE_ERRORS):
+                db.close()
