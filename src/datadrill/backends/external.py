@@ -32,6 +32,14 @@ class ExternalBackend(StackProcessBackend):
                 None,
                 "an [external] section with bootstrap_servers and catalog_uri (see the README)",
             )
+        if config.source.server == "postgresql" and not config.source.uri:
+            # No throwaway server on someone else's cluster: the source is theirs.
+            raise ConfigError(
+                str(config_file or "datadrill.toml"),
+                "source.uri",
+                "",
+                'your PostgreSQL source database: [source] uri = "postgresql://USER@HOST:PORT/DB"',
+            )
         return config
 
     def ready(self, config: StackConfig) -> list[str]:

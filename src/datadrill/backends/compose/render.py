@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
 """
 
 KAFKA_INTERNAL_PORT = 9092
+# Server settings of the PostgreSQL service: logical decoding for the CDC relay, with room
+# for its replication slot and WAL sender (and a few more for drills).
+POSTGRES_SETTINGS = (("wal_level", "logical"), ("max_replication_slots", "10"), ("max_wal_senders", "10"))
 KAFKA_CONTROLLER_PORT = 9093
 KAFKA_EXTERNAL_PORT = 9094
 
@@ -135,6 +138,7 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
                     for n in range(1, settings.brokers + 1)
                 ),
                 f"127.0.0.1:{settings.postgres_proxy_port}:{settings.postgres_proxy_port}",
+                f"127.0.0.1:{settings.source_proxy_port}:{settings.source_proxy_port}",
                 f"127.0.0.1:{settings.trino_proxy_port}:{settings.trino_proxy_port}",
             ],
             "healthcheck": _healthcheck(["CMD", "/toxiproxy-cli", "list"], start_s=2),
@@ -158,6 +162,9 @@ def _services(settings: ComposeSettings) -> dict[str, Any]:
     }
     services["postgres"] = {
         "image": IMAGES["postgres"],
+        # The image's entrypoint passes -c options to the server (its documented way to set
+        # them): the source database's CDC relay needs logical decoding.
+        "command": ["postgres", *(arg for name, value in POSTGRES_SETTINGS for arg in ("-c", f"{name}={value}"))],
         "environment": {
             "POSTGRES_USER": settings.database_user,
             "POSTGRES_PASSWORD": settings.database_password,
@@ -225,7 +232,7 @@ def compose_document(settings: ComposeSettings) -> dict[str, Any]:
 
 def toxiproxy_proxies(settings: ComposeSettings) -> list[dict[str, Any]]:
     """Toxiproxy's startup config: one proxy per broker (``kafka-N``), the catalog database
-    (``catalog``) and Trino (``query``)."""
+    (``catalog``), the source database (``source``) and Trino (``query``)."""
     proxies = [
         {
             "name": f"kafka-{n}",
@@ -241,6 +248,16 @@ def toxiproxy_proxies(settings: ComposeSettings) -> list[dict[str, Any]]:
         {
             "name": "catalog",
             "listen": f"0.0.0.0:{settings.postgres_proxy_port}",
+            "upstream": "postgres:5432",
+            "enabled": True,
+        }
+    )
+    # The same server's source database, on a path of its own: a SourceOutage cuts the
+    # platform off its source, not the sink off its catalog.
+    proxies.append(
+        {
+            "name": "source",
+            "listen": f"0.0.0.0:{settings.source_proxy_port}",
             "upstream": "postgres:5432",
             "enabled": True,
         }

@@ -43,6 +43,9 @@ class ComposeSettings(BaseModel):
     kafka_proxy_base_port: int = Field(19091, ge=1024, le=65000, description="broker N is at base + N - 1")
     postgres_proxy_port: int = Field(15432, ge=1024, le=65535)
     postgres_port: int = Field(15433, ge=1024, le=65535, description="direct, for the harness only")
+    source_proxy_port: int = Field(
+        15434, ge=1024, le=65535, description="the source database for the platform (a SourceOutage cuts it)"
+    )
     trino_proxy_port: int = Field(18080, ge=1024, le=65535)
     schema_registry_port: int = Field(18081, ge=1024, le=65535)
     minio_port: int = Field(19000, ge=1024, le=65535)
@@ -110,6 +113,16 @@ class ComposeSettings(BaseModel):
             "s3_secret_access_key": self.s3_secret_key,
             "compose_project": self.project,
         }
+
+    @property
+    def source_uri(self) -> str:
+        """The ``source`` database of the same PostgreSQL, direct: the harness's path and the
+        ``[source] uri`` of ``--source postgresql`` (the platform goes through the "source"
+        proxy, at :attr:`source_proxy_port`)."""
+        return (
+            f"postgresql://{self.database_user}:{self.database_password}"
+            f"@127.0.0.1:{self.postgres_port}/{self.source_database}"
+        )
 
     @property
     def trino_url(self) -> str:

@@ -42,6 +42,10 @@ class ComposeBackend:
     def configure(self, *, config_file: Path | None, overrides: dict[str, object] | None = None) -> StackConfig:
         data = load_config(config_file, overrides=overrides).model_dump()
         data["external"] = self.settings.external()
+        source = data["source"]
+        if source["server"] == "postgresql" and not source["uri"]:
+            # `--source postgresql`: the compose PostgreSQL's own source database.
+            source["uri"] = self.settings.source_uri
         return StackConfig.model_validate(data)
 
     def ready(self, config: StackConfig) -> list[str]:

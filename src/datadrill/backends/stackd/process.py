@@ -223,6 +223,13 @@ class StackProcess:
         if url:
             for name, info in ToxiproxyAdmin(url).proxies().items():
                 self.proxies[name] = {"listen": info.listen, "upstream": info.upstream}
+            source = self.proxies.get("source")
+            if source is not None and is_postgres(self.source_uri):
+                # The cluster's "source" proxy (the compose stack has one) listens on its
+                # Toxiproxy's host: the platform goes through it, the harness does not.
+                port = source["listen"].rsplit(":", 1)[-1]
+                host = urlsplit(url).hostname or "127.0.0.1"
+                self.source_via = _via(self.source_uri, f"{host}:{port}")
 
     def _ensure_supervisor(self) -> Supervisor:
         # Made before the platform when the stack runs its own source server.
