@@ -522,18 +522,41 @@ def test_placeholders_and_percent_signs(pg: SourceConnection) -> None:
 
 
 def test_executemany_inserts_every_row_in_batches(pg: SourceConnection) -> None:
-    rows = [(i, i % 7, f"row {i} 100%") for i in range(2_500)]  # more than one page of 1,000
-    pg.execute("CREATE TEMP TABLE many (a BIGINT, b BIGINT, c TEXT)")
-    pg.executemany("INSERT INTO many VALUES (?, ?, ?)", rows)
-    pg.executemany("INSERT INTO many (a, b, c) VALUES (?, ?, ?)", [(-1, -1, "named columns")])
+    rows = [(i, f"row {i} 100%") for i in range(2_500)]  # more than one page of 1,000
+    pg.execute("CREATE TEMP TABLE many (a BIGINT PRIMARY KEY, b BIGINT, c TEXT)")
+    # A literal in the row's tuple stays in every row (it was dropped, shifting the values).
+    pg.executemany("INSERT INTO many VALUES (?, 7, ?)", rows)
     pg.executemany("INSERT INTO many VALUES (?, ?, ?)", [])
-    assert pg.execute("SELECT count(*), sum(a), count(DISTINCT c) FROM many").fetchone() == (
-        2_501,
-        3_123_749,
-        2_501,
+    assert pg.execute("SELECT count(*), sum(a), min(b), max(b), count(DISTINCT c) FROM many").fetchone() == (
+        2_500,
+        3_123_750,
+        7,
+        7,
+        2_500,
     )
+    # What follows the row stays after the rows; parentheses and % inside literals too.
+    pg.executemany(
+        "INSERT INTO many (a, b, c) VALUES (?, length('a)b'), '50%' || ?) ON CONFLICT (a) DO NOTHING",
+        [(0, "dropped"), (-1, "kept")],
+    )
+    assert pg.execute("SELECT b, c FROM many WHERE a IN (0, -1) ORDER BY a").fetchall() == [
+        (3, "50%kept"),
+        (7, "row 0 100%"),
+    ]
+    # Not an INSERT ... VALUES: one statement per row.
     pg.executemany("UPDATE many SET b = ? WHERE a = ?", [(100, 1), (200, 2)])
     assert pg.execute("SELECT b FROM many WHERE a IN (1, 2) ORDER BY a").fetchall() == [(100,), (200,)]
+
+
+def test_a_transaction_whose_connection_died_raises_what_killed_it(pg_uri: str, pg: SourceConnection) -> None:
+    """Not the ROLLBACK's InterfaceError ("connection already closed"), which hid it."""
+    with open_source(pg_uri) as victim:
+        (pid,) = victim.execute("SELECT pg_backend_pid()").fetchone()
+        with pytest.raises(psycopg2.OperationalError, match="terminat"), victim.transaction():
+            victim.execute("INSERT INTO canaries VALUES (1, 1, 1)")
+            pg.execute("SELECT pg_terminate_backend(?)", (pid,))
+            victim.execute("INSERT INTO canaries VALUES (2, 2, 2)")
+    assert pg.execute("SELECT count(*) FROM canaries").fetchone() == (0,)
 
 
 def test_a_failed_transaction_leaves_nothing_and_the_connection_usable(pg: SourceConnection) -> None:

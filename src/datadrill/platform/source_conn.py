@@ -61,7 +61,9 @@ def describe_source(target: str | Path) -> str:
     parts = urlsplit(str(target))
     if parts.password is None:
         return str(target)
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -69,6 +71,29 @@ def _to_pyformat(sql: str) -> str:
     # psycopg2 formats with %: a literal % (the hash's modulo) doubles when parameters are
     # passed, and every ? becomes %s (our statements never hold ? in a string literal).
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _split_row_tuple(values: str) -> tuple[str, str] | None:
+    """``"(?, ?, 0) ON CONFLICT DO NOTHING"`` → ``("(?, ?, 0)", " ON CONFLICT DO NOTHING")``:
+    the one parenthesized row after VALUES and what follows it; None when ``values`` is not
+    one such row (several rows, or no VALUES at all)."""
+    text = values.lstrip()
+    if not text.startswith("("):
+        return None
+    depth, quoted = 0, False
+    for index, char in enumerate(text):
+        if char == "'":
+            quoted = not quoted  # '' inside a literal toggles twice
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                tail = text[index + 1 :]
+                return None if tail.lstrip().startswith(",") else (text[: index + 1], tail)
+    return None
 
 
 class SourceConnection:
@@ -104,10 +129,20 @@ class SourceConnection:
             self.raw.executemany(sql, rows)
             return
         # One statement for the whole batch: psycopg2's executemany is a round trip per row.
+        # The row's tuple is the template, literals included (VALUES (?, ?, 0)), and what
+        # follows it (ON CONFLICT ...) stays after the rows.
         head, _, values = sql.partition(" VALUES ")
+        split = _split_row_tuple(values)
         with self.raw.cursor() as cursor:
-            if values:
-                psycopg2.extras.execute_values(cursor, _to_pyformat(head) + " VALUES %s", rows, page_size=1000)
+            if split is not None:
+                template, tail = split
+                psycopg2.extras.execute_values(
+                    cursor,
+                    _to_pyformat(head) + " VALUES %s" + _to_pyformat(tail),
+                    rows,
+                    template=_to_pyformat(template),
+                    page_size=1000,
+                )
             else:
                 cursor.executemany(_to_pyformat(sql), rows)
 
@@ -119,7 +154,10 @@ class SourceConnection:
         try:
             yield self
         except BaseException:
-            self.execute("ROLLBACK")
+            # A lost connection fails the ROLLBACK too (and rolls back by itself): the
+            # error that broke the transaction is the one to raise.
+            with contextlib.suppress(*SOURCE_ERRORS):
+                self.execute("ROLLBACK")
             raise
         self.execute("COMMIT")
 

@@ -54,8 +54,8 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
             raise TimeoutError(f"read {position - start} of {high - start} dead letters in {timeout_s:g} s")
         # A relay that crashed between publishing and marking dead-lettered some orders twice.
         order_ids = sorted(set(order_ids))
-        with contextlib.closing(stack.source()) as db:
-            db.execute("BEGIN IMMEDIATE")
+        # One transaction (BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL): all re-emitted or none.
+        with contextlib.closing(stack.source()) as db, db.transaction():
             for chunk in range(0, len(order_ids), 500):
                 ids = order_ids[chunk : chunk + 500]
                 marks = ",".join("?" * len(ids))
@@ -65,7 +65,6 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
                     f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
                     ids,
                 )
-            db.execute("COMMIT")
         consumer.commit(offsets=[TopicPartition(topic, 0, position)], asynchronous=False)
     finally:
         consumer.close()
