@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from datadrill.clock import Clock, MonotonicClock
 from datadrill.errors import ConfigError
 from datadrill.integrity.bisection import bisect_ranges
-from datadrill.integrity.dialects import DUCKDB, SQLITE, TRINO, Column
+from datadrill.integrity.dialects import DUCKDB, POSTGRESQL, SQLITE, TRINO, Column
 from datadrill.integrity.hashing import MODULUS, ColumnKind, row_hash
 from datadrill.integrity.result import ReconcileResult
 from datadrill.integrity.sides import (
@@ -44,6 +44,7 @@ from datadrill.integrity.sides import (
     ParquetSide,
     RangeSummary,
     Side,
+    SourceSide,
     SqliteSide,
     TrinoSide,
     split_range,
@@ -175,6 +176,7 @@ def reconcile(
 __all__ = [
     "DUCKDB",
     "MODULUS",
+    "POSTGRESQL",
     "SINK_ORDER_COLUMNS",
     "SOURCE_ORDER_COLUMNS",
     "SQLITE",
@@ -188,6 +190,7 @@ __all__ = [
     "RangeSummary",
     "ReconcileResult",
     "Side",
+    "SourceSide",
     "SqliteSide",
     "TrinoSide",
     "reconcile",

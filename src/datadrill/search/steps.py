@@ -199,11 +199,13 @@ class StepRunner:
 
     def _reconcile(self, engine: Any, key_range: tuple[int, int]) -> Any:
         """Source orders in ``key_range`` against the table."""
-        from datadrill.integrity.reconcile import EngineSide, SqliteSide, reconcile
+        from datadrill.integrity.reconcile import EngineSide, reconcile
+        from datadrill.integrity.sides import SourceSide
 
+        # SQLite or PostgreSQL: the source's counts and hashes run in its own engine.
         with contextlib.closing(self.stack.source()) as db:
             return reconcile(
-                SqliteSide(db),
+                SourceSide(db),
                 EngineSide(engine, table=self.stack.table, key="order_id"),
                 key_range=key_range,
             )
