@@ -214,3 +214,55 @@ def heartbeat(stack: StackClient, name: str) -> dict[str, Any]:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+@contextlib.contextmanager
+def throwaway_postgres(bindir: Path, *settings: str) -> Iterator[str]:
+    """A PostgreSQL server of its own on 127.0.0.1 with extra ``-c`` settings (say
+    ``wal_level=logical``), with a ``source`` database; yields its URI. Started like
+    :func:`postgres_dsn`'s server, and stopped and removed on exit."""
+    base = Path(tempfile.mkdtemp(prefix="datadrill-pg-"))
+    datadir = base / "data"
+    datadir.mkdir()
+    port = _free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(datadir, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1" + "".join(f" -c {s}" for s in settings)
+    try:
+        subprocess.run(
+            [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-w", "-l", str(datadir / "server.log"),
+             "-o", options, "start"],
+            check=True,
+            capture_output=True,
+        )
+        import psycopg2
+
+        admin = psycopg2.connect(f"postgresql://drill@127.0.0.1:{port}/postgres")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE DATABASE source")
+        admin.close()
+        yield f"postgresql://drill@127.0.0.1:{port}/source"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def logical_postgres_dsn(postgres_bindir: Path) -> Iterator[str]:
+    """A throwaway server with ``wal_level=logical`` (the session's ``postgres_dsn`` has
+    the default, replica), for the CDC relay; tests using it are marked ``postgres``. Slots
+    are server-wide: give each test its own database (:func:`new_database`) and slot."""
+    with throwaway_postgres(postgres_bindir, "wal_level=logical") as dsn:
+        yield dsn
