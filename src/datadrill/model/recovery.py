@@ -173,7 +173,8 @@ class ResnapshotFromSource:
     sink lacks (a reconciliation), re-read them in key-range chunks of ``chunk_rows`` with
     ``workers`` connections in parallel and write each chunk into the outbox in one
     transaction, so the relay publishes it under the contract with fresh event ids; done
-    when the table holds every one of them, failed after ``timeout_s``."""
+    when the table holds every one of them, failed if writing them and the table's taking
+    them in last longer than ``timeout_s``."""
 
     workers: Annotated[int, Strict(), Field(ge=1, le=64)] = 4
     chunk_rows: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 5000

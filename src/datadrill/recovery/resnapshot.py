@@ -30,8 +30,8 @@ values until the commit, and the insert re-reads them from the buffer cache. On 
 lock: writers already take turns. The reads are parallel; the short writes take turns.
 
 The step ends when the table holds every re-snapshotted key (polled through the stack's
-query engine, only for the keys still missing), or fails after ``timeout_s`` naming how
-many are still missing. Its rate is rows over the whole phase: finding the gap, writing
+query engine, only for the keys still missing), or fails ``timeout_s`` after the gap was
+found, naming how many are still missing. Its rate is rows over the whole phase: finding the gap, writing
 it and the pipeline carrying it into the table.
 
 Example::
@@ -159,6 +159,8 @@ class ResnapshotResult:
     chunks: int
     workers: int
     runs: tuple[tuple[int, int], ...]
+    find_s: float
+    """Finding the gap (the reconciliation), when the caller's ``started`` was before it."""
     write_s: float
     elapsed_s: float
     engine: str
@@ -206,12 +208,15 @@ def resnapshot(
 ) -> ResnapshotResult:
     """Re-snapshot the source's ``gap`` keys through the outbox and wait until the table
     holds them. ``started``: when the phase began by ``context.clock`` (default: now), so
-    that finding the gap counts in its time. Raises :class:`WaitTimeout` after
-    ``timeout_s`` naming how many keys are still missing."""
+    that finding the gap counts in its time. Raises :class:`WaitTimeout` when writing the
+    gap and the table's taking it in last longer than ``timeout_s``, naming how many keys
+    are still missing."""
     clock = context.clock
     stack = context.stack
-    started = clock.monotonic() if started is None else started
-    deadline = started + timeout_s
+    writing = clock.monotonic()
+    started = writing if started is None else started
+    # The gap is known: finding it had bounds of its own (the reconciliation's catch-up).
+    deadline = writing + timeout_s
     chunks = chunks_of(gap, chunk_rows)
     runs = tuple(key_runs(gap))
     todo: queue.SimpleQueue[tuple[int, ...]] = queue.SimpleQueue()
@@ -238,7 +243,7 @@ def resnapshot(
             progress(written.count)
             clock.sleep(0.05)
         dialects = [f.result() for f in futures]  # re-raises a worker's failure
-    wrote_s = clock.monotonic() - started
+    wrote_s = clock.monotonic() - writing
     keys = sorted(written.keys)
     progress(len(keys), force=True)
     if not todo.empty():
@@ -274,6 +279,7 @@ def resnapshot(
         chunks=len(chunks),
         workers=threads,
         runs=runs,
+        find_s=writing - started,
         write_s=wrote_s,
         elapsed_s=clock.monotonic() - started,
         engine=engine,
@@ -316,7 +322,8 @@ def run_resnapshot_from_source(step: ResnapshotFromSource, context: DrillContext
     return StepResult(
         f"{result.rows:,} missing rows re-snapshotted from the source ({describe_ranges(result.runs)}) in "
         f"{result.chunks} chunks with {result.workers} workers through the outbox; the table held them "
-        f"all after {result.elapsed_s:.1f} s (writes took {result.write_s:.1f} s)",
+        f"all after {result.elapsed_s:.1f} s (finding the gap took {result.find_s:.1f} s, writing it "
+        f"{result.write_s:.1f} s)",
         rows=result.rows,
         rate_per_s=result.rate_per_s,
         extra={
@@ -327,6 +334,7 @@ def run_resnapshot_from_source(step: ResnapshotFromSource, context: DrillContext
             "workers": result.workers,
             "gap_ranges": ranges,
             "gap_range_count": len(result.runs),
+            "find_s": result.find_s,
             "write_s": result.write_s,
             "engine": result.engine,
             "source": result.source,
