@@ -136,7 +136,7 @@ def postgres_dsn(postgres_bindir: Path) -> Iterator[str]:
         shutil.chown(datadir, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill"],
+        [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill", "-E", "UTF8", "--locale=C"],
         check=True,
         capture_output=True,
     )
@@ -233,7 +233,7 @@ def throwaway_postgres(bindir: Path, *settings: str) -> Iterator[str]:
     options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1" + "".join(f" -c {s}" for s in settings)
     try:
         subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill"],
+            [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill", "-E", "UTF8", "--locale=C"],
             check=True,
             capture_output=True,
         )
