@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -131,4 +132,7 @@ def test_stack_up_source_postgresql_end_to_end(tmp_path: Path) -> None:
         _wait_gone(server, "the stack process was killed")
     finally:
         run_cli("stack", "down", "--state-dir", str(state_dir))
+        data = paths.postgres_dir / "data"
+        if data.is_symlink():  # as root under pytest's private directory: data lives in /tmp
+            shutil.rmtree(data.resolve().parent, ignore_errors=True)
     assert not _alive(server)

@@ -191,3 +191,27 @@ def test_external_source_postgresql_needs_a_uri(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"source.uri .* your PostgreSQL source database"):
         ExternalBackend().configure(config_file=toml, overrides={"source.server": "postgresql"})
+
+
+def test_data_directories_outside_gone_state_directories_are_removed(tmp_path: Path) -> None:
+    def outside(name: str, owner: Path | None, *, pid: int | None = None) -> Path:
+        directory = tmp_path / f"{pg_server.OUTSIDE_PREFIX}{name}"
+        (directory / "data").mkdir(parents=True)
+        if owner is not None:
+            (directory / pg_server.OWNER_FILE).write_text(f"{owner}\n")
+        if pid is not None:
+            (directory / "data" / "postmaster.pid").write_text(f"{pid}\n/data\n")
+        return directory
+
+    state = tmp_path / "state" / "postgres"
+    state.mkdir(parents=True)
+    linked = outside("linked", state / "data")
+    (state / "data").symlink_to(linked / "data", target_is_directory=True)
+    orphan = outside("orphan", tmp_path / "deleted-state" / "postgres" / "data")
+    relinked = outside("relinked", state / "data")  # the state directory links elsewhere now
+    running = outside("running", tmp_path / "deleted-state-2" / "postgres" / "data", pid=os.getpid())
+    foreign = outside("foreign", None)  # not made by us: never touched
+
+    assert sorted(pg_server.remove_orphans(tmp_path)) == sorted([orphan, relinked])
+    assert linked.exists() and running.exists() and foreign.exists()
+    assert not orphan.exists() and not relinked.exists()

@@ -53,6 +53,9 @@ DATABASE = "source"
 SERVER_USER = "postgres"
 READY_TIMEOUT_S = 60.0
 INITDB_TIMEOUT_S = 120.0
+# Data directories made outside a state directory the server's user cannot enter.
+OUTSIDE_PREFIX = "datadrill-source-pg-"
+OWNER_FILE = "state-dir-link"
 # A Unix socket's path is at most 107 bytes (sun_path); longer: TCP only.
 _SUN_PATH_MAX = 107
 SERVER_SETTINGS: tuple[tuple[str, str], ...] = (
@@ -238,7 +241,8 @@ def prepare(postgres_dir: Path, *, binaries: PostgresBinaries | None = None) -> 
 
 def _data_dir(postgres_dir: Path, user: ServerUser) -> Path:
     """``postgres_dir/data``; where the server's user cannot enter the state directory (root's
-    private directories), a link to a directory under the system's temporary directory."""
+    private directories), a link to a directory under the system's temporary directory,
+    deleted by a later start once the state directory is gone (:func:`remove_orphans`)."""
     link = postgres_dir / "data"
     if link.is_symlink():
         target = link.resolve()
@@ -251,12 +255,44 @@ def _data_dir(postgres_dir: Path, user: ServerUser) -> Path:
             os.chown(postgres_dir, user.uid, user.gid)
             os.chown(link, user.uid, user.gid)
         return link
-    outside = Path(tempfile.mkdtemp(prefix="datadrill-pg-")) / "data"
+    remove_orphans()
+    outside = Path(tempfile.mkdtemp(prefix=OUTSIDE_PREFIX)) / "data"
     outside.mkdir(mode=0o700)
+    # Which state directory it belongs to: remove_orphans() deletes it once that is gone.
+    (outside.parent / OWNER_FILE).write_text(str(link.absolute()) + "\n", encoding="utf-8")
     os.chown(outside.parent, user.uid, user.gid)
     os.chown(outside, user.uid, user.gid)
     link.symlink_to(outside, target_is_directory=True)
     return outside
+
+
+def remove_orphans(base: Path | None = None) -> list[Path]:
+    """Delete the data directories made outside state directories (see :func:`_data_dir`)
+    whose state directory is gone or links elsewhere (a test's temporary state directory,
+    deleted by pytest), unless a server still runs on them. Only directories holding our
+    owner file are touched. Returns what was deleted."""
+    removed = []
+    for outside in Path(base or tempfile.gettempdir()).glob(OUTSIDE_PREFIX + "*"):
+        try:
+            link = Path((outside / OWNER_FILE).read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue  # not ours (no owner file), or not readable
+        data = outside / "data"
+        if link.is_symlink() and link.resolve() == data.resolve():
+            continue
+        if _server_running(data):
+            continue
+        shutil.rmtree(outside, ignore_errors=True)
+        removed.append(outside)
+    return removed
+
+
+def _server_running(data: Path) -> bool:
+    try:
+        pid = int((data / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return Path(f"/proc/{pid}").exists()
 
 
 def _as_user(user: ServerUser) -> list[str]:
@@ -420,6 +456,7 @@ __all__ = [
     "find_binaries",
     "prepare",
     "reachable_by",
+    "remove_orphans",
     "server_version",
     "wait_ready",
 ]
