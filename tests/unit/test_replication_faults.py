@@ -295,6 +295,10 @@ def test_holes_are_old_omissions_below_rows_landed_well_after_them(tmp_path: Pat
     # The sink's newest landed row is itself 30 s old (a catch-up): only rows written more
     # than the grace before it are holes, whatever the wall clock says.
     assert probe._holes(source, (2, 3, 6), newest=5) == (2, 3)
+    # A table that records Kafka partitions: its slowest partition's newest row, 50 s old,
+    # bounds them too (the keys after it may be in flight on that partition).
+    assert probe._holes(source, (2, 3, 6, 7), newest=8, frontier_s=now - 50) == (2, 3)
+    assert probe._holes(source, (2, 3, 6, 7), newest=8, frontier_s=now - 70) == ()
 
 
 def test_holes_are_not_counted_when_the_source_has_no_time_column(tmp_path: Path) -> None:

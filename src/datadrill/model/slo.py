@@ -322,8 +322,10 @@ class DataIntegrity:
 
     With ``holes`` (the default) it also counts *holes*: source rows the sink lacks although
     rows with higher keys have landed, once they were written more than ``hole_grace_s``
-    before now and before the sink's newest row (a gap in the middle, such as a dropped
-    replication slot leaves, not rows still in flight). The write time is the source's
+    before now and before the sink's newest row (when the table records a
+    ``kafka_partition``, as the reference sink does: its slowest partition's newest row) —
+    a gap in the middle, such as a dropped replication slot leaves, not rows still in
+    flight. The write time is the source's
     ``created_at_us`` for the reference platform, else ``target.event_time_column`` read
     as ``target.event_time_unit``; a source query without that column counts no holes."""
 

@@ -386,14 +386,18 @@ class ConnectorHealthProbe:
 
 # Omitted keys looked up per statement when dating holes (a parameter list, both engines).
 _HOLE_KEYS_PER_QUERY = 500
+# The column in which a sink records each row's Kafka partition (the reference sink does):
+# with it, holes are dated against the slowest partition's newest row.
+_PARTITION_COLUMN = "kafka_partition"
 
 
 class DataIntegrityProbe:
     """Reconciles source against sink every ``every_s`` seconds (between runs the last
     value stands). Duplicates, differing rows and rows with no source row count; so do
     holes (``sli.holes``): omissions below the sink's newest key written more than
-    ``hole_grace_s`` before now and before the sink's newest row. Younger omissions may
-    still be in flight (the topic's partitions land unevenly) and never count."""
+    ``hole_grace_s`` before now and before the sink's newest row (with a ``kafka_partition``
+    column, the newest row of its slowest partition). Younger omissions may still be in
+    flight (the topic's partitions land unevenly) and never count."""
 
     def __init__(self, sli: slo.DataIntegrity, env: ProbeEnv) -> None:
         self.env = env
@@ -405,6 +409,7 @@ class DataIntegrityProbe:
         # against the columns the source query really returns on the first reconciliation.
         self._hole_column = sli.hole_time_column
         self._hole_column_checked = False
+        self._partitioned: bool | None = None  # does the table record kafka_partition?
 
     def measure(self) -> Sample:
         import contextlib
@@ -425,7 +430,9 @@ class DataIntegrityProbe:
             with contextlib.closing(self.env.source_db()) as db:
                 source, table = target_sides(target, db, sink)
                 result = reconcile(source, table, key_range=(min(self._low_key, int(newest)), int(newest)))
-                holes = self._holes(db, result.omissions, int(newest)) if result.omissions else ()
+                holes: tuple[int, ...] = ()
+                if result.omissions and self._hole_column is not None:
+                    holes = self._holes(db, result.omissions, int(newest), frontier_s=self._frontier(sink))
         except DrillError as exc:
             sample = Sample(None, False, _short(exc))
         else:
@@ -449,9 +456,33 @@ class DataIntegrityProbe:
         ]
         return "; ".join(parts)
 
-    def _holes(self, db: Any, omissions: tuple[int, ...], newest: int) -> tuple[int, ...]:
+    def _frontier(self, sink: Any) -> float | None:
+        """The newest event time of the table's slowest Kafka partition (seconds since the
+        epoch): within a partition rows land in order, so a row older than it is no longer
+        in flight. None when the table records no partition."""
+        from datadrill.integrity.dialects import quote_identifier, quote_table
+
+        target = self.sli.target
+        if self._partitioned is None:
+            columns = {name.lower() for name, _ in sink.describe(target.table)}
+            self._partitioned = _PARTITION_COLUMN in columns and target.event_time_column.lower() in columns
+        if not self._partitioned:
+            return None
+        partition = quote_identifier(_PARTITION_COLUMN)
+        rows = sink.rows(
+            f"SELECT {partition}, max({quote_identifier(target.event_time_column)}) "
+            f"FROM {quote_table(target.table)} WHERE {partition} IS NOT NULL GROUP BY {partition}",
+            table=target.table,
+        )
+        newest = [_epoch_s(when, target.event_time_unit) for _, when in rows if when is not None]
+        return min(newest) if newest else None
+
+    def _holes(
+        self, db: Any, omissions: tuple[int, ...], newest: int, *, frontier_s: float | None = None
+    ) -> tuple[int, ...]:
         """The omitted keys that are holes: dated in the source (``sli.hole_time_column``)
-        more than ``hole_grace_s`` before now and before the sink's newest row."""
+        more than ``hole_grace_s`` before now, before the sink's newest row, and before
+        ``frontier_s`` (the slowest partition's newest row) when known."""
         from datadrill.integrity.dialects import quote_identifier, subquery
         from datadrill.platform.source_conn import SOURCE_ERRORS
 
@@ -493,6 +524,8 @@ class DataIntegrityProbe:
             # A row is a hole once rows written hole_grace_s after it have landed: during a
             # catch-up the partitions land unevenly, and the newest landed row says how far.
             cutoff = min(cutoff, dated[newest] - self.sli.hole_grace_s)
+        if frontier_s is not None:
+            cutoff = min(cutoff, frontier_s - self.sli.hole_grace_s)
         return tuple(k for k in sorted(omissions) if k in dated and dated[k] < cutoff)
 
     @property
