@@ -15,7 +15,7 @@ throwaway table gets every row twice; the bench stack is discarded).
 Needs the PostgreSQL server binaries (scripts/install-system-deps.sh) for the PostgreSQL
 stacks; bounded: about 1.5 minutes per stack with the defaults.
 
-    python bench/cdc.py [--seconds 15] [--gap 20000] [--stacks sqlite-poll,postgresql-poll,postgresql-cdc]
+    python bench/cdc.py [--offered 20000] [--seconds 10] [--gap 20000] [--stacks sqlite-poll,postgresql-poll,postgresql-cdc]
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def bench(name: str, *, offered: float, seconds: float, warmup: float, gap: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--offered", type=float, default=60_000, help="orders/s the workload tries to write")
-    parser.add_argument("--seconds", type=float, default=15.0, help="throughput window per stack")
+    parser.add_argument("--offered", type=float, default=20_000, help="orders/s the workload tries to write")
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput window per stack")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument(
         "--gap", type=int, default=20_000, help="orders lost to the relay, then re-snapshotted"

@@ -159,3 +159,23 @@ def test_parallel_chunks_each_commit_as_one_run_of_event_ids(tmp_path: Path) -> 
         by_chunk.setdefault((order_id - 1) // 250, []).append(event_id)
     for ids in by_chunk.values():
         assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_a_chunk_waits_out_a_busy_source_and_fails_on_anything_else(tmp_path: Path) -> None:
+    from datadrill.clock import MonotonicClock
+    from datadrill.recovery.resnapshot import _write_retrying
+
+    path = tmp_path / "source.db"
+    _source(path, 10)
+    holder = open_source(path)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the source's write lock
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    clock = MonotonicClock()
+    with open_source(path, timeout_s=0.05) as db:  # its busy timeout runs out at once
+        assert _write_retrying(db, [3, 4], clock=clock, deadline=clock.monotonic() + 60) == [3, 4]
+        db.execute("DROP TABLE outbox")
+        with pytest.raises(sqlite3.OperationalError, match="no such table: outbox"):
+            _write_retrying(db, [5], clock=clock, deadline=clock.monotonic() + 60)
+    release.join()
+    holder.close()

@@ -45,17 +45,21 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psycopg2.errors
+
+from datadrill.clock import Clock
 from datadrill.errors import WaitTimeout
 from datadrill.faults.base import DrillContext
 from datadrill.integrity.dialects import quote_table
 from datadrill.integrity.targets import SinkEngine, open_sink
 from datadrill.model.recovery import ResnapshotFromSource
-from datadrill.platform.source_conn import SourceConnection, as_source
+from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
 from datadrill.recovery.reconcile_step import live_reconcile
 from datadrill.recovery.replay import ThrottledProgress
 from datadrill.recovery.result import StepResult
@@ -150,6 +154,34 @@ def write_chunk(db: SourceConnection, keys: Sequence[int]) -> list[int]:
     return found
 
 
+def _busy(exc: Exception) -> bool:
+    """Did a chunk fail only because other writers held the source too long? SQLite's busy
+    timeout ran out (``database is locked``), or PostgreSQL chose this transaction as a
+    deadlock's victim or could not get a lock: the chunk rolled back and can be tried again."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    return isinstance(
+        exc,
+        (
+            psycopg2.errors.DeadlockDetected,
+            psycopg2.errors.LockNotAvailable,
+            psycopg2.errors.SerializationFailure,
+        ),
+    )
+
+
+def _write_retrying(db: SourceConnection, keys: Sequence[int], *, clock: Clock, deadline: float) -> list[int]:
+    """:func:`write_chunk`, tried again while the source is only busy (a loaded source must
+    slow the re-snapshot down, not fail it) until ``deadline``."""
+    while True:
+        try:
+            return write_chunk(db, keys)
+        except SOURCE_ERRORS as exc:
+            if not _busy(exc) or clock.monotonic() >= deadline:
+                raise
+        clock.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class ResnapshotResult:
     rows: int
@@ -233,7 +265,7 @@ def resnapshot(
                     chunk = todo.get_nowait()
                 except queue.Empty:
                     break
-                written.add(write_chunk(db, chunk))
+                written.add(_write_retrying(db, chunk, clock=clock, deadline=deadline))
             return db.dialect
 
     threads = max(1, min(workers, len(chunks)))
