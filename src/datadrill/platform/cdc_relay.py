@@ -127,18 +127,31 @@ def slot_exists(db: SourceConnection, slot: str) -> bool:
     )
 
 
-def outbox_event(row: dict[str, pgoutput.Value]) -> OutboxEvent:
-    """An outbox insert's row as the event the poll relay would have read."""
-    values: list[Any] = []
+_TEXT_FIELDS = ("currency", "status")
+_TEXT_OIDS = frozenset({pgoutput.TEXT_OID, pgoutput.VARCHAR_OID, pgoutput.BPCHAR_OID})
+
+
+def check_outbox_relation(relation: pgoutput.Relation) -> None:
+    """The outbox's columns as the stream describes them must carry an event: every field,
+    integers as integer types and text as text (checked once per Relation message, so
+    rows need no per-value checks)."""
+    types = {c.name: c.type_oid for c in relation.columns}
     for name in OutboxEvent._fields:
-        value = row.get(name)
-        expected = str if name in ("currency", "status") else int
-        if not isinstance(value, expected) or isinstance(value, bool):
+        allowed = _TEXT_OIDS if name in _TEXT_FIELDS else pgoutput.INTEGER_OIDS
+        if types.get(name) not in allowed:
             raise pgoutput.PgOutputError(
-                f"outbox insert has {name} = {value!r}, expected {expected.__name__}"
+                f"{relation.qualified_name}.{name} has type OID {types.get(name)}; the CDC relay "
+                f"needs {'text' if name in _TEXT_FIELDS else 'an integer'}"
             )
-        values.append(value)
-    return OutboxEvent(*values)
+
+
+def outbox_event(row: dict[str, pgoutput.Value]) -> OutboxEvent:
+    """An outbox insert's row (of a relation :func:`check_outbox_relation` passed) as the
+    event the poll relay would have read."""
+    values = tuple(row[name] for name in OutboxEvent._fields)
+    if None in values:
+        raise pgoutput.PgOutputError(f"outbox insert with a NULL: {row!r}")
+    return OutboxEvent._make(values)
 
 
 @dataclass
@@ -163,11 +176,7 @@ class StreamReader:
 
     def feed(self, payload: bytes, batch: Batch) -> None:
         message = pgoutput.decode(payload)
-        if isinstance(message, pgoutput.Begin):
-            self._open = []
-        elif isinstance(message, pgoutput.Relation):
-            self.relations[message.relation_id] = message
-        elif isinstance(message, pgoutput.Insert):
+        if isinstance(message, pgoutput.Insert):  # the common case first
             relation = self.relations.get(message.relation_id)
             if relation is None:
                 raise pgoutput.PgOutputError(
@@ -177,6 +186,12 @@ class StreamReader:
                 raise pgoutput.PgOutputError("insert outside a transaction")
             if relation.name == OUTBOX_TABLE:
                 self._open.append(outbox_event(message.row(relation)))
+        elif isinstance(message, pgoutput.Begin):
+            self._open = []
+        elif isinstance(message, pgoutput.Relation):
+            if message.name == OUTBOX_TABLE:
+                check_outbox_relation(message)
+            self.relations[message.relation_id] = message
         elif isinstance(message, pgoutput.Commit):
             batch.events.extend(self._open or ())
             batch.end_lsn = message.end_lsn

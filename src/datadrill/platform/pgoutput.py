@@ -33,8 +33,11 @@ Example::
 from __future__ import annotations
 
 import enum
+import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from datadrill.errors import DrillError
 
@@ -51,6 +54,8 @@ OID_OID = 26
 BPCHAR_OID = 1042
 VARCHAR_OID = 1043
 INTEGER_OIDS = frozenset({INT2_OID, INT4_OID, INT8_OID, OID_OID})
+
+_INT32 = struct.Struct(">i")
 
 _SKIPPED_TAGS = {
     "U": "update",
@@ -114,9 +119,15 @@ class Relation:
     def qualified_name(self) -> str:
         return f"{self.namespace or 'pg_catalog'}.{self.name}"
 
+    @functools.cached_property
+    def converters(self) -> tuple[tuple[str, Callable[[bytes], Value]], ...]:
+        """(name, text form → value) per column, chosen once per relation by type OID."""
+        return tuple((c.name, _converter(c.type_oid)) for c in self.columns)
 
-@dataclass(frozen=True)
-class TupleValue:
+
+class TupleValue(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is built per column of every row streamed,
+    # and a frozen dataclass's __init__ costs several times more.
     kind: str  # "n" null, "u" unchanged toast, "t" text, "b" binary
     data: bytes | None
 
@@ -129,6 +140,10 @@ class TupleValue:
         if self.kind == "b":
             return self.data  # only sent when the client asks for binary; we never do
         return convert(self.data.decode("utf-8"), type_oid)
+
+
+_NULL = TupleValue("n", None)
+_UNCHANGED = TupleValue("u", None)
 
 
 @dataclass(frozen=True)
@@ -148,7 +163,18 @@ class Insert:
                 f"insert into {relation.qualified_name} has {len(self.values)} values for "
                 f"{len(relation.columns)} columns"
             )
-        return {c.name: v.convert(c.type_oid) for c, v in zip(relation.columns, self.values, strict=True)}
+        row: dict[str, Value] = {}
+        for (name, text_to_value), (kind, data) in zip(relation.converters, self.values, strict=True):
+            if kind == "t":
+                assert data is not None
+                row[name] = text_to_value(data)
+            elif kind == "n":
+                row[name] = None
+            elif kind == "u":
+                row[name] = Unchanged.TOAST
+            else:
+                row[name] = data
+        return row
 
 
 @dataclass(frozen=True)
@@ -172,6 +198,22 @@ def convert(text: str, type_oid: int) -> Value:
             raise PgOutputError(f"boolean column with text value {text!r} (expected 't' or 'f')")
         return text == "t"
     return text
+
+
+def _text(data: bytes) -> Value:
+    return data.decode("utf-8")
+
+
+def _bool(data: bytes) -> Value:
+    return convert(data.decode("utf-8"), BOOL_OID)
+
+
+def _converter(type_oid: int) -> Callable[[bytes], Value]:
+    if type_oid in INTEGER_OIDS:
+        return int  # int() parses the ASCII digits of a bytes value directly
+    if type_oid == BOOL_OID:
+        return _bool
+    return _text
 
 
 class _Reader:
@@ -218,17 +260,37 @@ class _Reader:
         return text
 
     def tuple_data(self) -> tuple[TupleValue, ...]:
+        # The hot path (every column of every row): offsets by hand, messages built only
+        # when something is wrong.
         count = self.int16("the tuple's column count")
-        values = []
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        values: list[TupleValue] = []
+        append = values.append
         for index in range(count):
-            kind = self.byte1(f"column {index}'s kind")
-            if kind in ("n", "u"):
-                values.append(TupleValue(kind, None))
-            elif kind in ("t", "b"):
-                length = self.int32(f"column {index}'s length")
-                values.append(TupleValue(kind, self._take(length, f"column {index}'s value")))
+            if pos >= end:
+                self.pos = pos
+                self._take(1, f"column {index}'s kind")
+            kind = buf[pos]
+            pos += 1
+            if kind == 0x74 or kind == 0x62:  # "t" text, "b" binary
+                if pos + 4 > end:
+                    self.pos = pos
+                    self._take(4, f"column {index}'s length")
+                (length,) = _INT32.unpack_from(buf, pos)
+                pos += 4
+                stop = pos + length
+                if length < 0 or stop > end:
+                    self.pos = pos
+                    self._take(max(length, end - pos + 1), f"column {index}'s value")
+                append(TupleValue("t" if kind == 0x74 else "b", buf[pos:stop]))
+                pos = stop
+            elif kind == 0x6E:  # "n"
+                append(_NULL)
+            elif kind == 0x75:  # "u"
+                append(_UNCHANGED)
             else:
-                raise PgOutputError(f"column {index} has kind {kind!r} (expected 'n', 'u', 't' or 'b')")
+                raise PgOutputError(f"column {index} has kind {chr(kind)!r} (expected 'n', 'u', 't' or 'b')")
+        self.pos = pos
         return tuple(values)
 
     def done(self, what: str) -> None:
