@@ -102,7 +102,9 @@ SPECS: list[Any] = [
     LagSpike(at_s=0, duration_s=1, mode="throttle", throttle_rows_per_s=50),
     BrokerLoss(at_s=0, duration_s=1, broker=3),
     KafkaRequestErrors(at_s=0, count=5),
-    BrokerLatency(at_s=0, duration_s=1, rtt_ms=50),
+    # An RTT far above what a loaded machine adds on its own: the check that confirm refuses
+    # the unapplied fault must not pass on brokers that are merely slow.
+    BrokerLatency(at_s=0, duration_s=1, rtt_ms=1000),
     SchemaDrift(at_s=0, change="drop", enforcement=True),
     NetworkFault(at_s=0, duration_s=1, toxic="latency", attributes={"latency": 50}),
     NetworkFault(at_s=0, duration_s=1, toxic="down"),
