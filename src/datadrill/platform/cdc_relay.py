@@ -82,6 +82,10 @@ OUTBOX_TABLE = "outbox"
 # Far under PostgreSQL's default wal_sender_timeout (60 s), after which the server drops a
 # client that has not answered; an answer is a few dozen bytes.
 KEEPALIVE_EVERY_S = 1.0
+# How long a batch stays open once its first message came: under steady writes messages
+# never stop arriving, and a batch bounded only by its size would hold the first event
+# back for batch_max_records / rate seconds (20 s at 1,000 orders/s).
+BATCH_MAX_WAIT_S = 0.1
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 5.0
 
@@ -402,11 +406,17 @@ class CdcRelay:
 
     def read_batch(self) -> Batch:
         """Whole committed transactions, for as long as messages keep arriving (a short wait
-        for more) and the batch is under ``batch_max_records``."""
+        for more), the batch is under ``batch_max_records`` and younger than
+        :data:`BATCH_MAX_WAIT_S`."""
         batch = Batch()
-        while len(batch.events) < self.batch_max or self.reader.in_transaction:
+        opened: float | None = None
+        while self.reader.in_transaction or (
+            len(batch.events) < self.batch_max
+            and (opened is None or time.monotonic() - opened < BATCH_MAX_WAIT_S)
+        ):
             message = self.cursor.read_message()
             if message is not None:
+                opened = time.monotonic() if opened is None else opened
                 self.reader.feed(message.payload, batch)
                 continue
             # Nothing buffered. Mid-transaction the rest is on its way (pgoutput sends a
