@@ -145,6 +145,26 @@ def test_stack_up_source_and_relay_flags_refuse_with_one_line(tmp_path: Path, ar
     assert not (tmp_path / "s" / "stack.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--source", "mysql"], "error: --source: --source = 'mysql' is invalid: sqlite or postgresql"),
+        (["--relay", "kafka"], "error: --relay: --relay = 'kafka' is invalid: poll or cdc"),
+        (["--relay", "cdc"], "error: flags: relay.mode = 'cdc' is invalid: a PostgreSQL source"),
+        (["--source", "postgresql", "--relay", "cdc"], f"error: {PACKAGE_LINE}"),
+    ],
+)
+def test_run_source_and_relay_flags_refuse_with_one_line(tmp_path: Path, args: list[str], line: str) -> None:
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "cdc_slot_loss.py"
+    result = _cli(
+        "run", "--state-dir", str(tmp_path / "s"), *args, str(scenario), cwd=tmp_path, env={"POSTGRES_GLOB": NOWHERE}
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), result.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def _compose_postgres(settings: ComposeSettings) -> dict[str, Any]:
     document = yaml.safe_load(compose_render.render(settings)[compose_render.COMPOSE_FILE])
     service: dict[str, Any] = document["services"]["postgres"]

@@ -149,8 +149,9 @@ def test_preflight_refuses_slot_faults_without_a_cdc_relay(tmp_path: Path) -> No
         check_capabilities(_scenario(DropReplicationSlot(at_s=1)), sqlite_stack, source="scenarios/x.py")
     assert str(caught.value) == (
         "scenarios/x.py: schedule[0] = 'source.drop_replication_slot' is invalid: a fault on the CDC relay: "
-        '[relay] mode = "cdc" on a PostgreSQL source ([source] uri, or `datadrill stack up --source '
-        "postgresql`); this stack's relay is 'poll' on a SQLite source (a file)"
+        '[relay] mode = "cdc" on a PostgreSQL source ([source] uri; or `datadrill run --source postgresql '
+        "--relay cdc`, `datadrill stack up --source postgresql --relay cdc`); this stack's relay is 'poll' on "
+        "a SQLite source (a file)"
     )
     polling = _stack(tmp_path, **{"source.uri": PG})
     with pytest.raises(ConfigError, match=r"schedule\[1\].*relay is 'poll' on a PostgreSQL source"):
@@ -163,6 +164,16 @@ def test_preflight_refuses_slot_faults_without_a_cdc_relay(tmp_path: Path) -> No
     check_capabilities(
         _scenario(DropReplicationSlot(at_s=1), ReplicationSlotStall(at_s=2, duration_s=1)), cdc, source="x.py"
     )
+
+
+def test_the_loader_refuses_a_cdc_scenario_for_a_config_without_cdc_before_any_stack(tmp_path: Path) -> None:
+    from datadrill.engine.loader import load_scenario
+
+    shipped = Path(__file__).resolve().parents[2] / "scenarios" / "cdc_slot_loss.py"
+    with pytest.raises(ConfigError, match=r"schedule\[0\].*datadrill run --source postgresql --relay cdc"):
+        load_scenario(shipped, config=parse_config({}, source="test"))
+    cdc = parse_config({}, source="test", overrides={"source.server": "postgresql", "relay.mode": "cdc"})
+    assert load_scenario(shipped, config=cdc).name == "cdc-slot-loss"
 
 
 def _with_source_proxy(stack: FakeStack) -> FakeStack:

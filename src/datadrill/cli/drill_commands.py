@@ -169,26 +169,47 @@ def run_cmd(
             "each rule fired. Or set [prometheus] url in the config for a server of your own.",
         ),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="A throwaway stack's source database: sqlite or postgresql (see 'stack up --source'). "
+            "Default: the config's.",
+        ),
+    ] = None,
+    relay: Annotated[
+        str | None,
+        typer.Option("--relay", help="A throwaway stack's relay: poll or cdc. Default: the config's."),
+    ] = None,
 ) -> None:
     """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
     from datadrill.backends.registry import backend_for
+    from datadrill.cli.stack_commands import source_overrides
     from datadrill.engine.runner import Runner
     from datadrill.model.report import Verdict
     from datadrill.reporting import write_reports
 
     backend_for(stack, flag="--stack")  # an unknown name is refused before anything loads
+    overrides = source_overrides(source, relay)
     if stack == "compose":
         from datadrill.backends.compose.services import require_docker
 
         require_docker()
     # All bad input first, a component no stack has included (checked against the config
     # the run will use: the running stack's, else the one a throwaway stack would get).
-    config = _config_for_checks(state_dir, stack, config_file)
+    config = _config_for_checks(state_dir, stack, config_file, overrides)
+    if stack == "embedded" and overrides.get("source.server") == "postgresql" and not config.source.uri:
+        from datadrill.platform.pg_server import find_binaries
+
+        find_binaries()  # one line naming the Debian package, before a stack starts
     loaded = [(path, load_scenario(path, config=config)) for path in scenarios]
     prometheus = _prometheus_settings(config_file, alert_rules) if not dry_run else None
     failures = 0
     with (
-        _stack_for_run(state_dir, err, backend=stack, config_file=config_file) as (running, _how),
+        _stack_for_run(state_dir, err, backend=stack, config_file=config_file, overrides=overrides) as (
+            running,
+            _how,
+        ),
         contextlib.ExitStack() as watching,
     ):
         if not dry_run:
@@ -257,14 +278,16 @@ def run_cmd(
                 raise typer.Exit(130)
     raise typer.Exit(0 if failures == 0 else 1)
 
-def _config_for_checks(state_dir: Path, backend: str, config_file: Path | None) -> StackConfig:
+def _config_for_checks(
+    state_dir: Path, backend: str, config_file: Path | None, overrides: dict[str, object] | None = None
+) -> StackConfig:
     """The configuration a run's stack has: the one running in ``state_dir``, else the one
-    ``--config`` (or ./datadrill.toml) gives a throwaway stack."""
+    ``--config`` (or ./datadrill.toml) and the flags give a throwaway stack."""
     from datadrill.config import load_config
     from datadrill.session import attach_running
 
     running = attach_running(state_dir, backend=backend)
-    return running.config if running is not None else load_config(config_file)
+    return running.config if running is not None else load_config(config_file, overrides=overrides or None)
 
 
 def _prometheus_settings(config_file: Path | None, alert_rules: Path | None) -> tuple[str | None, float] | None:

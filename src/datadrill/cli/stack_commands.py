@@ -21,6 +21,21 @@ SOURCE_SERVERS = ("sqlite", "postgresql")
 RELAY_MODES = ("poll", "cdc")
 
 
+def source_overrides(source: str | None, relay: str | None) -> dict[str, object]:
+    """The config overrides of ``--source`` and ``--relay`` (``stack up``, ``run``), each
+    checked against what is allowed."""
+    if source is not None and source not in SOURCE_SERVERS:
+        raise ConfigError("--source", "--source", source, " or ".join(SOURCE_SERVERS))
+    if relay is not None and relay not in RELAY_MODES:
+        raise ConfigError("--relay", "--relay", relay, " or ".join(RELAY_MODES))
+    overrides: dict[str, object] = {}
+    if source is not None:
+        overrides["source.server"] = source
+    if relay is not None:
+        overrides["relay.mode"] = relay
+    return overrides
+
+
 @stack_app.command("up")
 def stack_up_cmd(
     state_dir: StateDir = Path(DEFAULT_STATE_DIR),
@@ -67,14 +82,8 @@ def stack_up_cmd(
     from datadrill.session import start_stack
 
     chosen = backend_for(backend, flag="--backend", brokers=brokers)
-    overrides: dict[str, object] = {}
-    if source is not None and source not in SOURCE_SERVERS:
-        raise ConfigError("--source", "--source", source, " or ".join(SOURCE_SERVERS))
-    if relay is not None and relay not in RELAY_MODES:
-        raise ConfigError("--relay", "--relay", relay, " or ".join(RELAY_MODES))
+    overrides = source_overrides(source, relay)
     for key, value in (
-        ("source.server", source),
-        ("relay.mode", relay),
         ("workload.rate", rate),
         ("catalog.uri", catalog_uri),
         ("contract.format", contract_format),

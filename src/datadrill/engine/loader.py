@@ -125,9 +125,10 @@ def load_scenario(path: Path, *, config: StackConfig | None = None) -> Scenario:
         )
     _check_registered_kinds(path, scenario)
     if config is not None:
-        from datadrill.engine.preflight import check_config_components
+        from datadrill.engine.preflight import check_config_components, check_config_source
 
         check_config_components(scenario, config, source=str(path))
+        check_config_source(scenario, config, source=str(path))
     return scenario
 
 

@@ -114,31 +114,41 @@ def check_capabilities(scenario: Scenario, stack: Stack, *, source: str) -> None
             )
         if getattr(plugin, "needs_own_connect", False):
             _check_own_connect(stack, source, index, item.kind)
-        if getattr(plugin, "needs_cdc", False) or getattr(plugin, "needs_source_proxy", False):
+        if getattr(plugin, "needs_source_proxy", False):
             _check_source_fault(stack, source, index, item.kind, plugin)
     _check_restarted_connectors(scenario, stack, source)
-    _check_replication_slis(scenario, stack, source)
+    check_config_source(scenario, stack.config, source=source)
 
 
-def _source_kind(stack: Stack) -> str:
-    config = stack.config
+def _source_kind(config: StackConfig) -> str:
     return "a PostgreSQL source" if config.source.is_postgres else "a SQLite source (a file)"
 
 
-def _check_source_fault(stack: Stack, source: str, index: int, kind: str, plugin: object) -> None:
-    """A fault on the CDC relay's slot needs the relay in cdc mode on PostgreSQL; an outage
-    of the source needs its ``source`` proxy."""
+def check_config_source(scenario: Scenario, config: StackConfig, *, source: str) -> None:
+    """What only the configuration decides, checked before any stack starts (the loader
+    calls it): a fault on the CDC relay's slot needs the relay in cdc mode on PostgreSQL,
+    and ReplicationLag a PostgreSQL source's slot."""
     from datadrill.faults.replication import CDC_HINT
+
+    registered = plugins()
+    for index, item in enumerate(scenario.schedule):
+        plugin = registered.get(item.kind)
+        if getattr(plugin, "needs_cdc", False) and not (config.source.is_postgres and config.relay.mode == "cdc"):
+            raise ConfigError(
+                source,
+                f"schedule[{index}]",
+                item.kind,
+                f"a fault on {CDC_HINT}; this stack's relay is {config.relay.mode!r} on {_source_kind(config)}",
+            )
+    _check_replication_slis(scenario, config, source)
+
+
+def _check_source_fault(stack: Stack, source: str, index: int, kind: str, plugin: object) -> None:
+    """An outage of the source needs its ``source`` proxy (the CDC check is the config's:
+    :func:`check_config_source`)."""
     from datadrill.faults.source import SOURCE_PROXY, SOURCE_PROXY_HINT
 
     config = stack.config
-    if getattr(plugin, "needs_cdc", False) and not (config.source.is_postgres and config.relay.mode == "cdc"):
-        raise ConfigError(
-            source,
-            f"schedule[{index}]",
-            kind,
-            f"a fault on {CDC_HINT}; this stack's relay is {config.relay.mode!r} on {_source_kind(stack)}",
-        )
     if getattr(plugin, "needs_source_proxy", False):
         proxies = stack.network.paths()
         if not config.source.is_postgres or SOURCE_PROXY not in proxies:
@@ -147,13 +157,12 @@ def _check_source_fault(stack: Stack, source: str, index: int, kind: str, plugin
                 source,
                 f"schedule[{index}]",
                 kind,
-                f"{SOURCE_PROXY_HINT}; this stack has {_source_kind(stack)} and proxies: {has}",
+                f"{SOURCE_PROXY_HINT}; this stack has {_source_kind(config)} and proxies: {has}",
             )
 
 
-def _check_replication_slis(scenario: Scenario, stack: Stack, source: str) -> None:
+def _check_replication_slis(scenario: Scenario, config: StackConfig, source: str) -> None:
     """ReplicationLag reads a PostgreSQL source's slot: the CDC relay's unless it names one."""
-    config = stack.config
     for index, slo in enumerate(scenario.slos):
         if slo.sli.kind != "replication_lag":
             continue
@@ -164,7 +173,8 @@ def _check_replication_slis(scenario: Scenario, stack: Stack, source: str) -> No
                 field,
                 "ReplicationLag",
                 "an SLI on a PostgreSQL source's replication slot; this stack has a SQLite source (a file): "
-                "start it with `datadrill stack up --source postgresql` or set [source] uri",
+                "run with `datadrill run --source postgresql --relay cdc`, start the stack with "
+                "`datadrill stack up --source postgresql --relay cdc`, or set [source] uri",
             )
         if not getattr(slo.sli, "slot", "") and config.relay.mode != "cdc":
             raise ConfigError(
@@ -172,7 +182,7 @@ def _check_replication_slis(scenario: Scenario, stack: Stack, source: str) -> No
                 field,
                 "ReplicationLag",
                 f"slot='' measures the CDC relay's slot, and this stack's relay is {config.relay.mode!r}: "
-                'set [relay] mode = "cdc", or name a slot of yours (ReplicationLag(slot=...))',
+                'set [relay] mode = "cdc" (--relay cdc), or name a slot of yours (ReplicationLag(slot=...))',
             )
 
 

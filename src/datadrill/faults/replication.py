@@ -44,8 +44,8 @@ STALL_SEEN_S = 2.0
 WAL_NUDGE = "SELECT pg_logical_emit_message(false, 'datadrill.stall', '')"
 
 CDC_HINT = (
-    'the CDC relay: [relay] mode = "cdc" on a PostgreSQL source ([source] uri, or '
-    "`datadrill stack up --source postgresql`)"
+    'the CDC relay: [relay] mode = "cdc" on a PostgreSQL source ([source] uri; or '
+    "`datadrill run --source postgresql --relay cdc`, `datadrill stack up --source postgresql --relay cdc`)"
 )
 
 
