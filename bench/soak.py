@@ -30,7 +30,10 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datadrill.config import StackConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -509,9 +512,10 @@ def run_scenario(path: Path, *, state_dir: Path, report_dir: Path, tag: str, rou
 
 
 @contextlib.contextmanager
-def soak_stack(state_dir: Path | None) -> Iterator[tuple[int, Path, str]]:
+def soak_stack(state_dir: Path | None, config: StackConfig | None = None) -> Iterator[tuple[int, Path, str]]:
     """(stack pid, state dir, origin) of the stack running in ``state_dir``, or of one
-    started there (default: a temporary directory) and stopped afterwards."""
+    started there (default: a temporary directory; ``config``: the defaults) and stopped
+    afterwards."""
     from datadrill.config import parse_config
     from datadrill.session import stack_session
 
@@ -524,7 +528,7 @@ def soak_stack(state_dir: Path | None) -> Iterator[tuple[int, Path, str]]:
             stack_session(
                 state_dir=state_dir,
                 start_in=state_dir,
-                config=parse_config({}, source="bench/soak.py"),
+                config=config or parse_config({}, source="bench/soak.py"),
                 timeout_s=120,
             )
         )
@@ -609,6 +613,12 @@ def main() -> int:
     )
     parser.add_argument("--report-dir", type=Path, help="Keep each run's reports here (default: discarded).")
     parser.add_argument("--json", type=Path, dest="json_file", help="Write every figure to this file.")
+    parser.add_argument(
+        "--cdc",
+        action="store_true",
+        help="Start the stack with a PostgreSQL source and the CDC relay (the CDC scenarios need "
+        "them; without it they are left out).",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error(f"--runs must be at least 1, got {args.runs}")
@@ -619,14 +629,26 @@ def main() -> int:
     if not scenarios:
         parser.error(f"no scenario module in {SCENARIOS}")
 
+    from datadrill.config import parse_config
     from datadrill.engine.loader import load_scenario
-    from datadrill.errors import DrillError
+    from datadrill.engine.preflight import check_config_source
+    from datadrill.errors import ConfigError, DrillError
 
+    cdc = {"source": {"server": "postgresql"}, "relay": {"mode": "cdc"}} if args.cdc else {}
+    config = parse_config(cdc, source="bench/soak.py")
+    runnable = []
     for path in scenarios:  # bad input before a stack starts
         try:
-            load_scenario(path)
+            scenario = load_scenario(path)
         except DrillError as exc:
             parser.error(f"{path}: {exc}")
+        try:
+            check_config_source(scenario, config, source=str(path))
+        except ConfigError:
+            print(f"left out {path.stem}: it needs a PostgreSQL source and the CDC relay (--cdc)")
+            continue
+        runnable.append(path)
+    scenarios = runnable
     unknown = [p.stem for p in scenarios if p.stem not in EXPECTED_VERDICTS]
     if unknown:
         print(f"no expected verdict recorded for {', '.join(unknown)}: expecting {DEFAULT_EXPECTED!r}")
@@ -642,7 +664,7 @@ def main() -> int:
             reports = args.report_dir.resolve()
         else:
             reports = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="datadrill-soak-reports-")))
-        pid, state_dir, origin = exits.enter_context(soak_stack(args.state_dir))
+        pid, state_dir, origin = exits.enter_context(soak_stack(args.state_dir, config))
         watch = StackWatch(pid, state_dir, soak_id=uuid.uuid4().hex[:12])
         up = (
             "attached to the running"
