@@ -23,6 +23,7 @@ from conftest import (
     events,
     heartbeat,
     new_database,
+    run_cli,
     stop_stack,
     throwaway_postgres,
     wait_for_event,
@@ -231,6 +232,29 @@ def test_a_server_without_logical_wal_gets_one_clear_line(postgres_dsn: str, tmp
     assert done.returncode == EXIT_NO_LOGICAL_DECODING, done.stderr
     assert done.stderr.strip().splitlines() == [wal_level_message(source, "replica")]
     assert "wal_level=replica; the CDC relay needs wal_level=logical" in done.stderr
+
+
+def test_stack_up_refuses_a_source_without_logical_wal_before_starting(postgres_dsn: str, tmp_path: Path) -> None:
+    """`stack up` (and `run` on a throwaway stack) say it in one line, exit 2, and start
+    nothing: not a relay exiting again and again on a stack that came up."""
+    source = new_database(postgres_dsn, "cdc_replica_cli")
+    (tmp_path / "datadrill.toml").write_text(f'[source]\nuri = "{source}"\n', encoding="utf-8")
+    state = tmp_path / "state"
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "cdc_slot_loss.py"
+    for args in (("stack", "up", "--relay", "cdc"), ("run", "--relay", "cdc", str(scenario))):
+        done = run_cli(*args, "--state-dir", str(state), "--config", str(tmp_path / "datadrill.toml"), cwd=tmp_path)
+        assert done.returncode == 2, done.stdout + done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: [source]: uri = ") and "wal_level=logical" in lines[0], lines[0]
+        assert "it has wal_level=replica" in lines[0]
+        assert not (state / "stack.json").exists()
+    (tmp_path / "datadrill.toml").write_text(
+        '[source]\nuri = "postgresql://drill@127.0.0.1:1/nowhere"\n', encoding="utf-8"
+    )
+    done = run_cli("stack", "up", "--state-dir", str(state), "--config", str(tmp_path / "datadrill.toml"), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "a PostgreSQL server that answers" in done.stderr
 
 
 def test_decoder_reads_a_live_servers_bytes(cdc_server: str) -> None:

@@ -202,6 +202,10 @@ def run_cmd(
         from datadrill.platform.pg_server import find_binaries
 
         find_binaries()  # one line naming the Debian package, before a stack starts
+    if stack == "embedded" and config.source.uri:
+        from datadrill.platform.cdc_relay import check_source_uri
+
+        check_source_uri(config.source.uri, cdc=config.relay.mode == "cdc")
     loaded = [(path, load_scenario(path, config=config)) for path in scenarios]
     prometheus = _prometheus_settings(config_file, alert_rules) if not dry_run else None
     failures = 0

@@ -101,6 +101,11 @@ def stack_up_cmd(
 
         # Said here, as one line (exit 2), not as a stack process that died starting.
         find_binaries()
+    if backend == "embedded" and config.source.uri:
+        from datadrill.platform.cdc_relay import check_source_uri
+
+        # A server that does not answer, or cannot feed the CDC relay: one line now.
+        check_source_uri(config.source.uri, cdc=config.relay.mode == "cdc")
     paths = StatePaths(state_dir)
     with err.status(f"starting the {backend} stack…") as spinner:
         stack = start_stack(

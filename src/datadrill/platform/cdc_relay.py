@@ -52,7 +52,7 @@ from confluent_kafka import Producer
 from psycopg2 import sql
 
 from datadrill.config import StackConfig, read_running_config
-from datadrill.errors import DrillError
+from datadrill.errors import ConfigError, DrillError
 from datadrill.paths import StatePaths
 from datadrill.platform import pgoutput
 from datadrill.platform.component import Component
@@ -109,6 +109,26 @@ def check_wal_level(db: SourceConnection) -> None:
     level = str(db.execute("SHOW wal_level").fetchone()[0])
     if level != "logical":
         raise NoLogicalDecoding(wal_level_message(db.target, level))
+
+
+def check_source_uri(uri: str, *, cdc: bool) -> None:
+    """Before a stack starts on ``[source] uri``: the server answers and, for the CDC relay
+    (``cdc``), its WAL is logical. Otherwise one :class:`ConfigError` naming the URI and what
+    to do, instead of a relay that exits again and again once the stack runs."""
+    try:
+        with open_source(uri, timeout_s=10) as db:
+            level = str(db.execute("SHOW wal_level").fetchone()[0])
+    except psycopg2.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError("[source]", "uri", describe_source(uri), f"a PostgreSQL server that answers ({reason})") from None
+    if cdc and level != "logical":
+        raise ConfigError(
+            "[source]",
+            "uri",
+            describe_source(uri),
+            f"a server with wal_level=logical for the CDC relay (it has wal_level={level}: set it in "
+            'postgresql.conf and restart the server, or use [relay] mode = "poll")',
+        )
 
 
 def ensure_publication(db: SourceConnection, publication: str) -> bool:
