@@ -75,3 +75,34 @@ StateDir = Annotated[
         callback=state_dir_checked,
     ),
 ]
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    size: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--size",
+            help="Rows per side of one calibration size; repeat it (default: 50,000, 200,000 and 1,000,000).",
+        ),
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the cached calibration; run nothing.")] = False,
+) -> None:
+    """Time reconciliation at larger synthetic sizes on this machine, cache it per datadrill
+    version, host and CPU count, and print each fit (fixed part, per-row part, error): the
+    projection at production volume fits its cost models from it."""
+    from datadrill.engine import calibration
+
+    path = calibration.cache_path()
+    if show:
+        cached = calibration.load_cached(path)
+        if cached is None:
+            err.print(f"no calibration for {calibration.machine_key()} in {path}: run `datadrill calibrate`")
+            raise typer.Exit(1)
+        found = cached
+    else:
+        found = calibration.calibrate(tuple(size) if size else calibration.DEFAULT_SIZES)
+        calibration.save(path, found)
+    for line in calibration.describe(found):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"cache: {path}", markup=False, highlight=False)
