@@ -344,7 +344,7 @@ def _incident_journal(measured_ok: bool = True) -> list[ev.Event]:
     )  # fmt: skip
     add(0.0, ev.BackupTaken(name="nightly", snapshot_id=1, rows=1_000))
     add(8.0, ev.ReserveTaken(name="reserve", table="dwh.orders", snapshot_id=2, rows=4_000))
-    add(20.0, ev.FaultInjected(fault_id=1, kind="kafka_retention", description="Kafka keeps only 8 s"))
+    add(20.0, ev.FaultInjected(fault_id=1, kind="kafka.retention", description="Kafka keeps only 8 s"))
     add(22.0, ev.FaultInjected(fault_id=2, kind="metadata.catalog_entry", description="catalog entry deleted"))
     add(24.0, ev.AlertFired(slo="mart queries succeed", rule="bad for 2 s"))
     phase(26.0, 26.5, "restore the catalog from backup 'nightly'", "restore_catalog_backup", rows=1_000)

@@ -592,7 +592,7 @@ _ROW_SOURCES = {
     "resnapshot_from_source": "re-snapshot from the source",
 }
 # Faults that destroy what a Kafka replay needs (datadrill.model.faults kinds).
-_KAFKA_LOSS_FAULTS = ("kafka_retention", "topic_deleted")
+_KAFKA_LOSS_FAULTS = ("kafka.retention", "kafka.topic_deleted")
 
 Phases = tuple[tuple[PhaseResult, PhaseFinished], ...]
 
