@@ -43,6 +43,7 @@ from datadrill.recovery import StepResult, register_step, unregister_step
 from datadrill.recovery.compare import check_compare, measure_for, path_steps, run_compare
 from datadrill.recovery.registry import implementations
 from datadrill.reporting._content import build_content
+from datadrill.reporting.html import render_html
 from datadrill.reporting.markdown import render_markdown
 
 CDC = RecoveryPath("CDC re-snapshot", steps=(ResnapshotFromSource(workers=4),))
@@ -402,8 +403,10 @@ def test_the_postmortem_says_which_path_meets_the_objective_and_where_rows_came_
     assert "reserve 'reserve' was 14.0 s old" in actions and "400 rows were in neither Kafka nor the reserve" in actions
     assert "Recovery path 'CDC' (measured)" in actions and "Recovery path 'Kafka' (applied)" in actions
     markdown = render_markdown(report)
+    page = render_html(report)
     for heading in ("The incident, stage by stage", "Recovery paths compared", "Where the rows came from"):
-        assert heading in markdown
+        assert heading in markdown and heading in page
+    assert "| Kafka replay | Kafka: replay Kafka from earliest | 2,000 |" in markdown
 
 
 def test_a_failed_measurement_leaves_its_path_unprojected_and_says_so() -> None:
