@@ -5,16 +5,22 @@ event a run journals from it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from datadrill import __version__
+from datadrill import events as ev
 from datadrill.cli.main import app
 from datadrill.engine import calibration as cal
 from datadrill.engine.cost_model import CostModel, CostPoint
+from datadrill.engine.runner import Runner
 from datadrill.errors import ConfigError
+from datadrill.events import read_events
+from datadrill.model import ProductionVolume
+from datadrill.model.report import RunReport
 
 SIZES = (2_000, 6_000)
 
@@ -132,3 +138,52 @@ def test_the_calibrate_command_caches_and_shows(tmp_path: Path) -> None:
     assert f"cache: {tmp_path / 'datadrill' / 'calibration.json'}" in ran.output
     shown = runner.invoke(app, ["calibrate", "--show"], env=env)
     assert shown.exit_code == 0 and "(cached)" in shown.output
+
+
+# -- a run journals what its projection fits from -------------------------------------------------
+def _run(tmp_path: Path, calibration: Callable[[], cal.Calibration | None]) -> tuple[RunReport, list[ev.Event]]:
+    from fake_stack import FakeStack
+    from test_runner_fake_stack import YieldingClock, _exact, _scenario
+
+    scenario = _scenario(production=ProductionVolume(events_per_s=50_000, table_rows=1_000_000))
+    runner = Runner(
+        scenario, stack=FakeStack(tmp_path / "stack"), run_dir=tmp_path / "run", clock=YieldingClock(),
+        verify=_exact, calibration=calibration,
+    )  # fmt: skip
+    report = runner.run()
+    return report, read_events(runner.journal_path)
+
+
+def test_a_run_with_a_production_volume_journals_its_calibration_after_run_started(tmp_path: Path) -> None:
+    report, events = _run(tmp_path, _fake)
+    assert isinstance(events[0], ev.RunStarted) and isinstance(events[1], ev.ProjectionCalibrated)
+    journaled = events[1]
+    assert (journaled.key, journaled.run_engines, journaled.note) == (cal.machine_key(), cal.SQLITE_DUCKDB, "")
+    assert [(s.step, s.engines, s.points) for s in journaled.steps] == [
+        (cal.RECONCILE_STEP, cal.SQLITE_DUCKDB, ((100, 0.5), (1_000, 0.6)))
+    ]
+    assert report.projection is not None and report.projection.modelled
+
+
+def test_a_failed_calibration_leaves_the_run_alone_and_says_why(tmp_path: Path) -> None:
+    def broken() -> cal.Calibration:
+        raise OSError("disk full")
+
+    report, events = _run(tmp_path, broken)
+    (journaled,) = [e for e in events if isinstance(e, ev.ProjectionCalibrated)]
+    assert journaled.note == "calibration failed: OSError: disk full" and journaled.steps == ()
+    assert report.verdict.value == "passed", report.reasons
+
+
+def test_a_bad_calibration_setting_stops_the_run_before_it_writes_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_stack import FakeStack
+    from test_runner_fake_stack import _scenario
+
+    monkeypatch.setenv(cal.ENV, "maybe")
+    scenario = _scenario(production=ProductionVolume(events_per_s=50_000, table_rows=1_000_000))
+    runner = Runner(scenario, stack=FakeStack(tmp_path / "stack"), run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match="DATADRILL_CALIBRATION = 'maybe' is invalid"):
+        runner.run()
+    assert not runner.journal_path.exists()
