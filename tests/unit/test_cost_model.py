@@ -247,3 +247,19 @@ def test_calibration_off_is_said_in_the_assumptions() -> None:
     projection = measure(_journal(off)).projection
     assert projection is not None
     assert "reconcile: linear from one size (56,376 rows at 37,523 rows/s): calibration off" in projection.assumptions
+
+
+def test_a_step_records_its_own_sizes_as_it_commits() -> None:
+    from datadrill.clock import FakeClock
+    from datadrill.engine.cost_model import PointRecorder
+
+    clock = FakeClock()
+    points = PointRecorder(clock.monotonic)
+    clock.sleep(1.5)  # connecting, joining the group: before any row
+    for rows in (10_000, 20_000, 30_000):
+        clock.sleep(0.5)  # 10,000 rows a batch at 20,000 rows/s
+        points.record(rows)
+    extra = {**points.extra(), "workers": 1}
+    model = fit(step_points(extra))
+    assert model.fixed_s == pytest.approx(1.5)
+    assert model.rows_per_s == pytest.approx(20_000)

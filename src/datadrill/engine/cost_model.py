@@ -21,7 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from datadrill.model.report import ProjectionRow
@@ -171,6 +171,33 @@ def fit_or_reason(points: Sequence[CostPoint]) -> CostModel | str:
 COST_POINTS_KEY = "cost_points"
 # Efficiency of each added worker on the per-row part: not measured, stated as assumed.
 ASSUMED_EFFICIENCY = 1.0
+
+
+class PointRecorder:
+    """What a step calls as it goes to report its own sizes: ``record(rows_so_far)`` after
+    each commit stamps (rows, seconds since the step began); ``extra()`` is the entry for
+    the step's ``StepResult.extra``. Each stamp is one size of the same step, so a step
+    that commits several batches gets a "run" fit instead of a linear projection.
+
+    Example::
+
+        points = PointRecorder(clock.monotonic)
+        for batch in batches:
+            commit(batch)
+            points.record(rows_so_far)
+        StepResult(detail, rows=rows, rate_per_s=rate, extra={**points.extra(), "workers": 4})
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._began = clock()
+        self._points: list[tuple[int, float]] = []
+
+    def record(self, rows: int) -> None:
+        self._points.append((rows, round(self._clock() - self._began, 6)))
+
+    def extra(self) -> dict[str, object]:
+        return {COST_POINTS_KEY: [list(p) for p in self._points]}
 
 
 def step_points(extra: Mapping[str, object] | None) -> list[CostPoint]:
