@@ -722,11 +722,16 @@ def _stages(events: Sequence[Event], phases: Phases) -> tuple[Stage, ...]:
         start = min(p.start_s for p, _ in chosen)
         stages.append(Stage(name, start, max(p.start_s + p.duration_s for p, _ in chosen), lines))
 
-    steps = tuple((p, f) for p, f in phases if p.kind == "recovery_step")
-    stage("Recovery paths weighed", tuple((p, f) for p, f in steps if _measured_only(f)))
-    applied = _applied(steps)
-    stage("Recovery", tuple((p, f) for p, f in applied if f.step != RECONCILE_STEP))
-    checks = tuple((p, f) for p, f in applied if f.step == RECONCILE_STEP)
+    steps = tuple((p, f) for p, f in phases if p.kind == "recovery_step" and f.step != COMPARE_STEP)
+    # The paths are weighed on the loss as the first steps left it (a stale restore): those
+    # steps belong to the weighing; what follows the last measurement is the recovery.
+    weighed_until = max((p.start_s + p.duration_s for p, f in steps if _measured_only(f)), default=None)
+    repairs = tuple((p, f) for p, f in steps if f.step != RECONCILE_STEP)
+    if weighed_until is not None:
+        stage("Recovery paths weighed", tuple((p, f) for p, f in repairs if p.start_s < weighed_until))
+    later = tuple((p, f) for p, f in repairs if weighed_until is None or p.start_s >= weighed_until)
+    stage("Recovery", _applied(later))
+    checks = tuple((p, f) for p, f in _applied(steps) if f.step == RECONCILE_STEP)
     stage("Reconciliation and verification", checks + tuple((p, f) for p, f in phases if p.kind == "verification"))
     return tuple(stages)
 
