@@ -52,6 +52,7 @@ _registered: dict[str, StepImplementation] = {}
 
 def _builtins() -> dict[str, StepImplementation]:
     from datadrill.model.recovery import (
+        BackfillFromReserve,
         PauseComponent,
         Reconcile,
         ReplayKafka,
@@ -65,6 +66,7 @@ def _builtins() -> dict[str, StepImplementation]:
         RollbackProducer,
     )
     from datadrill.recovery import (
+        backfill,
         backup,
         components,
         dead_letters,
@@ -88,6 +90,7 @@ def _builtins() -> dict[str, StepImplementation]:
         Reconcile: reconcile_step.run_reconcile,
         ResetOffsets: offsets.run_reset_offsets,
         ResnapshotFromSource: resnapshot.run_resnapshot_from_source,
+        BackfillFromReserve: backfill.run_backfill_from_reserve,
     }
     return {spec_kind(spec): run for spec, run in by_spec.items()}
 
