@@ -249,7 +249,7 @@ def _projection(
                     projected_rows=int(phase.rows * scale),
                     extra=finished.extra,
                     calibrated=calibrated.get(step),
-                    not_calibrated=not_calibrated.get(step, "the step reports no measurements of other sizes"),
+                    not_calibrated=not_calibrated.get(step, ""),
                 )
             )
         else:
@@ -724,13 +724,13 @@ def _stages(events: Sequence[Event], phases: Phases) -> tuple[Stage, ...]:
 
     steps = tuple((p, f) for p, f in phases if p.kind == "recovery_step" and f.step != COMPARE_STEP)
     # The paths are weighed on the loss as the first steps left it (a stale restore): those
-    # steps belong to the weighing; what follows the last measurement is the recovery.
-    weighed_until = max((p.start_s + p.duration_s for p, f in steps if _measured_only(f)), default=None)
-    repairs = tuple((p, f) for p, f in steps if f.step != RECONCILE_STEP)
-    if weighed_until is not None:
-        stage("Recovery paths weighed", tuple((p, f) for p, f in repairs if p.start_s < weighed_until))
-    later = tuple((p, f) for p, f in repairs if weighed_until is None or p.start_s >= weighed_until)
-    stage("Recovery", _applied(later))
+    # steps belong to the weighing; what finished after the last measurement is the
+    # recovery. Journal order, not times: steps can take no measurable time.
+    measured = [i for i, (_, f) in enumerate(steps) if _measured_only(f)]
+    split = measured[-1] + 1 if measured else 0
+    repairs = tuple((p, f) for p, f in steps[:split] if f.step != RECONCILE_STEP)
+    stage("Recovery paths weighed", repairs)
+    stage("Recovery", _applied(tuple((p, f) for p, f in steps[split:] if f.step != RECONCILE_STEP)))
     checks = tuple((p, f) for p, f in _applied(steps) if f.step == RECONCILE_STEP)
     stage("Reconciliation and verification", checks + tuple((p, f) for p, f in phases if p.kind == "verification"))
     return tuple(stages)
