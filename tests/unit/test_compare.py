@@ -360,7 +360,7 @@ def _incident_journal(measured_ok: bool = True) -> list[ev.Event]:
         phase(27.0, 29.0, "CDC (measured, not applied): re-snapshot", "resnapshot_from_source",
               ok=False, detail="QueryFailed: source down", extra=measured)  # fmt: skip
     phase(29.0, 31.0, "Kafka: replay Kafka from earliest", "replay_kafka", rows=2_000, rate_per_s=1_000.0,
-          extra={"replay_rows": 2_000, **applied})  # fmt: skip
+          extra={"replay_rows": 2_000, "unreachable_total": 1_234, **applied})  # fmt: skip
     phase(31.0, 32.0, "Kafka: backfill from reserve", "backfill_from_reserve", rows=3_000, rate_per_s=3_000.0,
           extra=applied)  # fmt: skip
     add(32.0, ev.PhaseFinished(name=compare, kind="recovery_step", step="compare", extra={"compare": {
@@ -399,7 +399,7 @@ def test_the_postmortem_says_which_path_meets_the_objective_and_where_rows_came_
     assert (loss.name, loss.start_s, loss.end_s) == ("Loss and detection", 20.0, 24.0)
     actions = "\n".join(report.action_items)
     assert "backup 'nightly' was 22.0 s old when the table was lost" in actions
-    assert "Kafka keeps only 8 s at t+20.0 s" in actions
+    assert "Kafka keeps only 8 s at t+20.0 s), so a replay could not close the gap: 1,234 offsets" in actions
     assert "reserve 'reserve' was 14.0 s old" in actions and "400 rows were in neither Kafka nor the reserve" in actions
     assert "Recovery path 'CDC' (measured)" in actions and "Recovery path 'Kafka' (applied)" in actions
     markdown = render_markdown(report)

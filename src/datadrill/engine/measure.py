@@ -737,7 +737,7 @@ def _stages(events: Sequence[Event], phases: Phases) -> tuple[Stage, ...]:
 
 
 def _incident_actions(
-    events: Sequence[Event], comparison: Comparison, row_sources: tuple[RowSource, ...]
+    events: Sequence[Event], phases: Phases, comparison: Comparison, row_sources: tuple[RowSource, ...]
 ) -> tuple[str, ...]:
     """Action items of an incident whose recovery weighed paths: backup frequency against
     Kafka's retention, the reserve's freshness, and the objective each path meets."""
@@ -746,6 +746,11 @@ def _incident_actions(
     kafka_losses = [f for f in faults if f.kind in _KAFKA_LOSS_FAULTS]
     # The loss recovered from: the first fault that is not Kafka's own (the catalog entry).
     loss = next((f for f in faults if f.kind not in _KAFKA_LOSS_FAULTS), None)
+    # Offsets the applied replays found deleted before they could read them.
+    unreachable = sum(
+        int((f.extra or {}).get("unreachable_total", 0)) for _, f in _applied(phases) if f.step == REPLAY_STEP
+    )
+    out_of_reach = f": {unreachable:,} offsets were out of the replay's reach" if unreachable else ""
     if loss is not None:
         for backup in _of(events, BackupTaken):
             deleted = [f for f in kafka_losses if backup.t <= f.t <= loss.t]
@@ -753,7 +758,8 @@ def _incident_actions(
                 actions.append(
                     f"Back up the catalog more often than Kafka keeps records: backup '{backup.name}' was "
                     f"{loss.t - backup.t:.1f} s old when the table was lost, and Kafka had lost records since "
-                    f"({deleted[0].description} at t+{deleted[0].t:.1f} s), so a replay could not close the gap"
+                    f"({deleted[0].description} at t+{deleted[0].t:.1f} s), so a replay could not close the "
+                    f"gap{out_of_reach}"
                 )
         for reserve in _of(events, ReserveTaken):
             if reserve.t <= loss.t:
@@ -904,5 +910,5 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         comparison=comparison,
         row_sources=row_sources,
         stages=_stages(events, phases),
-        action_items=report.action_items + _incident_actions(events, comparison, row_sources),
+        action_items=report.action_items + _incident_actions(events, phases, comparison, row_sources),
     )
