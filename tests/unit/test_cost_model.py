@@ -138,7 +138,15 @@ def test_a_step_with_one_size_is_linear_and_says_why() -> None:
     row = projection_row("replay", measured_s=1.7, rows=21_686, rate_per_s=12_985.0, projected_rows=1_084_300)
     assert row.model_source == "linear"
     assert row.projected_s == pytest.approx(1_084_300 / 12_985.0)
-    assert row.note.startswith("linear from one size (21,686 rows at 12,985 rows/s): not fitted")
+    assert row.note == (
+        "linear from one size (21,686 rows at 12,985 rows/s): the step reports no measurements of other sizes"
+    )
+    one_size = {"cost_points": [[21_686, 1.7], [21_686, 1.71]]}
+    row = projection_row(
+        "replay", measured_s=1.7, rows=21_686, rate_per_s=12_985.0, projected_rows=1_084_300, extra=one_size
+    )
+    assert row.model_source == "linear"
+    assert row.note.endswith(": not fitted: one size only (21,686 rows); a fit needs measurements of two sizes or more")
 
 
 def test_malformed_cost_points_are_left_out() -> None:

@@ -260,11 +260,12 @@ def projection_row(
             f"this run's step (the calibration's line gives {predicted:.3g} s for its {rows:,} rows)"
         )
         return _modelled(base, model, SOURCE_CALIBRATION, parallel=1.0, note=note)
-    own = fit_or_reason(step_points(extra))
+    points = step_points(extra)
+    own = fit_or_reason(points)
     if isinstance(own, CostModel):
         note = f"fitted from the step's own measurements ({parallel:g} parallel)"
         return _modelled(base, own, SOURCE_RUN, parallel=parallel, note=note)
-    reason = not_calibrated or own
+    reason = not_calibrated or (own if points else "the step reports no measurements of other sizes")
     return replace(
         base,
         model_source=SOURCE_LINEAR,
