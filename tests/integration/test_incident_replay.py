@@ -104,3 +104,49 @@ def test_the_postmortem_says_where_the_rows_came_from(run: tuple[RunReport, Path
             f"{path.name}: {path.rows} rows measured in {path.measured_s:.1f} s, "
             f"projected {path.projected_s:.0f} s at production volume, meets objective: {path.meets_objective}"
         )
+
+
+def test_measurement_modes_read_and_change_nothing(
+    run: tuple[RunReport, Path], stack: StackClient, tmp_path: Path
+) -> None:
+    """Each built-in measurement mode on a live pipeline whose sink is paused (rows wait in
+    Kafka and the source): it reports what it would bring back, and the table's snapshot
+    stays as it was."""
+    import contextlib
+
+    from datadrill.clock import MonotonicClock
+    from datadrill.engine.wait import wait_until
+    from datadrill.faults.base import DrillContext
+    from datadrill.integrity.targets import open_sink
+    from datadrill.model import BackfillFromReserve, ReplayKafka, ResnapshotFromSource
+    from datadrill.recovery.compare import measure_step
+    from datadrill.recovery.registry import implementations
+
+    context = DrillContext(stack, tmp_path, MonotonicClock())
+    stack.components.pause("sink")
+    try:
+        with open_sink(stack) as sink:
+            held = sink.max_key(stack.table, "order_id")
+
+        def source_ahead() -> bool:
+            with contextlib.closing(stack.source()) as db:
+                (newest,) = db.execute("SELECT MAX(order_id) FROM orders").fetchone()
+            return int(newest) >= held + 500
+
+        wait_until(source_ahead, timeout=120, what="500 orders written past the paused sink's table")
+        before = stack.catalog().load_table(stack.table).current_snapshot()
+        known = implementations()
+        replay = measure_step(ReplayKafka(start="earliest", workers=4), context, known)
+        resnapshot = measure_step(ResnapshotFromSource(workers=4), context, known)
+        backfill = measure_step(BackfillFromReserve(reserve="reserve", workers=4), context, known)
+        after = stack.catalog().load_table(stack.table).current_snapshot()
+    finally:
+        stack.components.resume("sink")
+    assert before is not None and after is not None and after.snapshot_id == before.snapshot_id
+    # Kafka holds what the paused sink has not written; the source holds it too.
+    assert replay.rows is not None and replay.rows > 0, replay.detail
+    assert resnapshot.rows is not None and resnapshot.rows > 0, resnapshot.detail
+    # The reserve predates every row the table lacks: nothing to backfill.
+    assert backfill.rows == 0, backfill.detail
+    for result in (replay, resnapshot, backfill):
+        assert "measured" in result.detail
