@@ -14,7 +14,7 @@ from fake_stack import FakeStack
 from pydantic import ValidationError
 
 from datadrill.clock import FakeClock, MonotonicClock
-from datadrill.errors import ConfigError, KafkaMockUnavailable
+from datadrill.errors import ConfigError, ControlError, KafkaMockUnavailable
 from datadrill.faults.base import DrillContext
 from datadrill.faults.conformance import check_plugin
 from datadrill.faults.ledger import FaultLedger
@@ -238,3 +238,28 @@ def test_targets_name_a_missing_topic(cluster: tuple[Any, FakeStack], tmp_path: 
         plugin_for("kafka.retention").target(KafkaRetention(at_s=0, keep_newest_s=1, topic="gone"), context)
     with pytest.raises(ConfigError, match=r"TopicDeleted.topic = 'gone'"):
         plugin_for("kafka.topic_deleted").target(TopicDeleted(at_s=0, topic="gone"), context)
+
+
+def test_embedded_kafka_deletes_records_and_recreates_a_topic_with_its_layout() -> None:
+    from datadrill.backends.kafka.embedded import EmbeddedKafka
+    from datadrill.config import KafkaConfig
+
+    try:
+        kafka = EmbeddedKafka.start(KafkaConfig(), clock=MonotonicClock())
+    except KafkaMockUnavailable as exc:
+        pytest.skip(f"no librdkafka with the mock cluster API here: {exc}")
+    try:
+        assert kafka.capabilities()[KafkaCapability.DELETE_RECORDS] == ""
+        assert kafka.capabilities()[KafkaCapability.TOPIC_RECREATE] == ""
+        kafka.create_topic(TOPIC, partitions=PARTITIONS, replication_factor=3)
+        _produce(kafka.bootstrap_servers)
+        assert kafka.delete_records(TOPIC, {0: 10, 2: 99}) == {0: 10, 2: 99}
+        assert _watermarks(kafka.bootstrap_servers) == {0: (10, 100), 1: (0, 100), 2: (99, 100)}
+        leaders = kafka.leaders()["leaders"]
+        assert kafka.recreate_topic(TOPIC) == {"partitions": PARTITIONS, "replication_factor": 3}
+        assert _watermarks(kafka.bootstrap_servers) == {p: (0, 0) for p in range(PARTITIONS)}
+        assert kafka.leaders()["leaders"] == leaders  # spread again, as for a new topic
+        with pytest.raises(ControlError, match=r"no topic 'nope' was created on this cluster"):
+            kafka.recreate_topic("nope")
+    finally:
+        kafka.close()

@@ -75,6 +75,8 @@ class ExternalKafka:
         self._toxiproxy_url = toxiproxy_url
         self._containers = containers
         self._down: set[int] = set()
+        # Topics the stack asked for, with (partitions, replication factor).
+        self._created: dict[str, tuple[int, int]] = {}
 
     @property
     def broker_addresses(self) -> dict[int, str]:
@@ -115,6 +117,7 @@ class ExternalKafka:
         from confluent_kafka.admin import AdminClient
         from confluent_kafka.cimpl import NewTopic
 
+        self._created[name] = (partitions, min(replication_factor, self._brokers))
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         try:
             existing = admin.list_topics(timeout=30).topics
@@ -170,17 +173,24 @@ class ExternalKafka:
 
         admin = self._admin()
         try:
-            listed = admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S).topics.get(topic)
+            # Every topic's metadata: a request naming the topic could auto-create it.
+            listed = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics.get(topic)
         except KafkaException as exc:
             raise ControlError(f"cannot read the cluster's metadata: {exc.args[0].str()}") from None
-        if listed is None or listed.error is not None or not listed.partitions:
+        if listed is not None and listed.error is None and listed.partitions:
+            partitions = len(listed.partitions)
+            replication_factor = len(listed.partitions[0].replicas) or 1
+            try:
+                admin.delete_topics([topic], operation_timeout=ADMIN_TIMEOUT_S)[topic].result(
+                    timeout=ADMIN_TIMEOUT_S * 2
+                )
+            except (KafkaException, TimeoutError) as exc:
+                raise ControlError(f"cannot delete topic {topic}: {exc}") from None
+        elif topic in self._created:
+            # Gone already (a run killed between the delete and the create): as it was made.
+            partitions, replication_factor = self._created[topic]
+        else:
             raise ControlError(f"topic {topic!r} does not exist on the cluster at {self.bootstrap_servers}")
-        partitions = len(listed.partitions)
-        replication_factor = len(listed.partitions[0].replicas) or 1
-        try:
-            admin.delete_topics([topic], operation_timeout=ADMIN_TIMEOUT_S)[topic].result(timeout=ADMIN_TIMEOUT_S * 2)
-        except KafkaException as exc:
-            raise ControlError(f"cannot delete topic {topic}: {exc.args[0].str()}") from None
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
         while True:
             future = admin.create_topics(
@@ -188,12 +198,16 @@ class ExternalKafka:
             )[topic]
             try:
                 future.result(timeout=ADMIN_TIMEOUT_S * 2)
+            except TimeoutError:
+                raise ControlError(f"the cluster did not create topic {topic} again in time") from None
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.code() == KafkaError.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline:
                     time.sleep(0.5)  # still being deleted
                     continue
-                raise ControlError(f"topic {topic} was deleted and cannot be created again: {error.str()}") from None
+                raise ControlError(
+                    f"topic {topic} was deleted and cannot be created again: {error.str()}"
+                ) from None
             return {"partitions": partitions, "replication_factor": replication_factor}
 
     # -- broker faults ---------------------------------------------------------------------
