@@ -326,6 +326,7 @@ def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCal
                 + f", per-row part fitted from {where} with ±{(r.fit_error or 0):.1%} RMS error over "
                 f"{r.fit_points} measurements of {r.fit_min_rows or 0:,}–{r.fit_max_rows or 0:,} rows, "
                 f"projected {beyond:,.0f}× beyond the largest"
+                + (_other_engines(r, calibration) if r.model_source == SOURCE_CALIBRATION else "")
             )
         elif r.model_source == SOURCE_LINEAR:
             parts.append(f"{r.phase}: {r.note}")
@@ -335,6 +336,20 @@ def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCal
         + "the fixed part is not divided among workers, the per-row part by min(workers, partitions) "
         f"at an assumed efficiency of {ASSUMED_EFFICIENCY:g}, with the run's own workers and partitions; "
     )
+
+
+def _other_engines(row: ProjectionRow, calibration: ProjectionCalibrated) -> str:
+    """The same reconciliation projected in the other engines the calibration timed (the
+    run's own engines need not be production's: a SQLite source is not a warehouse)."""
+    others = []
+    for info in calibration.steps:
+        if info.step != RECONCILE_STEP or info.engines == calibration.run_engines:
+            continue
+        fitted = fit_or_reason([CostPoint(rows, seconds) for rows, seconds in info.points])
+        if isinstance(fitted, CostModel) and row.measured_rows and row.projected_rows:
+            alt = fitted.anchored(CostPoint(row.measured_rows, row.measured_s))
+            others.append(f"{alt.seconds(row.projected_rows):,.0f} s in {info.engines} ({fitted.rows_per_s:,.0f} rows/s)")
+    return f" (the same fixed part with the per-row part of other engines: {', '.join(others)})" if others else ""
 
 
 def _timeline_text(e: Event) -> str | None:
