@@ -239,7 +239,7 @@ def test_a_calibrated_journal_projects_reconciliation_with_the_fit_and_states_it
     # (2,000,000, 0.3 s) is 7,600,000 rows/s; 1e10 rows in 1,316 s + 4.39 s fixed.
     assert "other engines: 1,320 s in duckdb→duckdb (7,600,000 rows/s)" in projection.assumptions
     text = render_markdown(report)
-    assert "| Phase | Measured | Measured rows | Projected rows | Model | Fit | Projected |" in text
+    assert "| Phase | Measured | Measured rows | Rate | Projected rows | Model | Fit | Projected |" in text
     assert "calibration, ±0.0% over 3 sizes (100,000–2,000,000 rows)" in text
     assert "linear, 1 size" in text
 

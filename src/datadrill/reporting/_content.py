@@ -697,13 +697,14 @@ def _fit_cell(r: ProjectionRow) -> str:
 
 def _modelled_projection_table(rows: tuple[ProjectionRow, ...]) -> Table:
     return Table(
-        headers=("Phase", "Measured", "Measured rows", "Projected rows", "Model", "Fit", "Projected"),
+        headers=("Phase", "Measured", "Measured rows", "Rate", "Projected rows", "Model", "Fit", "Projected"),
         rows=tuple(
             Row(
                 (
                     r.phase,
                     format_duration(r.measured_s),
                     format_count(r.measured_rows),
+                    format_rate(r.rate_per_s),
                     format_count(r.projected_rows),
                     _model_cell(r),
                     _fit_cell(r),
@@ -712,7 +713,7 @@ def _modelled_projection_table(rows: tuple[ProjectionRow, ...]) -> Table:
             )
             for r in rows
         ),
-        align=("left", "right", "right", "right", "right", "left", "right"),
+        align=("left", "right", "right", "right", "right", "right", "left", "right"),
     )
 
 
