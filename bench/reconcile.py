@@ -24,21 +24,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 # The synthetic orders are the calibration's (datadrill calibrate): one generator for both.
-from datadrill.engine.calibration import fill_sqlite_orders, orders_sql, source_orders_sql, write_parquet
+from datadrill.engine.calibration import (
+    fill_sqlite_orders,
+    orders_sql,
+    source_orders_sql,
+    throwaway_postgres,
+    write_parquet,
+)
 from datadrill.integrity.reconcile import ParquetSide, ReconcileResult, SourceSide, reconcile
 from datadrill.platform.source_conn import SourceConnection
 
@@ -161,30 +164,6 @@ def sqlite_path(tmp: Path, rows: int, runs: int) -> float:
         return source_runs("SQLite", SourceSide(db), tmp / "sink-small.parquet", damage, rows, runs)
     finally:
         db.close()
-
-
-@contextlib.contextmanager
-def throwaway_postgres(tmp: Path) -> Iterator[str]:
-    """The embedded stack's throwaway server (``platform.pg_server``), stopped and removed on exit."""
-    from datadrill.platform import pg_server
-
-    plan = pg_server.prepare(tmp / "postgres")
-    log = tmp / "postgres.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(plan.argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        pg_server.wait_ready(plan, running=lambda: server.poll() is None, log=log)
-        yield plan.uri
-    finally:
-        server.terminate()  # SIGTERM: PostgreSQL's smart shutdown; nothing is connected by now
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        # As root the data lives outside tmp (the postgres user cannot enter it): remove it too.
-        if plan.data_dir.resolve() != (tmp / "postgres" / "data").resolve():
-            shutil.rmtree(plan.data_dir.parent, ignore_errors=True)
 
 
 def postgres_path(tmp: Path, rows: int, runs: int, uri: str | None) -> float:

@@ -5,7 +5,7 @@ event a run journals from it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -88,23 +88,26 @@ def test_an_unreadable_cache_counts_as_empty(tmp_path: Path, content: str) -> No
 
 def test_for_run_calibrates_once_then_uses_the_cache(tmp_path: Path) -> None:
     env = {"XDG_CACHE_HOME": str(tmp_path)}
-    calls: list[int] = []
+    calls: list[tuple[str, ...]] = []
 
-    def run() -> cal.Calibration:
-        calls.append(1)
+    def run(engines: Sequence[str]) -> cal.Calibration:
+        calls.append(tuple(engines))
         return _fake()
 
-    first = cal.for_run(env, run=run)
-    second = cal.for_run(env, run=run)
-    assert calls == [1]
+    first = cal.for_run(env, engines=(cal.SQLITE_DUCKDB,), run=run)
+    second = cal.for_run(env, engines=(cal.SQLITE_DUCKDB,), run=run)
+    assert calls == [cal.DEFAULT_ENGINES]
     assert first is not None and not first.cached
     assert second is not None and second.cached and second.steps == first.steps
+    # A run reconciling in engines the cache lacks calibrates again, for those too.
+    cal.for_run(env, engines=(cal.POSTGRESQL_DUCKDB,), run=run)
+    assert calls[1] == (*cal.DEFAULT_ENGINES, cal.POSTGRESQL_DUCKDB)
 
 
 def test_calibration_off_runs_nothing(tmp_path: Path) -> None:
     env = {"XDG_CACHE_HOME": str(tmp_path), cal.ENV: "off"}
 
-    def run() -> cal.Calibration:
+    def run(engines: Sequence[str]) -> cal.Calibration:
         raise AssertionError("calibrated although DATADRILL_CALIBRATION=off")
 
     assert cal.for_run(env, run=run) is None

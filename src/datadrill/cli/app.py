@@ -86,6 +86,17 @@ def calibrate_cmd(
             help="Rows per side of one calibration size; repeat it (default: 50,000, 200,000 and 1,000,000).",
         ),
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="sqlite (default) or postgresql: also time a PostgreSQL source (a throwaway server "
+            "of the system's binaries unless --pg-uri).",
+        ),
+    ] = "sqlite",
+    pg_uri: Annotated[
+        str | None, typer.Option("--pg-uri", help="A PostgreSQL database for --source postgresql instead.")
+    ] = None,
     show: Annotated[bool, typer.Option("--show", help="Print the cached calibration; run nothing.")] = False,
 ) -> None:
     """Time reconciliation at larger synthetic sizes on this machine, cache it per datadrill
@@ -101,7 +112,15 @@ def calibrate_cmd(
             raise typer.Exit(1)
         found = cached
     else:
-        found = calibration.calibrate(tuple(size) if size else calibration.DEFAULT_SIZES)
+        if source not in ("sqlite", "postgresql"):
+            raise ConfigError("calibrate", "--source", source, "sqlite or postgresql")
+        if pg_uri is not None and source != "postgresql":
+            raise ConfigError("calibrate", "--pg-uri", pg_uri, "only with --source postgresql")
+        engines: tuple[str, ...] = calibration.DEFAULT_ENGINES
+        if source == "postgresql":
+            engines = (*engines, calibration.POSTGRESQL_DUCKDB)
+        sizes = tuple(size) if size else calibration.DEFAULT_SIZES
+        found = calibration.calibrate(sizes, engines=engines, pg_uri=pg_uri)
         calibration.save(path, found)
     for line in calibration.describe(found):
         out.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -24,23 +24,30 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from datadrill import __version__
 from datadrill.engine.cost_model import CostModel, CostPoint, fit_or_reason
 from datadrill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datadrill.integrity.sides import Side
 
 ENV = "DATADRILL_CALIBRATION"
 ENV_VALUES = ("on", "off")
@@ -49,7 +56,10 @@ WARM_UP_ROWS = 1_000
 CACHE_FORMAT = 1
 # Engines of a reconciliation, "source→table": what the calibration and a run must share.
 SQLITE_DUCKDB = "sqlite→duckdb"
+POSTGRESQL_DUCKDB = "postgresql→duckdb"
 DUCKDB_DUCKDB = "duckdb→duckdb"
+# What a calibration covers unless asked for more: no server to start.
+DEFAULT_ENGINES = (SQLITE_DUCKDB, DUCKDB_DUCKDB)
 RECONCILE_STEP = "reconcile"  # datadrill.model.recovery.Reconcile's kind
 
 
@@ -125,13 +135,66 @@ def fill_sqlite_orders(db: sqlite3.Connection, rows: int, *, batch: int = 100_00
 
 
 # -- the calibration ------------------------------------------------------------------------
-def _reconcile_points(
-    tmp: Path, sizes: Sequence[int], clock: Callable[[], float]
-) -> tuple[list[CostPoint], list[CostPoint]]:
-    from datadrill.integrity.reconcile import ParquetSide, SourceSide, reconcile
+_DESCRIPTIONS = {
+    SQLITE_DUCKDB: "reconciliation, SQLite source against Parquet read by DuckDB (the embedded stack's engines)",
+    POSTGRESQL_DUCKDB: "reconciliation, PostgreSQL source against Parquet read by DuckDB",
+    DUCKDB_DUCKDB: "reconciliation, Parquet against Parquet, both in DuckDB",
+}
+_SOURCE_QUERY = "SELECT order_id, customer_id, amount_cents, currency, status, created_at_us FROM calibration_orders"
 
-    sqlite_points: list[CostPoint] = []
-    duckdb_points: list[CostPoint] = []
+
+@contextlib.contextmanager
+def throwaway_postgres(tmp: Path) -> Iterator[str]:
+    """A PostgreSQL server of the system's binaries (``platform.pg_server``, as the embedded
+    stack starts one) in ``tmp``, stopped and removed on exit; yields its URI."""
+    from datadrill.platform import pg_server
+
+    plan = pg_server.prepare(tmp / "postgres")
+    log = tmp / "postgres.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(plan.argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        pg_server.wait_ready(plan, running=lambda: server.poll() is None, log=log)
+        yield plan.uri
+    finally:
+        server.terminate()  # SIGTERM: PostgreSQL's smart shutdown; nothing is connected by now
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        # As root the data lives outside tmp (the postgres user cannot enter it): remove it too.
+        if plan.data_dir.resolve() != (tmp / "postgres" / "data").resolve():
+            shutil.rmtree(plan.data_dir.parent, ignore_errors=True)
+
+
+def _opened(side: Side) -> Callable[[], contextlib.AbstractContextManager[Side]]:
+    """A side that needs no opening (its connection is open), as :func:`_timed` takes one."""
+    return lambda: contextlib.nullcontext(side)
+
+
+def _timed(
+    clock: Callable[[], float], source: Callable[[], contextlib.AbstractContextManager[Side]], parquet: Path
+) -> CostPoint:
+    """One reconciliation of ``source`` against the Parquet copy, sides opened included."""
+    from datadrill.integrity.reconcile import ParquetSide, reconcile
+
+    started = clock()
+    with source() as side, ParquetSide([parquet], name="table copy") as table:
+        result = reconcile(side, table)
+    point = CostPoint(result.compared_rows, clock() - started)
+    if not result.exact:  # identical copies: anything found is a bug of the calibration
+        raise RuntimeError(f"calibration: identical copies differ: {result.describe()}")
+    return point
+
+
+def _engine_points(
+    tmp: Path, engines: Sequence[str], sizes: Sequence[int], clock: Callable[[], float], pg_uri: str | None
+) -> dict[str, list[CostPoint]]:
+    from datadrill.integrity.reconcile import ParquetSide, SourceSide
+    from datadrill.platform import source_db
+
+    points: dict[str, list[CostPoint]] = {engine: [] for engine in engines}
     # One untimed pass first: the first reconciliation of a process pays imports and DuckDB's
     # start-up, which a run's step (in a warm harness) does not, and which would land on the
     # smallest size as a fake fixed part.
@@ -140,55 +203,66 @@ def _reconcile_points(
         con = duckdb.connect()
         try:
             write_parquet(con, orders_sql(rows), parquet)
+            if POSTGRESQL_DUCKDB in engines:
+                con.execute(f"COPY ({source_orders_sql(rows)}) TO '{tmp / 'orders.csv'}' (FORMAT csv, HEADER false)")
         finally:
             con.close()
-        db = sqlite3.connect(tmp / f"source-{rows}.db")
-        try:
-            fill_sqlite_orders(db, rows)
-            started = clock()
-            with ParquetSide([parquet], name="table copy") as table:
-                result = reconcile(SourceSide(db), table)
-            sqlite_point = CostPoint(result.compared_rows, clock() - started)
-        finally:
-            db.close()
-        started = clock()
-        with ParquetSide([parquet], name="source copy") as source, ParquetSide([parquet], name="table copy") as table:
-            result = reconcile(source, table)
-        duckdb_point = CostPoint(result.compared_rows, clock() - started)
-        if not result.exact:  # identical copies: anything found is a bug of the calibration
-            raise RuntimeError(f"calibration: identical copies differ: {result.describe()}")
+        measured: dict[str, CostPoint] = {}
+        if SQLITE_DUCKDB in engines:
+            db = sqlite3.connect(tmp / f"source-{rows}.db")
+            try:
+                fill_sqlite_orders(db, rows)
+                measured[SQLITE_DUCKDB] = _timed(clock, _opened(SourceSide(db)), parquet)
+            finally:
+                db.close()
+        if POSTGRESQL_DUCKDB in engines:
+            assert pg_uri is not None
+            with contextlib.closing(source_db.connect(pg_uri)) as pg:
+                pg.execute("DROP TABLE IF EXISTS calibration_orders")
+                pg.execute("CREATE TABLE calibration_orders (LIKE orders INCLUDING ALL)")
+                with (tmp / "orders.csv").open("rb") as data:
+                    pg.raw.cursor().copy_expert("COPY calibration_orders FROM STDIN WITH (FORMAT csv)", data)
+                # Hint bits and statistics now, so that the timed scan is not the one setting them.
+                pg.execute("VACUUM ANALYZE calibration_orders")
+                measured[POSTGRESQL_DUCKDB] = _timed(
+                    clock, _opened(SourceSide(pg, query=_SOURCE_QUERY)), parquet
+                )
+        if DUCKDB_DUCKDB in engines:
+            measured[DUCKDB_DUCKDB] = _timed(clock, partial(ParquetSide, [parquet], name="source copy"), parquet)
         if index > 0:
-            sqlite_points.append(sqlite_point)
-            duckdb_points.append(duckdb_point)
-    return sqlite_points, duckdb_points
+            for engine, point in measured.items():
+                points[engine].append(point)
+    return points
 
 
 def calibrate(
-    sizes: Sequence[int] = DEFAULT_SIZES, *, clock: Callable[[], float] = time.monotonic
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    *,
+    engines: Sequence[str] = DEFAULT_ENGINES,
+    clock: Callable[[], float] = time.monotonic,
+    pg_uri: str | None = None,
 ) -> Calibration:
-    """Time each calibrated step at ``sizes`` rows (per side) in a temporary directory."""
+    """Time a reconciliation in each pair of ``engines`` at ``sizes`` rows (per side) in a
+    temporary directory. ``postgresql→duckdb`` loads the rows into ``pg_uri`` (a table
+    ``calibration_orders``, dropped again) or a throwaway server of the system's binaries."""
     if len(set(sizes)) < 2 or min(sizes) < 1:
         raise ConfigError("calibration", "sizes", tuple(sizes), "two different sizes or more, each at least 1 row")
+    unknown = [e for e in engines if e not in _DESCRIPTIONS]
+    if unknown or not engines:
+        raise ConfigError("calibration", "engines", tuple(engines), f"some of {', '.join(_DESCRIPTIONS)}")
     began = clock()
-    with tempfile.TemporaryDirectory(prefix="datadrill-calibration-") as name:
-        sqlite_points, duckdb_points = _reconcile_points(Path(name), sorted(set(sizes)), clock)
+    with tempfile.TemporaryDirectory(prefix="datadrill-calibration-") as name, contextlib.ExitStack() as stack:
+        tmp = Path(name)
+        if POSTGRESQL_DUCKDB in engines and pg_uri is None:
+            pg_uri = stack.enter_context(throwaway_postgres(tmp))
+        points = _engine_points(tmp, list(dict.fromkeys(engines)), sorted(set(sizes)), clock, pg_uri)
     return Calibration(
         key=machine_key(),
         created_wall=datetime.now(UTC).isoformat(timespec="seconds"),
         took_s=clock() - began,
-        steps=(
-            CalibratedStep(
-                RECONCILE_STEP,
-                SQLITE_DUCKDB,
-                "reconciliation, SQLite source against Parquet read by DuckDB (the embedded stack's engines)",
-                tuple(sqlite_points),
-            ),
-            CalibratedStep(
-                RECONCILE_STEP,
-                DUCKDB_DUCKDB,
-                "reconciliation, Parquet against Parquet, both in DuckDB",
-                tuple(duckdb_points),
-            ),
+        steps=tuple(
+            CalibratedStep(RECONCILE_STEP, engine, _DESCRIPTIONS[engine], tuple(found))
+            for engine, found in points.items()
         ),
     )
 
@@ -282,17 +356,20 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
 def for_run(
     env: Mapping[str, str] | None = None,
     *,
-    run: Callable[[], Calibration] = calibrate,
+    engines: Sequence[str] = DEFAULT_ENGINES,
+    run: Callable[[Sequence[str]], Calibration] | None = None,
 ) -> Calibration | None:
-    """This machine's calibration for a run's projection: the cached one, else ``run()``
-    now and cached; None when ``DATADRILL_CALIBRATION=off``."""
+    """This machine's calibration for a run's projection, covering ``engines``: the cached
+    one, else ``run(engines)`` (default: :func:`calibrate`) now, cached; None when
+    ``DATADRILL_CALIBRATION=off``."""
     if not enabled(env):
         return None
     path = cache_path(env)
     cached = load_cached(path)
-    if cached is not None:
+    if cached is not None and all(cached.find(RECONCILE_STEP, engine) for engine in engines):
         return cached
-    fresh = run()
+    wanted = tuple(dict.fromkeys((*DEFAULT_ENGINES, *engines)))
+    fresh = run(wanted) if run is not None else calibrate(engines=wanted)
     save(path, fresh)
     return fresh
 
