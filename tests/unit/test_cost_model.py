@@ -240,7 +240,7 @@ def test_a_calibrated_journal_projects_reconciliation_with_the_fit_and_states_it
     assert "other engines: 1,320 s in duckdb→duckdb (7,600,000 rows/s)" in projection.assumptions
     text = render_markdown(report)
     assert "| Phase | Measured | Measured rows | Rate | Projected rows | Model | Fit | Projected |" in text
-    assert "calibration, ±0.0% over 3 sizes (100,000–2,000,000 rows)" in text
+    assert "calibration, ±0.0% over 3 measurements (100,000–2,000,000 rows)" in text
     assert "linear, 1 size" in text
 
 

@@ -685,14 +685,14 @@ def _model_cell(r: ProjectionRow) -> str:
 
 
 def _fit_cell(r: ProjectionRow) -> str:
-    """Where the model comes from and how well it fits: ``calibration, ±3.2% over 3 sizes
-    (100,000–2,000,000 rows)``; ``linear, 1 size``."""
+    """Where the model comes from and how well it fits: ``calibration, ±3.2% over 3
+    measurements (100,000–2,000,000 rows)``; ``linear, 1 size``."""
     if not r.model_source:
         return MISSING
     if r.model_source == "linear":
         return "linear, 1 size"
     sizes = f"{format_count(r.fit_min_rows)}–{format_count(r.fit_max_rows)} rows"
-    return f"{r.model_source}, ±{(r.fit_error or 0.0):.1%} over {r.fit_points} sizes ({sizes})"
+    return f"{r.model_source}, ±{(r.fit_error or 0.0):.1%} over {r.fit_points} measurements ({sizes})"
 
 
 def _modelled_projection_table(rows: tuple[ProjectionRow, ...]) -> Table:
