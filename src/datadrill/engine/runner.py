@@ -390,6 +390,9 @@ class Runner:
             return ev.ProjectionCalibrated(
                 run_engines=engines, note=f"no calibration of reconciliation in {engines} (Trino is not here to time)"
             )
+        # Instant when cached; the first run on a machine says why it waits.
+        self.live.phase = "projection: this machine's calibration (timed once, then cached)"
+        self.on_update(self.live)
         try:
             found = (self.calibration or (lambda: cal.for_run(engines=(engines,))))()
         except Exception as exc:  # noqa: BLE001 - the projection then stays linear and says why
