@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,11 +17,32 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 
-from datadrill.clock import MonotonicClock
+from datadrill.cli.dry_run import schedule_line
+from datadrill.clock import FakeClock, MonotonicClock
+from datadrill.engine.dry_run import plan
 from datadrill.engine.loader import load_scenario
+from datadrill.engine.runner import Runner
 from datadrill.errors import ConfigError
+from datadrill.events import ReserveTaken, read_events
 from datadrill.faults.base import DrillContext
-from datadrill.model import BackfillFromReserve, DeleteCatalogEntry, TakeReserveCopy
+from datadrill.integrity.result import ReconcileResult
+from datadrill.model import (
+    SLO,
+    BackfillFromReserve,
+    DeleteCatalogEntry,
+    Expectations,
+    PauseComponent,
+    QuerySuccess,
+    ResumeComponent,
+    RollbackProducer,
+    Runbook,
+    Scenario,
+    SchemaDrift,
+    SteadyState,
+    TakeReserveCopy,
+    ThresholdAlert,
+)
+from datadrill.model.report import Verdict
 from datadrill.platform.catalog import ORDERS_ARROW_SCHEMA, sink_state
 from datadrill.platform.sink import snapshot_properties
 from datadrill.recovery.backfill import (
@@ -317,3 +339,92 @@ def test_a_backfill_from_a_reserve_never_taken_is_refused_at_load(tmp_path: Path
     path.write_text(SCENARIO.format(schedule="TakeReserveCopy(at_s=0),"))
     with pytest.raises(ConfigError, match="at least one fault"):
         load_scenario(path)
+
+
+# -- in a run, and in a dry run ----------------------------------------------------------
+
+
+class _YieldingClock(FakeClock):
+    """Fake time for the runner's loop; its sleeps wait for the runbook's thread in real
+    time, so the runbook's steps take no fake time (as in test_runner_fake_stack)."""
+
+    def sleep(self, seconds: float) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for thread in threading.enumerate():
+                if thread.name == "recovery":
+                    thread.join(timeout=30)
+        super().sleep(seconds)
+
+
+def _exact(context: DrillContext) -> ReconcileResult:
+    return ReconcileResult(
+        compared_rows=10, source_rows=5, sink_rows=5, duplicates=(), omissions=(), discrepancies=(),
+        unexpected=(), elapsed_s=0.01, queries=2, ranges_examined=1,
+    )  # fmt: skip
+
+
+def _drill(**changes: object) -> Scenario:
+    fields: dict[str, object] = {
+        "name": "reserve-drill",
+        "slos": (
+            SLO("mart queries succeed", sli=QuerySuccess(), objective=0.99, alert=ThresholdAlert(for_s=1)),
+        ),
+        "schedule": (
+            TakeReserveCopy(at_s=0, name="reserve"),
+            SchemaDrift(at_s=2, change="rename", enforcement=False),
+        ),
+        "recovery": Runbook(
+            steps=(
+                PauseComponent(component="relay"),
+                RollbackProducer(),
+                ResumeComponent(component="relay"),
+                BackfillFromReserve(reserve="reserve", workers=2),
+            ),
+            response_delay_s=1,
+        ),
+        "steady_state": SteadyState(warmup_s=1, timeout_s=10),
+        "expectations": Expectations(detect_within_s=5, recover_within_s=30),
+        "stabilisation_s": 2.0,
+        "max_duration_s": 600.0,
+    }
+    fields.update(changes)
+    return Scenario(**fields)  # type: ignore[arg-type]
+
+
+def test_a_run_takes_the_reserve_on_schedule_and_journals_it(tmp_path: Path) -> None:
+    stack = FakeStack(tmp_path / "stack").with_catalog(commits=0)
+    context = DrillContext(stack=stack, run_dir=tmp_path, clock=MonotonicClock())  # type: ignore[arg-type]
+    _append(context, _orders(list(range(1, 51))), {0: 50}, {0: 50})
+    scenario = _drill()
+    runner = Runner(scenario, stack=stack, run_dir=tmp_path / "run", clock=_YieldingClock(), verify=_exact)  # type: ignore[arg-type]
+    report = runner.run()
+
+    assert report.verdict is Verdict.PASSED, report.reasons
+    (taken,) = [e for e in read_events(tmp_path / "run" / "journal.jsonl") if isinstance(e, ReserveTaken)]
+    assert (taken.name, taken.table, taken.rows, taken.key_min, taken.key_max) == (
+        "reserve",
+        "dwh.orders",
+        50,
+        1,
+        50,
+    )
+    assert taken.path == "reserves/reserve" and taken.files == 1
+    assert any(
+        "reserve copy 'reserve' of dwh.orders taken: 50 rows" in entry.text for entry in report.timeline
+    )
+    # A reserve copy is not a fault: the fault starts with the drift.
+    assert [f.kind for f in report.faults] == ["contract.schema_drift"]
+    (backfill,) = [p for p in report.phases if p.kind == "recovery_step" and "backfill" in p.name]
+    assert backfill.ok and backfill.detail is not None and backfill.detail.startswith("nothing to backfill")
+
+
+def test_a_dry_run_names_the_reserve_it_would_take(tmp_path: Path) -> None:
+    stack = FakeStack(tmp_path / "stack").with_catalog(commits=1)
+    result = plan(_drill(), stack, FakeClock())  # type: ignore[arg-type]
+    assert result.ok, result.problems
+    reserve = result.schedule[0]
+    assert schedule_line(reserve) == (
+        f"t+0 s: take reserve copy 'reserve' of dwh.orders (no snapshot yet) as Parquet into "
+        f"{stack.paths.reserves / 'reserve'}"
+    )
+    assert not stack.paths.reserves.exists()  # planned, not taken
