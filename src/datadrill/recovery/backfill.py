@@ -385,6 +385,10 @@ def _extra(result: BackfillResult) -> dict[str, object]:
     }
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker" + ("" if count == 1 else "s")
+
+
 def _reserve_text(reserve: Reserve) -> str:
     keys = f", keys {reserve.key_min}..{reserve.key_max}" if reserve.key_min is not None else ""
     return f"reserve '{reserve.name}' ({reserve.rows:,} rows at snapshot {reserve.snapshot_id}{keys})"
@@ -396,7 +400,7 @@ def run_backfill_from_reserve(step: BackfillFromReserve, context: DrillContext) 
     if not result.backfilled:
         return StepResult(
             f"nothing to backfill: {result.table} holds every row of {reserve} "
-            f"(checked with {result.workers} workers in {result.elapsed_s:.1f} s)",
+            f"(checked with {_workers(result.workers)} in {result.elapsed_s:.1f} s)",
             rows=0,
             rate_per_s=0.0,
             extra=_extra(result),
@@ -409,7 +413,7 @@ def run_backfill_from_reserve(step: BackfillFromReserve, context: DrillContext) 
     )
     return StepResult(
         f"{result.backfilled:,} rows backfilled into {result.table} from {reserve}, "
-        f"{result.already_there:,} already there, with {result.workers} workers in {result.elapsed_s:.1f} s "
+        f"{result.already_there:,} already there, with {_workers(result.workers)} in {result.elapsed_s:.1f} s "
         f"({result.read_s:.1f} s reading, commit {result.commit_s:.1f} s, {attempts}){advanced}",
         rows=result.backfilled,
         rate_per_s=result.rate_per_s,
@@ -423,7 +427,7 @@ def measure_backfill_from_reserve(step: BackfillFromReserve, context: DrillConte
     result = backfill(context, step, apply=False)
     return StepResult(
         f"measured: {result.backfilled:,} rows of {_reserve_text(result.reserve)} missing from "
-        f"{result.table}, found with {result.workers} workers in {result.elapsed_s:.1f} s (nothing written)",
+        f"{result.table}, found with {_workers(result.workers)} in {result.elapsed_s:.1f} s (nothing written)",
         rows=result.backfilled,
         rate_per_s=result.rate_per_s,
         extra=_extra(result),
