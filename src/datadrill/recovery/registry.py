@@ -53,6 +53,7 @@ _registered: dict[str, StepImplementation] = {}
 def _builtins() -> dict[str, StepImplementation]:
     from datadrill.model.recovery import (
         BackfillFromReserve,
+        Compare,
         PauseComponent,
         Reconcile,
         ReplayKafka,
@@ -92,7 +93,15 @@ def _builtins() -> dict[str, StepImplementation]:
         ResnapshotFromSource: resnapshot.run_resnapshot_from_source,
         BackfillFromReserve: backfill.run_backfill_from_reserve,
     }
+    by_spec[Compare] = _run_compare
     return {spec_kind(spec): run for spec, run in by_spec.items()}
+
+
+def _run_compare(step: Any, context: DrillContext) -> StepResult:
+    """A Compare outside a runner (the runner journals each of its steps itself)."""
+    from datadrill.recovery.compare import run_compare
+
+    return run_compare(step, context, implementations())
 
 
 def _load(entry: Any) -> tuple[str, StepImplementation]:
