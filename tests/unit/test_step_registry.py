@@ -110,6 +110,7 @@ def test_each_builtin_lives_in_the_module_of_its_logic() -> None:
         "reset_offsets": "datadrill.recovery.offsets",
         "resnapshot_from_source": "datadrill.recovery.resnapshot",
         "backfill_from_reserve": "datadrill.recovery.backfill",
+        "compare": "datadrill.recovery.compare",
     }
 
 

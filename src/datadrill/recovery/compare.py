@@ -50,6 +50,17 @@ _BUILTIN_MEASURES: dict[str, tuple[str, str]] = {
     "backfill_from_reserve": ("datadrill.recovery.backfill", "measure_backfill_from_reserve"),
 }
 
+# The registry's implementations by kind, handed over by datadrill.recovery.registry when
+# it lists the built-ins: it imports this module, so this module cannot import it back.
+_registry: Callable[[], Implementations] | None = None
+
+
+def bind_registry(implementations: Callable[[], Implementations]) -> None:
+    """Where :func:`run_compare` finds the steps of its paths when not given them."""
+    global _registry
+    _registry = implementations
+
+
 # Journal keys a Compare's phases carry in their ``extra`` (datadrill.engine.measure reads them).
 PATH_KEY = "compare_path"
 MEASURED_KEY = "compare_measured"
@@ -142,9 +153,16 @@ def summary_extra(step: Compare) -> dict[str, object]:
     }
 
 
-def run_compare(step: Compare, context: DrillContext, implementations: Implementations) -> StepResult:
+def run_compare(
+    step: Compare, context: DrillContext, implementations: Implementations | None = None
+) -> StepResult:
     """A Compare run as one step (``run_step``), without a runner to journal each of its
-    steps: the measured paths' results and the applied path's, in one result."""
+    steps: the measured paths' results and the applied path's, in one result.
+    ``implementations``: the steps by kind (default: the registry's)."""
+    if implementations is None:
+        if _registry is None:
+            raise PluginError("Compare runs its paths' steps through the step registry: use run_step")
+        implementations = _registry()
     check_compare(step, implementations)
     lines: list[str] = []
     ok = True

@@ -69,6 +69,7 @@ def _builtins() -> dict[str, StepImplementation]:
     from datadrill.recovery import (
         backfill,
         backup,
+        compare,
         components,
         dead_letters,
         offsets,
@@ -93,15 +94,10 @@ def _builtins() -> dict[str, StepImplementation]:
         ResnapshotFromSource: resnapshot.run_resnapshot_from_source,
         BackfillFromReserve: backfill.run_backfill_from_reserve,
     }
-    by_spec[Compare] = _run_compare
+    # A Compare runs other steps: it is handed the registry, which it cannot import.
+    compare.bind_registry(implementations)
+    by_spec[Compare] = compare.run_compare
     return {spec_kind(spec): run for spec, run in by_spec.items()}
-
-
-def _run_compare(step: Any, context: DrillContext) -> StepResult:
-    """A Compare outside a runner (the runner journals each of its steps itself)."""
-    from datadrill.recovery.compare import run_compare
-
-    return run_compare(step, context, implementations())
 
 
 def _load(entry: Any) -> tuple[str, StepImplementation]:
