@@ -274,3 +274,14 @@ def test_a_step_records_its_own_sizes_as_it_commits() -> None:
     model = fit(step_points(extra))
     assert model.fixed_s == pytest.approx(1.5)
     assert model.rows_per_s == pytest.approx(20_000)
+
+
+def test_two_measurements_fit_exactly_and_state_no_error() -> None:
+    model = fit([CostPoint(100_000, 0.3), CostPoint(1_000_000, 1.2)])
+    assert model.relative_rms_error == pytest.approx(0.0, abs=1e-12)
+    assert model.error_text() == "through 2 measurements of 100,000–1,000,000 rows (no error estimate)"
+    row = projection_row(
+        "replay", measured_s=1.2, rows=1_000_000, rate_per_s=833_333.0, projected_rows=5_000_000,
+        extra={"cost_points": [[100_000, 0.3], [1_000_000, 1.2]]},
+    )  # fmt: skip
+    assert row.model_source == "run" and row.fit_points == 2

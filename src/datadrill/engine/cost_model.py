@@ -82,6 +82,8 @@ class CostModel:
         )
 
     def error_text(self) -> str:
+        if self.points <= 2:  # a line through two points fits them exactly: no error to state
+            return f"through {self.points} measurements of {self.min_rows:,}–{self.max_rows:,} rows (no error estimate)"
         return (
             f"±{self.relative_rms_error:.1%} RMS over {self.points} measurements of "
             f"{self.min_rows:,}–{self.max_rows:,} rows"

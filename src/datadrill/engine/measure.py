@@ -323,8 +323,13 @@ def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCal
             parts.append(
                 f"{r.phase}: {r.fixed_s:.3g} s + {r.per_row_s * 1e6:.3g} µs/row"
                 + (f" over {r.parallelism:g} workers" if r.parallelism != 1 else "")
-                + f", per-row part fitted from {where} with ±{(r.fit_error or 0):.1%} RMS error over "
-                f"{r.fit_points} measurements of {r.fit_min_rows or 0:,}–{r.fit_max_rows or 0:,} rows, "
+                + f", per-row part fitted from {where} "
+                + (
+                    f"with ±{(r.fit_error or 0):.1%} RMS error over {r.fit_points} measurements"
+                    if r.fit_points > 2
+                    else f"through {r.fit_points} measurements (no error estimate)"
+                )
+                + f" of {r.fit_min_rows or 0:,}–{r.fit_max_rows or 0:,} rows, "
                 f"projected {beyond:,.0f}× beyond the largest"
                 + (_other_engines(r, calibration) if r.model_source == SOURCE_CALIBRATION else "")
             )

@@ -692,6 +692,8 @@ def _fit_cell(r: ProjectionRow) -> str:
     if r.model_source == "linear":
         return "linear, 1 size"
     sizes = f"{format_count(r.fit_min_rows)}–{format_count(r.fit_max_rows)} rows"
+    if r.fit_points <= 2:  # a line through two points fits them exactly
+        return f"{r.model_source}, {r.fit_points} measurements, no error estimate ({sizes})"
     return f"{r.model_source}, ±{(r.fit_error or 0.0):.1%} over {r.fit_points} measurements ({sizes})"
 
 
