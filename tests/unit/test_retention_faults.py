@@ -263,3 +263,16 @@ def test_embedded_kafka_deletes_records_and_recreates_a_topic_with_its_layout() 
             kafka.recreate_topic("nope")
     finally:
         kafka.close()
+
+
+def test_replay_cost_points_grow_and_stay_bounded() -> None:
+    from datadrill.recovery.replay import MAX_COST_POINTS, _stamp
+
+    points: list[tuple[int, float]] = []
+    _stamp(points, 0, 0.0)  # nothing read yet: no point
+    for messages in range(1, 500):
+        _stamp(points, messages, 0.0)
+        _stamp(points, messages, 0.0)  # the same size again adds nothing
+    assert 2 <= len(points) <= MAX_COST_POINTS
+    sizes = [size for size, _ in points]
+    assert sizes == sorted(set(sizes)) and sizes[0] == 1 and sizes[-1] == 499

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
+from datadrill.engine.cost_model import COST_POINTS_KEY
 from datadrill.faults.base import DrillContext
 from datadrill.model.recovery import ReplayKafka
 from datadrill.platform.catalog import sink_state
@@ -45,6 +46,10 @@ class ReplayResult:
     # Per partition, a recorded offset beyond the high watermark: the topic was deleted and
     # created again, so the table's offsets name records of a topic that is gone.
     recreated: dict[int, int] = field(default_factory=dict)
+    # (messages read so far, seconds since the step began), stamped as the workers read and
+    # once at the end: several sizes of the same replay, so its projection is a fixed part
+    # (setup, the last commit) plus a per-message part instead of a line through one point.
+    cost_points: tuple[tuple[int, float], ...] = ()
 
     @property
     def unreachable_total(self) -> int:
@@ -60,6 +65,7 @@ _DONE = object()
 # How often a long step tells the run how far it is: the live view redraws four times a
 # second, so reporting more often would cost work and show nothing more.
 PROGRESS_EVERY_S = 0.2
+MAX_COST_POINTS = 64
 
 
 class ThrottledProgress:
@@ -182,6 +188,8 @@ def replay_kafka(
     the same offsets consumed and decoded by the same workers, with no commit to the table
     or the sink's group; ``rows`` are those the replay would have written."""
     stack = context.stack
+    began = time.monotonic()
+    points: list[tuple[int, float]] = []
     catalog = stack.catalog()
     table = catalog.load_table(stack.table)
     # The table's event ids apply to either start: what it already holds is dropped.
@@ -251,8 +259,10 @@ def replay_kafka(
                 item = out.get(timeout=PROGRESS_EVERY_S)
             except queue.Empty:
                 progress(read.messages)
+                _stamp(points, read.messages, began)
                 continue
             progress(read.messages)
+            _stamp(points, read.messages, began)
             if item is _DONE:
                 break
             assert isinstance(item, Batch)
@@ -269,6 +279,8 @@ def replay_kafka(
     if apply:
         _commit_group_offsets(stack.bootstrap_servers, stack.topic, stack.config.sink.group_id, committed_offsets)
     elapsed = time.monotonic() - started
+    messages = sum(r[0] for r in results)
+    _stamp(points, messages, began)
     return ReplayResult(
         rows=rows,
         messages=sum(r[0] for r in results),
@@ -279,7 +291,18 @@ def replay_kafka(
         commits=commits,
         unreachable=unreachable,
         recreated=recreated,
+        cost_points=tuple(points),
     )
+
+
+def _stamp(points: list[tuple[int, float]], messages: int, began: float) -> None:
+    """One (size, seconds) point when the size grew since the last one; past
+    :data:`MAX_COST_POINTS` every other point goes (a long replay keeps its shape, and the
+    journal stays small)."""
+    if messages > 0 and (not points or messages > points[-1][0]):
+        points.append((messages, round(time.monotonic() - began, 6)))
+        if len(points) > MAX_COST_POINTS:
+            del points[1:-1:2]
 
 
 def reach(
@@ -349,6 +372,9 @@ def run_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
             },
             "unreachable_total": result.unreachable_total,
             "recreated_partitions": {str(p): o for p, o in sorted(result.recreated.items())},
+            # Several sizes of this replay (messages read, seconds): its projection's fit.
+            COST_POINTS_KEY: [list(p) for p in result.cost_points],
+            "partitions": result.partitions,
         },
     )
 
