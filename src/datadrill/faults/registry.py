@@ -40,7 +40,6 @@ def _builtins() -> list[FaultPlugin]:
         metadata,
         network,
         replication,
-        retention,
         source,
         stack_state,
     )
@@ -57,8 +56,6 @@ def _builtins() -> list[FaultPlugin]:
         kafka.BrokerLossFault(),
         kafka.RequestErrorsFault(),
         kafka.BrokerLatencyFault(),
-        retention.KafkaRetentionFault(),
-        retention.TopicDeletedFault(),
         contract.SchemaDriftFault(),
         network.NetworkToxicFault(),
         replication.DropReplicationSlotFault(),
