@@ -121,67 +121,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_dsn(postgres_bindir: Path) -> Iterator[str]:
-    """A throwaway server; tests using it are marked ``postgres`` (skipped where the server
-    binaries are absent: see tests/conftest.py)."""
-    bindir = postgres_bindir
-    # Not under pytest's tmp dir: its parents are private to root, and the server runs as
-    # the postgres user when we are root (initdb refuses to run as root).
-    base = Path(tempfile.mkdtemp(prefix="datadrill-pg-"))
-    datadir = base / "data"
-    datadir.mkdir()
-    port = _free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(datadir, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "drill", "-E", "UTF8", "--locale=C"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(datadir),
-            "-w",
-            "-l",
-            str(datadir / "server.log"),
-            "-o",
-            f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "psql") if (bindir / "psql").exists() else "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "drill",
-                "-d",
-                "postgres",
-                "-c",
-                "CREATE DATABASE catalog",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql://drill@127.0.0.1:{port}/catalog"
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+    """A throwaway server with the default settings (wal_level=replica) and a ``catalog``
+    database; tests using it are marked ``postgres`` (skipped where the server binaries are
+    absent: see tests/conftest.py)."""
+    with throwaway_postgres(postgres_bindir, database="catalog") as dsn:
+        yield dsn
 
 
 def new_database(postgres_dsn: str, name: str) -> str:
@@ -217,10 +161,11 @@ def monotonic() -> float:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(bindir: Path, *settings: str) -> Iterator[str]:
+def throwaway_postgres(bindir: Path, *settings: str, database: str = "source") -> Iterator[str]:
     """A PostgreSQL server of its own on 127.0.0.1 with extra ``-c`` settings (say
-    ``wal_level=logical``), with a ``source`` database; yields its URI. Started like
-    :func:`postgres_dsn`'s server, and stopped and removed on exit."""
+    ``wal_level=logical``) and one database; yields its URI. Not under pytest's tmp dir:
+    its parents are private to root, and the server runs as the postgres user when we are
+    root (initdb refuses to run as root). Stopped and removed on exit."""
     base = Path(tempfile.mkdtemp(prefix="datadrill-pg-"))
     datadir = base / "data"
     datadir.mkdir()
@@ -248,9 +193,9 @@ def throwaway_postgres(bindir: Path, *settings: str) -> Iterator[str]:
         admin = psycopg2.connect(f"postgresql://drill@127.0.0.1:{port}/postgres")
         admin.autocommit = True
         with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE source")
+            cursor.execute(f"CREATE DATABASE {database}")
         admin.close()
-        yield f"postgresql://drill@127.0.0.1:{port}/source"
+        yield f"postgresql://drill@127.0.0.1:{port}/{database}"
     finally:
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
