@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -196,10 +197,35 @@ def open_source(target: str | Path, *, timeout_s: float = 30.0) -> SourceConnect
         raw.set_client_encoding("UTF8")
         return SourceConnection(raw, "postgresql", str(target))
     db = sqlite3.connect(target, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    try:
+        with sqlite_setup_lock(target):
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    except BaseException:
+        db.close()
+        raise
     return SourceConnection(db, "sqlite", str(target))
+
+
+@contextlib.contextmanager
+def sqlite_setup_lock(target: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the SQLite file at ``target`` (``<file>.setup-lock``).
+
+    Switching a new file to WAL and creating its tables take SQLite's exclusive lock, and
+    SQLite answers "database is locked" at once, without its busy timeout, when two
+    connections that both read the file race to upgrade (it refuses to wait into a
+    deadlock). The relay, the sink and the workload open the source together at start-up;
+    this lock makes those first statements take turns, across threads and processes."""
+    if str(target) in ("", ":memory:"):  # a wrapped bare connection, or no file at all
+        yield
+        return
+    with open(f"{target}.setup-lock", "a") as handle:  # noqa: PTH123 - a lock file, no data
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 __all__ = [
@@ -212,4 +238,5 @@ __all__ = [
     "describe_source",
     "is_postgres",
     "open_source",
+    "sqlite_setup_lock",
 ]

@@ -21,7 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from datadrill.platform.source_conn import SourceConnection, as_source, open_source
+from datadrill.platform.source_conn import (
+    SourceConnection,
+    as_source,
+    open_source,
+    sqlite_setup_lock,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -123,7 +128,8 @@ def ensure_schema(db: SourceConnection | sqlite3.Connection) -> None:
             db.execute("SELECT pg_advisory_xact_lock(7100)")
             db.execute(POSTGRES_SCHEMA)
         return
-    db.raw.executescript(SCHEMA)
+    with sqlite_setup_lock(db.target):
+        db.raw.executescript(SCHEMA)
 
 
 def next_order_id(db: SourceConnection | sqlite3.Connection) -> int:
