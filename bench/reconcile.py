@@ -24,22 +24,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+# The synthetic orders are the calibration's (datadrill calibrate): one generator for both.
+from datadrill.engine.calibration import (
+    fill_sqlite_orders,
+    orders_sql,
+    source_orders_sql,
+    throwaway_postgres,
+    write_parquet,
+)
 from datadrill.integrity.reconcile import ParquetSide, ReconcileResult, SourceSide, reconcile
 from datadrill.platform.source_conn import SourceConnection
-from datadrill.platform.source_db import SCHEMA
 
 GOAL_ROWS_PER_S = 10_000_000
 
@@ -69,19 +73,6 @@ class Damage:
 
 def _in(keys: tuple[int, ...]) -> str:
     return ", ".join(str(k) for k in keys)
-
-
-def orders_sql(rows: int) -> str:
-    """``rows`` orders in the sink's layout, cheap to generate and not trivially compressible."""
-    return f"""
-        SELECT i AS order_id,
-               (i * 7919) % 100000 AS customer_id,
-               (i * 104729) % 1000000 - 5000 AS amount_cents,
-               ['EUR', 'USD', 'GBP', 'CHF'][1 + i % 4] AS currency,
-               ['created', 'paid', 'shipped', 'cancelled', 'refunded'][1 + (i * 31) % 5] AS status,
-               make_timestamptz(1700000000000000 + i * 1000) AS created_at
-        FROM range(1, {rows + 1}) t(i)
-    """
 
 
 def damaged_sql(rows: int, damage: Damage) -> str:
@@ -116,10 +107,6 @@ def check(result: ReconcileResult, damage: Damage) -> None:
             raise SystemExit(f"reconcile found {name} {found}, expected {keys}: {result.describe()}")
 
 
-def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
-    con.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
-
-
 def duckdb_path(tmp: Path, rows: int, runs: int) -> float:
     con = duckdb.connect()
     started = time.monotonic()
@@ -146,14 +133,6 @@ def duckdb_path(tmp: Path, rows: int, runs: int) -> float:
     return statistics.median(rates)
 
 
-def source_orders_sql(rows: int) -> str:
-    """The source's ``orders`` rows (``created_at_us``, not a timestamp) in its column order."""
-    return (
-        f"SELECT order_id, customer_id, amount_cents, currency, status, epoch_us(created_at) AS created_at_us, "
-        f"0 AS is_canary FROM ({orders_sql(rows)})"
-    )
-
-
 def source_runs(
     name: str, source: SourceSide, sink_file: Path, damage: Damage, rows: int, runs: int
 ) -> float:
@@ -178,41 +157,13 @@ def sqlite_path(tmp: Path, rows: int, runs: int) -> float:
     con = duckdb.connect()
     damage = Damage.spread_over(rows)
     write_parquet(con, damaged_sql(rows, damage), tmp / "sink-small.parquet")
-    source = con.execute(source_orders_sql(rows)).fetchall()
     con.close()
     db = sqlite3.connect(tmp / "source.db")
-    db.executescript(SCHEMA)
-    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)", source)
-    db.commit()
-    del source
+    fill_sqlite_orders(db, rows)
     try:
         return source_runs("SQLite", SourceSide(db), tmp / "sink-small.parquet", damage, rows, runs)
     finally:
         db.close()
-
-
-@contextlib.contextmanager
-def throwaway_postgres(tmp: Path) -> Iterator[str]:
-    """The embedded stack's throwaway server (``platform.pg_server``), stopped and removed on exit."""
-    from datadrill.platform import pg_server
-
-    plan = pg_server.prepare(tmp / "postgres")
-    log = tmp / "postgres.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(plan.argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        pg_server.wait_ready(plan, running=lambda: server.poll() is None, log=log)
-        yield plan.uri
-    finally:
-        server.terminate()  # SIGTERM: PostgreSQL's smart shutdown; nothing is connected by now
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        # As root the data lives outside tmp (the postgres user cannot enter it): remove it too.
-        if plan.data_dir.resolve() != (tmp / "postgres" / "data").resolve():
-            shutil.rmtree(plan.data_dir.parent, ignore_errors=True)
 
 
 def postgres_path(tmp: Path, rows: int, runs: int, uri: str | None) -> float:

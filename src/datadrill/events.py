@@ -221,6 +221,21 @@ class BackupTaken(EventBase):
     rows: int | None = None
 
 
+class ReserveTaken(EventBase):
+    """A reserve copy was written (``TakeReserveCopy``): the table's rows at one snapshot,
+    as Parquet files under the state directory (``path``, relative to it)."""
+
+    type: Literal["reserve_taken"] = "reserve_taken"
+    name: str
+    table: str = ""
+    snapshot_id: int | None = None
+    rows: int = 0
+    key_min: int | None = None
+    key_max: int | None = None
+    files: int = 0
+    path: str = ""
+
+
 class _PhaseEvent(EventBase):
     name: str
     kind: PhaseKind
@@ -347,6 +362,33 @@ class PrometheusAlert(EventBase):
     severity: str = ""
 
 
+class CalibrationPointsInfo(_Model):
+    """One calibrated step kind in one pair of engines ("sqlite→duckdb"): (rows, seconds)
+    measured at several sizes (datadrill.engine.calibration)."""
+
+    step: str
+    engines: str
+    description: str = ""
+    points: tuple[tuple[int, float], ...] = ()
+
+
+class ProjectionCalibrated(EventBase):
+    """What the projection at production volume may fit its cost models from, journaled at
+    the start of a run with a production volume: this machine's calibration (cached or run
+    now) and the engines this run reconciles in. The measurements are journaled, not the
+    fit, so the report fits them (datadrill.engine.cost_model) as a pure function of the
+    journal. ``steps`` is empty and ``note`` says why when there is no calibration."""
+
+    type: Literal["projection_calibrated"] = "projection_calibrated"
+    key: str = ""  # "datadrill 0.1.0 on host (2 CPUs)"
+    created_wall: str = ""
+    cached: bool = False
+    took_s: float | None = None
+    run_engines: str = ""  # the engines this run's reconciliations use, "sqlite→duckdb"
+    steps: tuple[CalibrationPointsInfo, ...] = ()
+    note: str = ""
+
+
 class RunFinished(EventBase):
     type: Literal["run_finished"] = "run_finished"
     verdict: Verdict
@@ -370,6 +412,7 @@ KnownEvent = (
     | FaultInjected
     | FaultReverted
     | BackupTaken
+    | ReserveTaken
     | PhaseStarted
     | PhaseFinished
     | Recovered
@@ -381,6 +424,7 @@ KnownEvent = (
     | StopConditionCrossed
     | PrometheusWatchStarted
     | PrometheusAlert
+    | ProjectionCalibrated
     | RunFinished
 )
 _KNOWN: tuple[type[EventBase], ...] = (
@@ -390,6 +434,7 @@ _KNOWN: tuple[type[EventBase], ...] = (
     FaultInjected,
     FaultReverted,
     BackupTaken,
+    ReserveTaken,
     PhaseStarted,
     PhaseFinished,
     Recovered,
@@ -401,6 +446,7 @@ _KNOWN: tuple[type[EventBase], ...] = (
     StopConditionCrossed,
     PrometheusWatchStarted,
     PrometheusAlert,
+    ProjectionCalibrated,
     RunFinished,
 )
 KNOWN_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in _KNOWN)
@@ -421,6 +467,7 @@ Event = Annotated[
     | Annotated[FaultInjected, Tag("fault_injected")]
     | Annotated[FaultReverted, Tag("fault_reverted")]
     | Annotated[BackupTaken, Tag("backup_taken")]
+    | Annotated[ReserveTaken, Tag("reserve_taken")]
     | Annotated[PhaseStarted, Tag("phase_started")]
     | Annotated[PhaseFinished, Tag("phase_finished")]
     | Annotated[Recovered, Tag("recovered")]
@@ -432,6 +479,7 @@ Event = Annotated[
     | Annotated[StopConditionCrossed, Tag("stop_condition")]
     | Annotated[PrometheusWatchStarted, Tag("prometheus_watch_started")]
     | Annotated[PrometheusAlert, Tag("prometheus_alert")]
+    | Annotated[ProjectionCalibrated, Tag("projection_calibrated")]
     | Annotated[RunFinished, Tag("run_finished")]
     | Annotated[UnknownEvent, Tag(_UNKNOWN_TAG)],
     Discriminator(_tag, custom_error_type="event_type", custom_error_message="an event needs a 'type'"),
@@ -504,6 +552,7 @@ __all__ = [
     "PrometheusRuleInfo",
     "PrometheusWatchStarted",
     "Recovered",
+    "ReserveTaken",
     "RunFinished",
     "RunStarted",
     "SLOInfo",

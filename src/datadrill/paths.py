@@ -74,6 +74,12 @@ class StatePaths:
         return self.root / "warehouse"
 
     @property
+    def reserves(self) -> Path:
+        """Reserve copies of tables (``TakeReserveCopy``): Parquet files and a manifest,
+        outside the catalog and the warehouse, so they outlive the loss of either."""
+        return self.root / "reserves"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

@@ -49,6 +49,8 @@ class FakeKafka:
     cluster: Any = None
     # Where pushed request errors are logged, as the stack process logs them (None: nowhere).
     events_file: Path | None = None
+    # (partitions, replication factor) recreate_topic gives a topic on the cluster.
+    topic_layout: tuple[int, int] = (3, 3)
 
     def use_cluster(self, cluster: Any) -> None:
         self.cluster = cluster
@@ -88,6 +90,23 @@ class FakeKafka:
 
     def move_leader(self, topic: str, partition: int, broker: int) -> None:
         self.calls.append(("move_leader", topic, partition, broker))
+
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        self.calls.append(("delete_records", topic, dict(before)))
+        if self.cluster is not None:
+            for partition, offset in before.items():
+                self.cluster.delete_records(topic, partition, offset)
+        return dict(before)
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        """On the cluster: deleted (if there) and created with ``topic_layout``."""
+        self.calls.append(("recreate_topic", topic))
+        if self.cluster is None:
+            return {"partitions": 0, "replication_factor": 0}
+        partitions, rf = self.topic_layout
+        self.cluster.delete_topic(topic, missing_ok=True)
+        self.cluster.create_topic(topic, partitions=partitions, replication_factor=rf)
+        return {"partitions": partitions, "replication_factor": rf}
 
 
 @dataclass

@@ -52,6 +52,16 @@ EXAMPLES: list[ev.Event] = [
     ),
     ev.FaultReverted(fault_id=1, kind="metadata.catalog_entry", description="delete it", note="restored"),
     ev.BackupTaken(name="nightly", snapshot_id=8412, rows=14_400),
+    ev.ReserveTaken(
+        name="reserve",
+        table="dwh.orders",
+        snapshot_id=8413,
+        rows=14_400,
+        key_min=1,
+        key_max=14_400,
+        files=2,
+        path="reserves/reserve",
+    ),
     ev.PhaseStarted(
         name="replay Kafka from table offsets with 4 workers", kind="recovery_step", step="replay_kafka"
     ),
@@ -87,6 +97,19 @@ EXAMPLES: list[ev.Event] = [
     ),
     ev.PrometheusAlert(
         rule="QBad", state="firing", active_at="2026-11-30T00:00:01Z", slo="q", severity="page"
+    ),
+    ev.ProjectionCalibrated(
+        key="datadrill 0.1.0 on h (2 CPUs)",
+        created_wall="2026-11-30T12:00:00+00:00",
+        cached=True,
+        took_s=12.5,
+        run_engines="sqlite→duckdb",
+        steps=(
+            ev.CalibrationPointsInfo(
+                step="reconcile", engines="sqlite→duckdb", description="d", points=((100_000, 0.5), (2_000_000, 4.0))
+            ),
+        ),
+        note="n",
     ),
     ev.RunFinished(verdict=Verdict.SLO_VIOLATED, reasons=("too slow", "missed"), harness_probe_s=1.25),
 ]

@@ -109,6 +109,8 @@ def test_each_builtin_lives_in_the_module_of_its_logic() -> None:
         "reconcile": "datadrill.recovery.reconcile_step",
         "reset_offsets": "datadrill.recovery.offsets",
         "resnapshot_from_source": "datadrill.recovery.resnapshot",
+        "backfill_from_reserve": "datadrill.recovery.backfill",
+        "compare": "datadrill.recovery.compare",
     }
 
 

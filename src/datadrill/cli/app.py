@@ -75,3 +75,53 @@ StateDir = Annotated[
         callback=state_dir_checked,
     ),
 ]
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    size: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--size",
+            help="Rows per side of one calibration size; repeat it (default: 100,000, 300,000 and 1,000,000; Parquet against Parquet at 2× each).",
+        ),
+    ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="sqlite (default) or postgresql: also time a PostgreSQL source (a throwaway server "
+            "of the system's binaries unless --pg-uri).",
+        ),
+    ] = "sqlite",
+    pg_uri: Annotated[
+        str | None, typer.Option("--pg-uri", help="A PostgreSQL database for --source postgresql instead.")
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the cached calibration; run nothing.")] = False,
+) -> None:
+    """Time reconciliation at larger synthetic sizes on this machine, cache it per datadrill
+    version, host and CPU count, and print each fit (fixed part, per-row part, error): the
+    projection at production volume fits its cost models from it."""
+    from datadrill.engine import calibration
+
+    path = calibration.cache_path()
+    if show:
+        cached = calibration.load_cached(path)
+        if cached is None:
+            err.print(f"no calibration for {calibration.machine_key()} in {path}: run `datadrill calibrate`")
+            raise typer.Exit(1)
+        found = cached
+    else:
+        if source not in ("sqlite", "postgresql"):
+            raise ConfigError("calibrate", "--source", source, "sqlite or postgresql")
+        if pg_uri is not None and source != "postgresql":
+            raise ConfigError("calibrate", "--pg-uri", pg_uri, "only with --source postgresql")
+        engines: tuple[str, ...] = calibration.DEFAULT_ENGINES
+        if source == "postgresql":
+            engines = (*engines, calibration.POSTGRESQL_DUCKDB)
+        sizes = tuple(size) if size else calibration.DEFAULT_SIZES
+        found = calibration.calibrate(sizes, engines=engines, pg_uri=pg_uri)
+        calibration.save(path, found)
+    for line in calibration.describe(found):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.print(f"cache: {path}", markup=False, highlight=False)

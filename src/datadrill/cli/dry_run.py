@@ -54,7 +54,7 @@ def schedule_line(item: PlannedItem) -> str:
         when += f" (until t+{item.until_s:g} s)"
     if item.problem is not None:
         return f"{when}: {item.description} → cannot: {item.problem}"
-    if item.kind == "backup.catalog":
+    if item.kind in ("backup.catalog", "backup.reserve"):
         return f"{when}: {item.target}"  # the target already says what happens
     return f"{when}: {item.description} → {item.target}"
 

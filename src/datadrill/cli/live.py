@@ -29,7 +29,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from datadrill.model.faults import TakeCatalogBackup
+from datadrill.model.faults import BACKUP_ITEMS
 from datadrill.model.recovery import Runbook
 from datadrill.model.scenario import Scenario
 from datadrill.reporting.formatting import (
@@ -192,7 +192,7 @@ def plan_timeline(state: LiveState, scenario: Scenario) -> Timeline:
     run_over = any(isinstance(e, ev.RunFinished) for e in recent)
     past_faults = run_over or any(k in started for k in ("revert", "verification"))
 
-    faults = [item for item in scenario.schedule if not isinstance(item, TakeCatalogBackup)]
+    faults = [item for item in scenario.schedule if not isinstance(item, BACKUP_ITEMS)]
     first_fault_at = min((item.at_s for item in faults), default=0.0)
     fault_phase = started.get("fault")
     if fault_phase is None and "steady_state" in finished and finished["steady_state"].ok:
@@ -298,7 +298,7 @@ def _last_finished(recent: Sequence[ev.EventBase]) -> dict[str, ev.PhaseFinished
 
 
 def _schedule_glyph(item: object) -> tuple[str, str]:
-    return ("◆", "bold blue") if isinstance(item, TakeCatalogBackup) else ("✕", "bold red")
+    return ("◆", "bold blue") if isinstance(item, BACKUP_ITEMS) else ("✕", "bold red")
 
 
 def _detection_stage(state: LiveState, scenario: Scenario) -> Stage:
@@ -475,6 +475,9 @@ def event_line(event: ev.EventBase) -> tuple[str, str]:
     elif isinstance(event, ev.BackupTaken):
         rows = f", {format_count(event.rows)} rows" if event.rows is not None else ""
         return f"backup taken: '{event.name}' (snapshot {event.snapshot_id}{rows})", "blue"
+    elif isinstance(event, ev.ReserveTaken):
+        rows = format_count(event.rows)
+        return f"reserve copy taken: '{event.name}' ({rows} rows, snapshot {event.snapshot_id})", "blue"
     elif isinstance(event, ev.Recovered):
         return (
             f"recovered: every SLI good since {format_offset(event.stable_since)} "

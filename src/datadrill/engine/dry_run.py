@@ -28,7 +28,7 @@ from datadrill.engine.preflight import check_capabilities
 from datadrill.errors import ConfigError, DrillError
 from datadrill.faults.base import DrillContext
 from datadrill.faults.registry import plugin_for
-from datadrill.model.faults import TakeCatalogBackup
+from datadrill.model.faults import TakeCatalogBackup, TakeReserveCopy
 from datadrill.model.recovery import Automatic, Runbook
 from datadrill.model.scenario import Scenario
 from datadrill.model.slo import SLO, Direction
@@ -196,6 +196,8 @@ def _resolve(index: int, item: Any, context: DrillContext) -> PlannedItem:
     try:
         if isinstance(item, TakeCatalogBackup):
             target = _backup_target(item, context)
+        elif isinstance(item, TakeReserveCopy):
+            target = _reserve_target(item, context)
         else:
             target = plugin_for(item.kind).target(item, context)
     except DrillError as exc:
@@ -218,6 +220,18 @@ def _backup_target(item: TakeCatalogBackup, context: DrillContext) -> str:
         f"take catalog backup {item.name!r} of {item.table} ({count}; "
         f"{describe_catalog(context.stack.catalog_uri)})"
     )
+
+
+def _reserve_target(item: TakeReserveCopy, context: DrillContext) -> str:
+    from datadrill.faults.metadata import require_table
+
+    catalog = require_table(context, item.table, field="TakeReserveCopy.table")
+    snapshot = catalog.load_table(item.table).current_snapshot()
+    summary = snapshot.summary if snapshot is not None else None
+    rows = summary.additional_properties.get("total-records") if summary is not None else None
+    count = f"{int(rows):,} rows now" if rows is not None else "no snapshot yet"
+    where = context.stack.paths.reserves / item.name
+    return f"take reserve copy {item.name!r} of {item.table} ({count}) as Parquet into {where}"
 
 
 def _recovery(scenario: Scenario) -> PlannedRecovery:

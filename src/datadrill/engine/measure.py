@@ -13,10 +13,20 @@ Example::
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from datadrill.engine.cost_model import (
+    ASSUMED_EFFICIENCY,
+    SOURCE_CALIBRATION,
+    SOURCE_LINEAR,
+    SOURCE_RUN,
+    CostModel,
+    CostPoint,
+    fit_or_reason,
+    projection_row,
+)
 from datadrill.events import (
     AlertFired,
     BackupTaken,
@@ -28,9 +38,11 @@ from datadrill.events import (
     LeaseExpired,
     PhaseFinished,
     PhaseStarted,
+    ProjectionCalibrated,
     PrometheusAlert,
     PrometheusWatchStarted,
     Recovered,
+    ReserveTaken,
     RunFinished,
     RunStarted,
     Sample,
@@ -38,16 +50,21 @@ from datadrill.events import (
 )
 from datadrill.model.report import (
     BackupResult,
+    Comparison,
     FaultResult,
     IntegrityResult,
+    PathResult,
+    PathStepResult,
     PhaseResult,
     Projection,
     ProjectionRow,
     PrometheusRuleResult,
+    RowSource,
     RunReport,
     SeriesPoint,
     Severity,
     SLOResult,
+    Stage,
     TimelineEntry,
     Verdict,
 )
@@ -192,8 +209,15 @@ def _integrity(events: Sequence[Event]) -> IntegrityResult | None:
 
 
 def _projection(
-    start: RunStarted, phases: tuple[tuple[PhaseResult, PhaseFinished], ...]
+    start: RunStarted,
+    phases: tuple[tuple[PhaseResult, PhaseFinished], ...],
+    calibration: ProjectionCalibrated | None = None,
 ) -> Projection | None:
+    """Each recovery step projected to the production volume with a cost model (a fixed
+    plus a per-row part, :mod:`datadrill.engine.cost_model`): from ``calibration`` where it
+    covers the step in this run's engines, from the step's own measurements of several
+    sizes, else linear from its one size. A journal without ``calibration`` (written before
+    runs journaled it) is projected linearly, as it always was."""
     production = start.production
     if production is None:
         return None
@@ -203,6 +227,7 @@ def _projection(
     # An observe-only run drove no workload: the traffic's rate was not datadrill's, so
     # replayed rows are not scaled to production (only reconciled rows, by the table).
     event_scale: float | None = None if start.observe_only else events_per_s / rate if rate > 0 else 1.0
+    calibrated, not_calibrated = _calibrated_models(calibration)
     rows = []
     for phase, finished in phases:
         if phase.kind != "recovery_step":
@@ -214,17 +239,26 @@ def _projection(
             # (compared rows count both sides).
             source_rows = phase.rows // 2 if phase.rows else 0
             scale = table_rows / source_rows if is_reconcile and source_rows else event_scale or 1.0
-            projected_rows: int | None = int(phase.rows * scale)
-            projected_s = int(phase.rows * scale) / phase.rate_per_s
-        else:
-            projected_rows, projected_s = None, phase.duration_s
-        rows.append(
-            ProjectionRow(
-                phase.name, phase.duration_s, phase.rows, phase.rate_per_s, projected_rows, projected_s
+            step = finished.step or ""
+            rows.append(
+                projection_row(
+                    phase.name,
+                    measured_s=phase.duration_s,
+                    rows=phase.rows,
+                    rate_per_s=phase.rate_per_s,
+                    projected_rows=int(phase.rows * scale),
+                    extra=finished.extra,
+                    calibrated=calibrated.get(step),
+                    not_calibrated=not_calibrated.get(step, ""),
+                )
             )
-        )
+        else:
+            rows.append(
+                ProjectionRow(phase.name, phase.duration_s, phase.rows, phase.rate_per_s, None, phase.duration_s)
+            )
     if not rows:
         return None
+    modelled = calibration is not None
     return Projection(
         events_per_s=events_per_s,
         table_rows=table_rows,
@@ -238,10 +272,89 @@ def _projection(
                 else "observe-only: the traffic's rate here was not datadrill's, so replayed rows are "
                 "not projected (they take the same time); "
             )
-            + f"reconciled rows scale with the table ({table_rows:,} rows); measured rates stay "
-            "constant (no extra workers); steps without rows take the same time"
+            + f"reconciled rows scale with the table ({table_rows:,} rows); "
+            + (
+                _model_assumptions(rows, calibration)
+                if calibration is not None
+                else "measured rates stay constant (no extra workers); "
+            )
+            + "steps without rows take the same time"
         ),
+        modelled=modelled,
     )
+
+
+def _calibrated_models(calibration: ProjectionCalibrated | None) -> tuple[dict[str, CostModel], dict[str, str]]:
+    """The calibration's fitted model per step kind in this run's engines, and for the step
+    kinds it does not give one, why not."""
+    models: dict[str, CostModel] = {}
+    reasons: dict[str, str] = {}
+    if calibration is None:
+        return models, reasons
+    for info in calibration.steps:
+        if info.engines != calibration.run_engines:
+            reasons.setdefault(
+                info.step,
+                f"calibrated in {info.engines}, this run reconciles in {calibration.run_engines or 'other engines'}",
+            )
+            continue
+        fitted = fit_or_reason([CostPoint(rows, seconds) for rows, seconds in info.points])
+        if isinstance(fitted, CostModel):
+            models[info.step] = fitted
+            reasons.pop(info.step, None)
+        else:
+            reasons[info.step] = f"calibration {fitted}"
+    if not calibration.steps and calibration.note:
+        reasons[RECONCILE_STEP] = calibration.note
+    return models, reasons
+
+
+def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCalibrated) -> str:
+    """The fit behind each modelled row and its error, for the assumptions paragraph."""
+    parts = []
+    for r in rows:
+        if r.model_source in (SOURCE_CALIBRATION, SOURCE_RUN) and r.fixed_s is not None and r.per_row_s is not None:
+            beyond = (r.projected_rows or 0) / r.fit_max_rows if r.fit_max_rows else 0.0
+            where = (
+                f"this machine's calibration ({calibration.key}, {calibration.created_wall})"
+                if r.model_source == SOURCE_CALIBRATION
+                else "the step's own measurements"
+            )
+            parts.append(
+                f"{r.phase}: {r.fixed_s:.3g} s + {r.per_row_s * 1e6:.3g} µs/row"
+                + (f" over {r.parallelism:g} workers" if r.parallelism != 1 else "")
+                + f", per-row part fitted from {where} "
+                + (
+                    f"with ±{(r.fit_error or 0):.1%} RMS error over {r.fit_points} measurements"
+                    if r.fit_points > 2
+                    else f"through {r.fit_points} measurements (no error estimate)"
+                )
+                + f" of {r.fit_min_rows or 0:,}–{r.fit_max_rows or 0:,} rows, "
+                f"projected {beyond:,.0f}× beyond the largest"
+                + (_other_engines(r, calibration) if r.model_source == SOURCE_CALIBRATION else "")
+            )
+        elif r.model_source == SOURCE_LINEAR:
+            parts.append(f"{r.phase}: {r.note}")
+    return (
+        "each step's time is a fixed part plus a per-row part; "
+        + "".join(f"{p}; " for p in parts)
+        + "the fixed part is not divided among workers, the per-row part by min(workers, partitions) "
+        f"at an assumed efficiency of {ASSUMED_EFFICIENCY:g}, with the run's own workers and partitions; "
+    )
+
+
+def _other_engines(row: ProjectionRow, calibration: ProjectionCalibrated) -> str:
+    """The same reconciliation projected in the other engines the calibration timed (the
+    run's own engines need not be production's: a SQLite source is not a warehouse)."""
+    others = []
+    for info in calibration.steps:
+        if info.step != RECONCILE_STEP or info.engines == calibration.run_engines:
+            continue
+        fitted = fit_or_reason([CostPoint(rows, seconds) for rows, seconds in info.points])
+        if isinstance(fitted, CostModel) and row.measured_rows and row.projected_rows:
+            alt = fitted.anchored(CostPoint(row.measured_rows, row.measured_s))
+            others.append(f"{alt.seconds(row.projected_rows):,.0f} s in {info.engines} ({fitted.rows_per_s:,.0f} rows/s)")
+    return f" (the same fixed part with the per-row part of other engines: {', '.join(others)})" if others else ""
 
 
 def _timeline_text(e: Event) -> str | None:
@@ -257,6 +370,12 @@ def _timeline_text(e: Event) -> str | None:
         return f"{e.name} finished{status}" + (f": {e.detail}" if e.detail else "")
     if isinstance(e, BackupTaken):
         return f"catalog backup '{e.name}' taken (snapshot {e.snapshot_id})"
+    if isinstance(e, ReserveTaken):
+        keys = f", keys {e.key_min}..{e.key_max}" if e.key_min is not None else ""
+        return (
+            f"reserve copy '{e.name}' of {e.table} taken: {e.rows:,} rows at snapshot "
+            f"{e.snapshot_id}{keys}, {e.files} Parquet file(s) in {e.path}"
+        )
     if isinstance(e, FaultInjected):
         return f"FAULT: {e.description}" + (f" — took effect: {e.landed}" if e.landed else "")
     if isinstance(e, FaultReverted):
@@ -479,6 +598,226 @@ def _lessons(
     return tuple(well), tuple(badly), tuple(actions)
 
 
+# A Compare's phases (datadrill.recovery.compare writes these keys into their extra).
+COMPARE_STEP = "compare"
+COMPARE_PATH_KEY = "compare_path"
+COMPARE_MEASURED_KEY = "compare_measured"
+COMPARE_SUMMARY_KEY = "compare"
+# Where recovered rows came from, by the kind of the step that brought them.
+_ROW_SOURCES = {
+    "restore_catalog_backup": "restored catalog backup (rows in its snapshot)",
+    "reregister_from_metadata": "re-registered metadata",
+    "replay_kafka": "Kafka replay",
+    "backfill_from_reserve": "reserve backfill",
+    "resnapshot_from_source": "re-snapshot from the source",
+}
+# Faults that destroy what a Kafka replay needs (datadrill.model.faults kinds).
+_KAFKA_LOSS_FAULTS = ("kafka.retention", "kafka.topic_deleted")
+
+Phases = tuple[tuple[PhaseResult, PhaseFinished], ...]
+
+
+def _measured_only(finished: PhaseFinished) -> bool:
+    """A phase that ran a step in its measurement mode: it applied nothing."""
+    return bool(finished.extra and finished.extra.get(COMPARE_MEASURED_KEY))
+
+
+def _applied(phases: Phases) -> Phases:
+    """The phases that changed the platform: not a Compare's measurements, nor the Compare
+    itself (its applied steps are phases of their own)."""
+    return tuple((p, f) for p, f in phases if not _measured_only(f) and f.step != COMPARE_STEP)
+
+
+def _comparison(
+    phases: Phases,
+    recover_within_s: float | None,
+    events_per_s: float | None,
+    project: Callable[[Phases], Projection | None],
+) -> Comparison | None:
+    """The paths of the run's Compare side by side, each step projected the way the
+    report projects every step (``project``), from the journal's phases alone."""
+    summary = next(
+        (f for _, f in phases if f.step == COMPARE_STEP and f.extra and COMPARE_SUMMARY_KEY in f.extra), None
+    )
+    if summary is None or summary.extra is None:
+        return None
+    info = summary.extra[COMPARE_SUMMARY_KEY]
+    members = tuple((p, f) for p, f in phases if f.extra and COMPARE_PATH_KEY in f.extra)
+    projection = project(members)
+    projected = {r.phase: r for r in projection.rows} if projection is not None else {}
+    paths = []
+    for path in info.get("paths", []):
+        name = str(path.get("name", ""))
+        steps = []
+        for phase, finished in members:
+            if finished.extra is None or finished.extra.get(COMPARE_PATH_KEY) != name:
+                continue
+            row = projected.get(phase.name)
+            steps.append(
+                PathStepResult(
+                    phase=phase.name,
+                    step=finished.step or "",
+                    measured=_measured_only(finished),
+                    ok=phase.ok,
+                    measured_s=phase.duration_s,
+                    rows=phase.rows,
+                    rate_per_s=phase.rate_per_s,
+                    projected_rows=row.projected_rows if row is not None else None,
+                    projected_s=row.projected_s if row is not None and phase.ok else None,
+                )
+            )
+        # A path whose steps did not all run and succeed has no projected duration.
+        complete = len(steps) == len(path.get("steps", [])) and all(s.projected_s is not None for s in steps)
+        projected_s = sum(s.projected_s or 0.0 for s in steps) if complete and steps else None
+        counted = [s.rows for s in steps if s.rows is not None]
+        paths.append(
+            PathResult(
+                name=name,
+                applied=bool(path.get("applied")),
+                steps=tuple(steps),
+                measured_s=sum(s.measured_s for s in steps),
+                rows=sum(counted) if counted else None,
+                projected_s=projected_s,
+                meets_objective=projected_s <= recover_within_s
+                if projected_s is not None and recover_within_s is not None
+                else None,
+            )
+        )
+    assumptions = (
+        "paths not applied ran each step's measurement mode: the read side of its work (finding and "
+        "reading the rows) with no writes, so their time leaves out writing the rows and, for a "
+        "re-snapshot, the relay and sink carrying them"
+    )
+    if projection is not None and projection.assumptions:
+        assumptions = f"{projection.assumptions}; {assumptions}"
+    return Comparison(
+        applied=str(info.get("apply", "")),
+        paths=tuple(paths),
+        recover_within_s=recover_within_s,
+        events_per_s=events_per_s,
+        assumptions=assumptions,
+    )
+
+
+def _row_sources(phases: Phases) -> tuple[RowSource, ...]:
+    """Which rows came back from where, from the row counts of the steps that applied them."""
+    out = []
+    for phase, finished in _applied(phases):
+        if phase.kind != "recovery_step" or not phase.ok:
+            continue
+        if finished.step == RECONCILE_STEP:
+            repaired = int((finished.extra or {}).get("repaired_rows", 0))
+            if repaired:
+                out.append(RowSource("repair from the source (rows deleted or inserted)", phase.name, repaired))
+        elif finished.step in _ROW_SOURCES and phase.rows:
+            out.append(RowSource(_ROW_SOURCES[finished.step], phase.name, phase.rows))
+    return tuple(out)
+
+
+def _stages(events: Sequence[Event], phases: Phases) -> tuple[Stage, ...]:
+    """The incident in four stages, as the run lived them: the loss until it was detected,
+    the recovery paths weighed (measured, not applied), the recovery applied, and the
+    reconciliation and verification."""
+    stages: list[Stage] = []
+    faults = _of(events, FaultInjected)
+    if faults:
+        alert = next((a for a in _of(events, AlertFired) if a.at >= faults[0].t), None)
+        lines = [f"t+{f.t:.1f} s: {f.description}" for f in faults]
+        end = max(f.t for f in faults)
+        if alert is not None:
+            lines.append(f"t+{alert.at:.1f} s: alert on {alert.slo}, {alert.at - faults[0].t:.1f} s after the first fault")
+            end = max(end, alert.at)
+        stages.append(Stage("Loss and detection", faults[0].t, end, tuple(lines)))
+
+    def stage(name: str, chosen: Phases) -> None:
+        if not chosen:
+            return
+        lines = tuple(
+            f"t+{p.start_s:.1f} s: {p.name} — "
+            + (f"{p.rows:,} rows in " if p.rows is not None else "")
+            + f"{p.duration_s:.1f} s"
+            + ("" if p.ok else " (FAILED)")
+            for p, _ in chosen
+        )
+        start = min(p.start_s for p, _ in chosen)
+        stages.append(Stage(name, start, max(p.start_s + p.duration_s for p, _ in chosen), lines))
+
+    steps = tuple((p, f) for p, f in phases if p.kind == "recovery_step" and f.step != COMPARE_STEP)
+    # The paths are weighed on the loss as the first steps left it (a stale restore): those
+    # steps belong to the weighing; what finished after the last measurement is the
+    # recovery. Journal order, not times: steps can take no measurable time.
+    measured = [i for i, (_, f) in enumerate(steps) if _measured_only(f)]
+    split = measured[-1] + 1 if measured else 0
+    repairs = tuple((p, f) for p, f in steps[:split] if f.step != RECONCILE_STEP)
+    stage("Recovery paths weighed", repairs)
+    stage("Recovery", _applied(tuple((p, f) for p, f in steps[split:] if f.step != RECONCILE_STEP)))
+    checks = tuple((p, f) for p, f in _applied(steps) if f.step == RECONCILE_STEP)
+    stage("Reconciliation and verification", checks + tuple((p, f) for p, f in phases if p.kind == "verification"))
+    return tuple(stages)
+
+
+def _incident_actions(
+    events: Sequence[Event], phases: Phases, comparison: Comparison, row_sources: tuple[RowSource, ...]
+) -> tuple[str, ...]:
+    """Action items of an incident whose recovery weighed paths: backup frequency against
+    Kafka's retention, the reserve's freshness, and the objective each path meets."""
+    actions: list[str] = []
+    faults = _of(events, FaultInjected)
+    kafka_losses = [f for f in faults if f.kind in _KAFKA_LOSS_FAULTS]
+    # The loss recovered from: the first fault that is not Kafka's own (the catalog entry).
+    loss = next((f for f in faults if f.kind not in _KAFKA_LOSS_FAULTS), None)
+    # Offsets the applied replays found deleted before they could read them.
+    unreachable = sum(
+        int((f.extra or {}).get("unreachable_total", 0)) for _, f in _applied(phases) if f.step == REPLAY_STEP
+    )
+    out_of_reach = f": {unreachable:,} offsets were out of the replay's reach" if unreachable else ""
+    if loss is not None:
+        for backup in _of(events, BackupTaken):
+            deleted = [f for f in kafka_losses if backup.t <= f.t <= loss.t]
+            if deleted:
+                actions.append(
+                    f"Back up the catalog more often than Kafka keeps records: backup '{backup.name}' was "
+                    f"{loss.t - backup.t:.1f} s old when the table was lost, and Kafka had lost records since "
+                    f"({deleted[0].description} at t+{deleted[0].t:.1f} s), so a replay could not close the "
+                    f"gap{out_of_reach}"
+                )
+        for reserve in _of(events, ReserveTaken):
+            if reserve.t <= loss.t:
+                from_source = sum(r.rows for r in row_sources if "source" in r.source)
+                tail = (
+                    f"; {from_source:,} rows were in neither Kafka nor the reserve and came from the source"
+                    if from_source
+                    else ""
+                )
+                actions.append(
+                    f"Keep reserve copies fresher than Kafka's retention: reserve '{reserve.name}' was "
+                    f"{loss.t - reserve.t:.1f} s old when the table was lost{tail}"
+                )
+    objective = comparison.recover_within_s
+    volume = f" at {comparison.events_per_s:,.0f} events/s" if comparison.events_per_s else ""
+    for path in comparison.paths:
+        role = "applied" if path.applied else "measured"
+        if path.projected_s is None:
+            actions.append(f"Recovery path '{path.name}' ({role}) could not be projected{volume}: measure it again")
+        elif objective is None:
+            actions.append(
+                f"Recovery path '{path.name}' ({role}) is projected to take {path.projected_s:,.0f} s{volume}; "
+                "set expectations.recover_within_s to judge it"
+            )
+        else:
+            meets = "meets" if path.meets_objective else "misses"
+            actions.append(
+                f"Recovery path '{path.name}' ({role}) {meets} the {objective:g} s recovery objective{volume}: "
+                f"projected {path.projected_s:,.0f} s"
+            )
+    if objective is not None and not any(p.meets_objective for p in comparison.paths):
+        actions.append(
+            "No recovery path meets the recovery objective at production volume: add workers and partitions "
+            "to the fastest path, or take backups and reserves often enough to shrink the gap"
+        )
+    return tuple(actions)
+
+
 def _observe_only_note(report: RunReport) -> str:
     from datadrill.engine.observe import OBSERVE_ONLY_NOTE, OBSERVE_ONLY_SKIPPED
 
@@ -530,7 +869,9 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         )
         for e in _of(events, BackupTaken)
     )
-    replay = next((p for p, finished in phases if finished.step == REPLAY_STEP), None)
+    # A Compare's measurements applied nothing: the replay and projection are of what was applied.
+    replay = next((p for p, finished in _applied(phases) if finished.step == REPLAY_STEP), None)
+    calibration = _first(events, ProjectionCalibrated)
     report = RunReport(
         run_id=start.run_id,
         scenario=start.scenario,
@@ -561,7 +902,7 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
         backups=backups,
         rows_replayed=replay.rows if replay else None,
         replay_rate_per_s=replay.rate_per_s if replay else None,
-        projection=_projection(start, phases),
+        projection=_projection(start, _applied(phases), calibration),
         timeline=_timeline(events),
         journal_path=journal_path,
         max_budget_burn=start.expectations.max_budget_burn,
@@ -574,4 +915,20 @@ def measure(events: Sequence[Event], *, journal_path: str = "") -> RunReport:
     severity = _severity(slos, integrity, freeze, postmortem, alerted=detected is not None)
     report = replace(report, severity=severity)
     well, badly, actions = _lessons(report, start)
-    return replace(report, went_well=well, went_badly=badly, action_items=actions)
+    report = replace(report, went_well=well, went_badly=badly, action_items=actions)
+    comparison = _comparison(
+        phases,
+        start.expectations.recover_within_s,
+        start.production.events_per_s if start.production is not None else None,
+        lambda chosen: _projection(start, chosen, calibration),
+    )
+    if comparison is None:
+        return report
+    row_sources = _row_sources(phases)
+    return replace(
+        report,
+        comparison=comparison,
+        row_sources=row_sources,
+        stages=_stages(events, phases),
+        action_items=report.action_items + _incident_actions(events, phases, comparison, row_sources),
+    )

@@ -34,8 +34,8 @@ from datadrill.faults.base import DrillContext, FaultHandle
 from datadrill.faults.ledger import FaultLedger, LedgeredHandle, cleanup, inject
 from datadrill.faults.registry import plugins
 from datadrill.faults.stack_state import pause_spec, workload_spec
-from datadrill.model.faults import TakeCatalogBackup
-from datadrill.model.recovery import Automatic, PauseComponent, ResumeComponent, Runbook
+from datadrill.model.faults import TakeCatalogBackup, TakeReserveCopy
+from datadrill.model.recovery import Automatic, Compare, PauseComponent, ResumeComponent, Runbook
 from datadrill.model.report import RunReport
 from datadrill.model.scenario import Scenario
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY
@@ -44,6 +44,7 @@ from datadrill.probes import Probe, ProbeEnv, Sample, build_probe
 from datadrill.stack.port import Stack
 
 if TYPE_CHECKING:
+    from datadrill.engine.calibration import Calibration
     from datadrill.engine.prometheus_watch import PrometheusClient
     from datadrill.integrity.result import ReconcileResult
 
@@ -126,8 +127,12 @@ class Runner:
         on_wait: Callable[[str], None] | None = None,
         prometheus: PrometheusClient | None = None,
         prometheus_poll_s: float = 0.25,
+        calibration: Callable[[], Calibration | None] | None = None,
     ) -> None:
         self.scenario = scenario
+        # This machine's calibration for the projection at production volume (cached, or run
+        # once); None: engine.calibration.for_run, which DATADRILL_CALIBRATION=off turns off.
+        self.calibration = calibration
         # A Prometheus whose alerts the run watches (detection as the team's alerting sees it).
         self.prometheus = prometheus
         self.prometheus_poll_s = prometheus_poll_s
@@ -177,6 +182,11 @@ class Runner:
         from datadrill.engine.observe import check_platform
 
         check_platform(self.scenario, self.stack, source=self.scenario.name)
+        _check_compares(self.scenario)
+        if self.scenario.production is not None and self.calibration is None:
+            from datadrill.engine.calibration import enabled
+
+            enabled()  # a DATADRILL_CALIBRATION that is neither on nor off: one line, exit 2
         self._acquire_lease()
         try:
             return self._run()
@@ -323,6 +333,8 @@ class Runner:
                 ),
             )
         )
+        if scenario.production is not None:
+            self.journal.record(self._projection_calibration())
         from datadrill.engine.preflight import check_capabilities
         from datadrill.safety import check_servers
 
@@ -362,6 +374,47 @@ class Runner:
             )
             watcher.start()
             exits.callback(watcher.stop)
+
+    def _projection_calibration(self) -> ev.ProjectionCalibrated:
+        """What the projection fits its cost models from: this machine's calibration and the
+        engines this run reconciles in. Run before the workload starts, so a first
+        calibration (10-20 s) competes with nothing of the run; a failing one leaves the
+        projection linear and says why, it does not fail the run."""
+        from datadrill.engine import calibration as cal
+
+        config = self.stack.config
+        source = "postgresql" if config.source.uri or config.source.server == "postgresql" else "sqlite"
+        # The embedded stack reconciles its table in DuckDB in process; others may use Trino.
+        engines = f"{source}→duckdb" if self.stack_kind == "embedded" else f"{source}→{self.stack_kind}"
+        if self.calibration is None and engines not in (cal.SQLITE_DUCKDB, cal.POSTGRESQL_DUCKDB):
+            return ev.ProjectionCalibrated(
+                run_engines=engines, note=f"no calibration of reconciliation in {engines} (Trino is not here to time)"
+            )
+        # Instant when cached; the first run on a machine says why it waits.
+        self.live.phase = "projection: this machine's calibration (timed once, then cached)"
+        self.on_update(self.live)
+        try:
+            found = (self.calibration or (lambda: cal.for_run(engines=(engines,))))()
+        except Exception as exc:  # noqa: BLE001 - the projection then stays linear and says why
+            return ev.ProjectionCalibrated(run_engines=engines, note=f"calibration failed: {type(exc).__name__}: {exc}")
+        if found is None:
+            return ev.ProjectionCalibrated(run_engines=engines, note=f"calibration off ({cal.ENV}=off)")
+        return ev.ProjectionCalibrated(
+            key=found.key,
+            created_wall=found.created_wall,
+            cached=found.cached,
+            took_s=round(found.took_s, 3),
+            run_engines=engines,
+            steps=tuple(
+                ev.CalibrationPointsInfo(
+                    step=s.step,
+                    engines=s.engines,
+                    description=s.description,
+                    points=tuple((p.rows, round(p.seconds, 6)) for p in s.points),
+                )
+                for s in found.steps
+            ),
+        )
 
     def _unless_hands_off(self, revert: Callable[[], str]) -> None:
         if not self._hands_off():
@@ -561,6 +614,23 @@ class Runner:
             backup = take_backup(self.context, item.name, item.table)
             self.journal.record(
                 ev.BackupTaken(name=item.name, snapshot_id=backup.snapshot_id, rows=backup.rows)
+            )
+            return None
+        if isinstance(item, TakeReserveCopy):
+            from datadrill.recovery.reserves import take_reserve
+
+            reserve = take_reserve(self.context, item.name, item.table)
+            self.journal.record(
+                ev.ReserveTaken(
+                    name=reserve.name,
+                    table=reserve.table,
+                    snapshot_id=reserve.snapshot_id,
+                    rows=reserve.rows,
+                    key_min=reserve.key_min,
+                    key_max=reserve.key_max,
+                    files=len(reserve.files),
+                    path=reserve.relative_path,
+                )
             )
             return None
         # Renewed right before: a runner that was stopped longer than its lease (SIGSTOP, a
@@ -769,6 +839,25 @@ class Runner:
         )
 
 
+def _check_compares(scenario: Scenario) -> None:
+    """A Compare's measured paths need steps with a measurement mode: the model knows the
+    built-ins', a plugin's is known only to its implementation. Refused before the run
+    starts (one line), not halfway through the recovery."""
+    if not isinstance(scenario.recovery, Runbook):
+        return
+    from datadrill.errors import ConfigError
+    from datadrill.faults.registry import PluginError
+    from datadrill.recovery.compare import check_compare
+    from datadrill.recovery.registry import implementations
+
+    for index, step in enumerate(scenario.recovery.steps):
+        if isinstance(step, Compare):
+            try:
+                check_compare(step, implementations())
+            except PluginError as exc:
+                raise ConfigError(scenario.name, f"recovery.steps[{index}]", step.describe(), str(exc)) from None
+
+
 class _RecoveryThread(threading.Thread):
     """Runs the runbook's steps in order while the main loop keeps probing."""
 
@@ -798,6 +887,66 @@ class _RecoveryThread(threading.Thread):
             return StepResult(note)
         return run_step(step, runner.context)
 
+    def _compare(self, step: Compare) -> Any:
+        """Each step of each path is a phase of its own, inside the Compare's: the measured
+        paths' first (they must see the loss untouched), then the applied path's. A
+        measurement that fails is a failed phase, and the recovery goes on: only the applied
+        path's failure fails it."""
+        from datadrill.recovery import StepResult
+        from datadrill.recovery.compare import (
+            MEASURED_KEY,
+            PATH_KEY,
+            measure_step,
+            path_steps,
+            phase_name,
+            summary_extra,
+        )
+        from datadrill.recovery.registry import implementations
+
+        known = implementations()
+        journal = self.runner.journal
+        lines: list[str] = []
+        for path, inner, measured in path_steps(step):
+            if self._abandoned.is_set():
+                raise RuntimeError("the fault phase ended before the Compare finished")
+            name = phase_name(path, inner, measured)
+            self.current = name
+            tags = {PATH_KEY: path.name, MEASURED_KEY: measured}
+            journal.record(ev.PhaseStarted(name=name, kind="recovery_step", step=inner.kind))
+            try:
+                result = measure_step(inner, self.runner.context, known) if measured else self._run(inner)
+            except Exception as exc:
+                journal.record(
+                    ev.PhaseFinished(
+                        name=name,
+                        kind="recovery_step",
+                        step=inner.kind,
+                        ok=False,
+                        detail=f"{type(exc).__name__}: {exc}",
+                        extra=tags,
+                    )
+                )
+                if not measured:
+                    raise
+                lines.append(f"{path.name}: measurement failed ({type(exc).__name__})")
+                continue
+            journal.record(
+                ev.PhaseFinished(
+                    name=name,
+                    kind="recovery_step",
+                    step=inner.kind,
+                    ok=result.ok,
+                    rows=result.rows,
+                    rate_per_s=result.rate_per_s,
+                    detail=result.detail,
+                    extra={**(result.extra or {}), **tags},
+                )
+            )
+            rows = f"{result.rows:,} rows" if result.rows is not None else "done"
+            lines.append(f"{path.name}{' (measured)' if measured else ''}: {inner.kind} {rows}")
+        self.current = step.describe()
+        return StepResult("; ".join(lines), extra=summary_extra(step))
+
     def run(self) -> None:
 
         journal = self.runner.journal
@@ -808,7 +957,7 @@ class _RecoveryThread(threading.Thread):
             self.current = name
             journal.record(ev.PhaseStarted(name=name, kind="recovery_step", step=step.kind))
             try:
-                result = self._run(step)
+                result = self._compare(step) if isinstance(step, Compare) else self._run(step)
             except Exception as exc:  # noqa: BLE001 - reported as the run's failure below
                 journal.record(
                     ev.PhaseFinished(

@@ -40,6 +40,7 @@ def _builtins() -> list[FaultPlugin]:
         metadata,
         network,
         replication,
+        retention,
         source,
         stack_state,
     )
@@ -56,6 +57,8 @@ def _builtins() -> list[FaultPlugin]:
         kafka.BrokerLossFault(),
         kafka.RequestErrorsFault(),
         kafka.BrokerLatencyFault(),
+        retention.KafkaRetentionFault(),
+        retention.TopicDeletedFault(),
         contract.SchemaDriftFault(),
         network.NetworkToxicFault(),
         replication.DropReplicationSlotFault(),

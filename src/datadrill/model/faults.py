@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, model_validator
 from pydantic.dataclasses import dataclass
@@ -270,6 +270,29 @@ class TakeCatalogBackup:
         return f"catalog backup '{self.name}' of {self.table}"
 
 
+# A reserve's name is a directory under the state dir's reserves/: no separators, no dots first.
+RESERVE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class TakeReserveCopy:
+    """Not a fault: dump the table's rows at its current snapshot to Parquet files with a
+    manifest (snapshot, row count, key range), outside the catalog and the warehouse, at
+    ``at_s``: the reserve copy history is restored from when the catalog entry and the
+    topic are both gone. ``BackfillFromReserve`` steps name it.
+
+        TakeReserveCopy(at_s=0, name="reserve")
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    name: Annotated[str, Field(pattern=RESERVE_NAME_PATTERN)] = "reserve"
+    table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
+    kind: Literal["backup.reserve"] = "backup.reserve"
+
+    def describe(self) -> str:
+        return f"reserve copy '{self.name}' of {self.table}"
+
+
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class SchemaDrift:
     """The producer switches to a writer schema that renames, retypes or drops a field.
@@ -429,6 +452,60 @@ class SourceOutage:
         return f"source database refuses connections for {self.duration_s:g} s"
 
 
+# A Kafka topic's name (Kafka's legal characters, at most 249); empty: the stack's topic.
+TOPIC_PATTERN = r"^([A-Za-z0-9._-]{1,249})?$"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class KafkaRetention:
+    """Records older than ``keep_newest_s`` are deleted from every partition of the topic,
+    as ``retention.ms`` would delete them: each partition's log start moves to its first
+    record written within ``keep_newest_s`` of the fault (DeleteRecords on a real cluster,
+    the mock's own call on the embedded one). Instantaneous, and nothing comes back: a
+    replay can no longer reach what was deleted (``ReplayKafka`` reports the offsets it
+    could not reach). ``topic`` empty: the stack's topic.
+
+    Example::
+
+        KafkaRetention(at_s=10, keep_newest_s=5)
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    keep_newest_s: Annotated[float, Strict(), Field(ge=0)]
+    topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = ""
+    kind: Literal["kafka.retention"] = "kafka.retention"
+
+    def describe(self) -> str:
+        which = f"topic {self.topic}" if self.topic else "the stack's topic"
+        return (
+            f"records older than {self.keep_newest_s:g} s deleted from every partition of {which}, as "
+            "retention.ms would (what was deleted stays deleted: a replay cannot reach it)"
+        )
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class TopicDeleted:
+    """The topic is deleted and comes back empty with the same partitions (DeleteTopics and
+    CreateTopics on a real cluster, the mock's own calls on the embedded one): the accident
+    everyone with Kafka has had or fears. Every record in it is gone, the ones no consumer
+    had read yet too; offsets start again at 0. ``topic`` empty: the stack's topic.
+
+    Example::
+
+        TopicDeleted(at_s=10)
+    """
+
+    at_s: Annotated[float, Strict(), Field(ge=0)]
+    topic: Annotated[str, Field(pattern=TOPIC_PATTERN)] = ""
+    kind: Literal["kafka.topic_deleted"] = "kafka.topic_deleted"
+
+    def describe(self) -> str:
+        which = f"topic {self.topic}" if self.topic else "the stack's topic"
+        return (
+            f"{which} deleted and created again, empty (its records stay lost; offsets restart at 0)"
+        )
+
+
 FaultSpec = (
     DeleteCatalogEntry
     | DeleteMetadataFiles
@@ -446,5 +523,9 @@ FaultSpec = (
     | DropReplicationSlot
     | ReplicationSlotStall
     | SourceOutage
+    | KafkaRetention
+    | TopicDeleted
 )
-ScheduleItem = FaultSpec | TakeCatalogBackup
+ScheduleItem = FaultSpec | TakeCatalogBackup | TakeReserveCopy
+# Schedule items that copy data rather than break something: not faults.
+BACKUP_ITEMS: tuple[type[Any], ...] = (TakeCatalogBackup, TakeReserveCopy)

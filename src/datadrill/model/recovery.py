@@ -20,7 +20,7 @@ from pydantic.dataclasses import dataclass
 
 from datadrill.config import COMPONENT_NAME_PATTERN
 from datadrill.model._base import MODEL_CONFIG
-from datadrill.model.faults import TABLE_PATTERN
+from datadrill.model.faults import RESERVE_NAME_PATTERN, TABLE_PATTERN
 from datadrill.model.slo import DEFAULT_SOURCE_QUERY, Target, spec_kind
 
 
@@ -59,9 +59,12 @@ class ReregisterFromMetadata:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ReplayKafka:
-    """Re-ingest Kafka into the table, from the offsets the table's snapshot records (or
-    from a timestamp), up to the high watermarks seen when the step starts, with
-    ``workers`` partitions in parallel."""
+    """Re-ingest Kafka into the table, from the offsets the table's snapshot records
+    (``start="table_offsets"``) or from each partition's low watermark (``"earliest"``: what
+    retention left), up to the high watermarks seen when the step starts, with ``workers``
+    partitions in parallel; either way the table's event ids drop what it already holds.
+    The step reports the offsets it could not reach (retention deleted them first, or the
+    topic was recreated): those rows need the source or a reserve."""
 
     workers: Annotated[int, Strict(), Field(ge=1, le=64)] = 4
     start: Literal["table_offsets", "earliest"] = "table_offsets"
@@ -188,6 +191,26 @@ class ResnapshotFromSource:
         )
 
 
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class BackfillFromReserve:
+    """Load from a reserve copy (``TakeReserveCopy``) the rows ``table`` lacks: the
+    reserve's key range is split into ``workers`` ranges read in parallel, each anti-joined
+    against the table's keys in its range, and what is missing is appended in one Iceberg
+    commit, so no key the table holds is written twice. The sink's exactly-once state in
+    the snapshot summary is carried over (see :mod:`datadrill.recovery.backfill`).
+
+        BackfillFromReserve(reserve="reserve", workers=4)
+    """
+
+    reserve: Annotated[str, Field(pattern=RESERVE_NAME_PATTERN)] = "reserve"
+    workers: Annotated[int, Strict(), Field(ge=1, le=64)] = 4
+    table: Annotated[str, Field(pattern=TABLE_PATTERN)] = "dwh.orders"
+    kind: Literal["backfill_from_reserve"] = "backfill_from_reserve"
+
+    def describe(self) -> str:
+        return f"backfill {self.table} from reserve '{self.reserve}' with {self.workers} workers"
+
+
 def _check_offset_to(value: Any) -> Any:
     from datadrill.platform.group_offsets import parse_to
 
@@ -230,6 +253,93 @@ class ResetOffsets:
         return f"reset {what} to {self.to}"
 
 
+# Step kinds whose implementation can measure the read side of its work without changing
+# anything (a ``measure(step, context)``; see datadrill.recovery.compare): the only
+# built-in steps a path that Compare measures but does not apply may hold. A plugin's kind
+# is checked against its implementation before the run starts.
+MEASURABLE_STEP_KINDS = frozenset({"resnapshot_from_source", "replay_kafka", "backfill_from_reserve"})
+
+
+def _check_path_steps(value: Any) -> tuple[Any, ...]:
+    return check_steps(value)  # looked up when called: check_steps is defined below
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class RecoveryPath:
+    """One way back from a loss, named for the report: the steps it takes, in order.
+
+    Example::
+
+        RecoveryPath("CDC re-snapshot", steps=(ResnapshotFromSource(workers=4),))
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    steps: Annotated[tuple[StepSpec, ...], PlainValidator(_check_path_steps)]
+
+    def describe(self) -> str:
+        return f"{self.name} ({'; '.join(step.describe() for step in self.steps)})"
+
+
+@dataclass(frozen=True, config=MODEL_CONFIG)
+class Compare:
+    """Measure several recovery paths on the same loss and apply one of them: the paths
+    not applied run first, in a dry measurement mode (each step does the read side of its
+    work, e.g. a replay consumes and decodes without committing, and reports rows and
+    rate), so the loss they measure is the one the applied path then repairs for real.
+    The report sets the paths side by side, projected to production volume, and says which
+    meets ``expectations.recover_within_s``.
+
+    Example::
+
+        Compare(
+            paths=(
+                RecoveryPath("CDC re-snapshot", steps=(ResnapshotFromSource(workers=4),)),
+                RecoveryPath("Kafka replay + reserve backfill",
+                             steps=(ReplayKafka(start="earliest", workers=4), BackfillFromReserve())),
+            ),
+            apply="Kafka replay + reserve backfill",
+        )
+    """
+
+    paths: Annotated[tuple[RecoveryPath, ...], Field(min_length=2, max_length=8)]
+    apply: Annotated[str, Field(min_length=1)]
+    kind: Literal["compare"] = "compare"
+
+    @model_validator(mode="after")
+    def _one_applied_measurable_rest(self) -> Compare:
+        names = [path.name for path in self.paths]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"path names must be unique; repeated: {repeated}")
+        if self.apply not in names:
+            raise ValueError(f"apply={self.apply!r} names no path; the paths are {names}")
+        builtin = {spec_kind(t) for t in BUILTIN_STEPS}
+        for path in self.paths:
+            for step in path.steps:
+                if step.kind == "compare":
+                    raise ValueError(f"path {path.name!r} holds a Compare: paths cannot nest")
+                measured = path.name != self.apply
+                if measured and step.kind in builtin and step.kind not in MEASURABLE_STEP_KINDS:
+                    raise ValueError(
+                        f"path {path.name!r} is measured, not applied, and {type(step).__name__} "
+                        f"({step.kind}) has no measurement mode; steps a measured path may hold: "
+                        f"{', '.join(sorted(MEASURABLE_STEP_KINDS))} (or apply this path)"
+                    )
+        return self
+
+    @property
+    def applied(self) -> RecoveryPath:
+        return next(path for path in self.paths if path.name == self.apply)
+
+    @property
+    def measured(self) -> tuple[RecoveryPath, ...]:
+        return tuple(path for path in self.paths if path.name != self.apply)
+
+    def describe(self) -> str:
+        others = ", ".join(path.name for path in self.measured)
+        return f"compare recovery paths on the same loss: {others} measured, {self.apply} applied"
+
+
 Step = (
     RollbackProducer
     | ReprocessDeadLetters
@@ -242,6 +352,8 @@ Step = (
     | RestartConnector
     | ResetOffsets
     | ResnapshotFromSource
+    | BackfillFromReserve
+    | Compare
 )
 BUILTIN_STEPS: tuple[type[Any], ...] = get_args(Step)
 
@@ -295,6 +407,29 @@ class Runbook:
     steps: Annotated[tuple[StepSpec, ...], PlainValidator(check_steps)]
     response_delay_s: Annotated[float, Strict(), Field(ge=0)] = 0.0
     kind: Literal["runbook"] = "runbook"
+
+    @model_validator(mode="after")
+    def _compare_replays_with_the_sink_paused(self) -> Runbook:
+        # The scenario checks pause → replay → resume among the runbook's own steps; a
+        # replay that a Compare applies writes the table just the same.
+        for index, step in enumerate(self.steps):
+            if not isinstance(step, Compare):
+                continue
+            if not any(s.kind == "replay_kafka" for s in step.applied.steps):
+                continue
+            before = any(
+                isinstance(s, PauseComponent) and s.component == "sink" for s in self.steps[:index]
+            )
+            after = any(
+                isinstance(s, ResumeComponent) and s.component == "sink" for s in self.steps[index + 1 :]
+            )
+            if not before or not after:
+                raise ValueError(
+                    f"the applied path {step.apply!r} replays Kafka into the sink's table: pause the sink "
+                    "before the Compare and resume it after (PauseComponent(component='sink'), Compare(...), "
+                    "ResumeComponent(component='sink'))"
+                )
+        return self
 
 
 Recovery = Automatic | Runbook

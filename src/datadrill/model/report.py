@@ -109,6 +109,20 @@ class ProjectionRow:
     rate_per_s: float | None
     projected_rows: int | None
     projected_s: float
+    # The cost model behind projected_s (datadrill.engine.cost_model): projected_s =
+    # fixed_s + per_row_s × projected_rows / parallelism. ``model_source`` is
+    # "calibration" (per-row part from this machine's calibration, fixed part from this
+    # run), "run" (fitted from the step's own measurements of several sizes), "linear"
+    # (the measured rate from one size, scaled) or "" (no rows: the same time).
+    model_source: str = ""
+    fixed_s: float | None = None
+    per_row_s: float | None = None
+    fit_error: float | None = None  # relative RMS residual of the fit over its points
+    fit_points: int = 0
+    fit_min_rows: int | None = None
+    fit_max_rows: int | None = None
+    parallelism: float = 1.0  # min(workers, partitions) × efficiency, on the per-row part
+    note: str = ""  # why this model (e.g. "not fitted: one size only")
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,75 @@ class Projection:
     rows: tuple[ProjectionRow, ...]
     total_s: float
     assumptions: str
+    # True when the run journaled what cost models may be fitted from (projection_calibrated);
+    # older journals were projected linearly and render as they always did.
+    modelled: bool = False
+
+
+@dataclass(frozen=True)
+class PathStepResult:
+    """One step of a recovery path a ``Compare`` ran: ``measured`` when it ran in its
+    measurement mode only (the read side; nothing applied)."""
+
+    phase: str
+    step: str  # the step's kind
+    measured: bool
+    ok: bool
+    measured_s: float
+    rows: int | None
+    rate_per_s: float | None
+    projected_rows: int | None
+    projected_s: float | None  # None: not projected (no production volume, failed)
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """A recovery path of a ``Compare``, measured (or applied) on the run's loss and
+    projected to production volume."""
+
+    name: str
+    applied: bool
+    steps: tuple[PathStepResult, ...]
+    measured_s: float
+    rows: int | None
+    projected_s: float | None  # None when a step failed or nothing was projected
+    meets_objective: bool | None  # projected_s ≤ recover_within_s; None when either is unknown
+
+    @property
+    def rate_per_s(self) -> float | None:
+        return self.rows / self.measured_s if self.rows is not None and self.measured_s > 0 else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Recovery paths side by side on the same loss (``Compare``), one of them applied."""
+
+    applied: str
+    paths: tuple[PathResult, ...]
+    recover_within_s: float | None
+    events_per_s: float | None  # the production volume projected to (None: none given)
+    assumptions: str = ""
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Where recovered rows came from: a restored backup, a Kafka replay, a reserve
+    backfill, a re-snapshot or a repair from the source, with the phase that brought them."""
+
+    source: str
+    phase: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage of the incident as the run lived it (loss, paths weighed, recovery,
+    verification): when it began and ended and what happened, one line each."""
+
+    name: str
+    start_s: float
+    end_s: float
+    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -194,3 +277,8 @@ class RunReport:
     prometheus_rules: tuple[PrometheusRuleResult, ...] = ()
     # What the reader must know to read the figures (an observe-only run), one line each.
     notes: tuple[str, ...] = ()
+    # Recovery paths measured side by side (a Compare step), where recovered rows came
+    # from, and the incident's stages; None and () when the runbook held no such steps.
+    comparison: Comparison | None = None
+    row_sources: tuple[RowSource, ...] = ()
+    stages: tuple[Stage, ...] = ()

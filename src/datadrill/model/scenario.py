@@ -19,7 +19,7 @@ from pydantic import Field, SkipValidation, Strict, field_validator, model_valid
 from pydantic.dataclasses import dataclass
 
 from datadrill.model._base import MODEL_CONFIG
-from datadrill.model.faults import ScheduleItem, TakeCatalogBackup
+from datadrill.model.faults import BACKUP_ITEMS, ScheduleItem, TakeCatalogBackup, TakeReserveCopy
 from datadrill.model.recovery import (
     Automatic,
     PauseComponent,
@@ -94,7 +94,7 @@ class Scenario:
 
         if not isinstance(value, (tuple, list)) or not value:
             raise ValueError("expected a non-empty tuple of faults and backups")
-        allowed: tuple[type[Any], ...] = (TakeCatalogBackup, *spec_types())
+        allowed: tuple[type[Any], ...] = (*BACKUP_ITEMS, *spec_types())
         for index, item in enumerate(value):
             if not isinstance(item, allowed):
                 names = ", ".join(sorted(t.__name__ for t in allowed))
@@ -151,7 +151,7 @@ class Scenario:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"SLO names must be unique; repeated: {duplicates}")
-        if not any(not isinstance(item, TakeCatalogBackup) for item in self.schedule):
+        if not any(not isinstance(item, BACKUP_ITEMS) for item in self.schedule):
             raise ValueError("the schedule needs at least one fault")
         for index, condition in enumerate(self.stop_when):
             slo = getattr(condition, "slo", None)
@@ -186,8 +186,26 @@ class Scenario:
                         f"recovery restores backup {step.backup!r} but the schedule takes "
                         f"{sorted(backups) or 'no backups'}"
                     )
+            reserves = {item.name for item in self.schedule if isinstance(item, TakeReserveCopy)}
+            for step in _all_steps(self.recovery.steps):
+                reserve = getattr(step, "reserve", None)
+                if step.kind == "backfill_from_reserve" and reserve not in reserves:
+                    raise ValueError(
+                        f"recovery backfills from reserve {reserve!r} but the schedule takes "
+                        f"{sorted(reserves) or 'no reserve copies'} (TakeReserveCopy(at_s=..., name=...))"
+                    )
         return self
 
     @property
     def faults(self) -> tuple[ScheduleItem, ...]:
-        return tuple(item for item in self.schedule if not isinstance(item, TakeCatalogBackup))
+        return tuple(item for item in self.schedule if not isinstance(item, BACKUP_ITEMS))
+
+
+def _all_steps(steps: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The runbook's steps and those of the paths a step holds (``Compare``), in order."""
+    found: list[Any] = []
+    for step in steps:
+        found.append(step)
+        for path in getattr(step, "paths", ()):
+            found.extend(_all_steps(tuple(getattr(path, "steps", ()))))
+    return tuple(found)

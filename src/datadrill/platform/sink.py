@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
@@ -161,6 +161,7 @@ class _Stats:
     duplicates_dropped: int = 0
     rejected: int = 0
     commit_errors: int = 0
+    offset_resets: int = 0
     last_error: str = ""
     last_commit_mono: float = 0.0
     snapshot_id: int | None = None
@@ -186,7 +187,10 @@ class Sink:
                 "bootstrap.servers": bootstrap,
                 "group.id": config.sink.group_id,
                 "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
+                # An offset out of range is reported, not silently reset: after a topic was
+                # recreated or retention deleted records, the sink says so and resumes from
+                # the partition's low watermark itself (_restart_out_of_range).
+                "auto.offset.reset": "error",
                 "fetch.wait.max.ms": 50,
                 "queued.max.messages.kbytes": 262_144,
                 "client.id": "datadrill-sink",
@@ -288,6 +292,41 @@ class Sink:
                 asynchronous=True,
             )
 
+    def _restart_out_of_range(self, fetched: dict[int, int], batch: Batch) -> None:
+        """Partitions whose fetch offset the cluster no longer has: below the low watermark
+        (retention deleted records) or beyond the high one (the topic was deleted and
+        created again, its offsets restarting at 0). Each resumes from its low watermark:
+        what is there now is newer than what the table holds, and the exactly-once rule by
+        event id drops anything already written. The other partitions go on from where they
+        were; the next commit records the new offsets."""
+        lows: dict[int, int] = {}
+        for partition, offset in sorted(fetched.items()):
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=10, cached=False
+                )
+            except KafkaException as exc:
+                low, high = OFFSET_BEGINNING, -1
+                self._error(f"no watermarks for {self.topic}[{partition}]: {exc}")
+            lows[partition] = low
+            self.stats.offset_resets += 1
+            self._error(
+                f"{self.topic}[{partition}]: offset {offset} is out of range (the partition holds "
+                f"{low}..{high}): the topic was recreated or retention deleted records; resuming from "
+                "its low watermark (events there are newer than the table's; the event-id rule drops "
+                "any already written)"
+            )
+            batch.offsets.pop(partition, None)
+            if low >= 0:
+                self.offsets[partition] = low
+        starts = []
+        for tp in self.consumer.assignment():
+            p = tp.partition
+            start = lows[p] if p in lows else batch.offsets.get(p, self.offsets.get(p, OFFSET_BEGINNING))
+            starts.append(TopicPartition(self.topic, p, start))
+        # A partition in the offset-reset error state cannot be seeked: assign again.
+        self.consumer.assign(starts)
+
     def _expire_snapshots(self) -> None:
         assert self.table is not None
         keep = self.config.sink.snapshots_to_keep
@@ -321,13 +360,22 @@ class Sink:
             began = time.monotonic()
             messages = self.consumer.consume(num_messages=want, timeout=0.05)
             ingested_us = time.time_ns() // 1000
+            out_of_range: dict[int, int] = {}
             for msg in messages:
-                if msg.error():
-                    self._error(f"consumer error: {msg.error()}")
+                error = msg.error()
+                if error is not None and error.code() == KafkaError._AUTO_OFFSET_RESET:
+                    partition = msg.partition()
+                    if partition is not None:
+                        out_of_range[partition] = msg.offset() or 0
+                    continue
+                if error is not None:
+                    self._error(f"consumer error: {error}")
                     continue
                 if batch.messages == 0:
                     batch.started = time.monotonic()
                 self._add(batch, msg, ingested_us)
+            if out_of_range:
+                self._restart_out_of_range(out_of_range, batch)
             full = batch.messages >= max_records
             due = batch.messages and time.monotonic() - batch.started >= wait_s
             if full or due:

@@ -52,6 +52,8 @@ _registered: dict[str, StepImplementation] = {}
 
 def _builtins() -> dict[str, StepImplementation]:
     from datadrill.model.recovery import (
+        BackfillFromReserve,
+        Compare,
         PauseComponent,
         Reconcile,
         ReplayKafka,
@@ -65,7 +67,9 @@ def _builtins() -> dict[str, StepImplementation]:
         RollbackProducer,
     )
     from datadrill.recovery import (
+        backfill,
         backup,
+        compare,
         components,
         dead_letters,
         offsets,
@@ -88,7 +92,11 @@ def _builtins() -> dict[str, StepImplementation]:
         Reconcile: reconcile_step.run_reconcile,
         ResetOffsets: offsets.run_reset_offsets,
         ResnapshotFromSource: resnapshot.run_resnapshot_from_source,
+        BackfillFromReserve: backfill.run_backfill_from_reserve,
     }
+    # A Compare runs other steps: it is handed the registry, which it cannot import.
+    compare.bind_registry(implementations)
+    by_spec[Compare] = compare.run_compare
     return {spec_kind(spec): run for spec, run in by_spec.items()}
 
 

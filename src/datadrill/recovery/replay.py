@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
+from datadrill.engine.cost_model import COST_POINTS_KEY
 from datadrill.faults.base import DrillContext
 from datadrill.model.recovery import ReplayKafka
 from datadrill.platform.catalog import sink_state
@@ -39,6 +40,20 @@ class ReplayResult:
     workers: int
     elapsed_s: float
     commits: int
+    # Per partition, the offsets the table recorded that Kafka no longer holds: retention
+    # (or DeleteRecords) moved the low watermark past them before the replay, (from, to).
+    unreachable: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Per partition, a recorded offset beyond the high watermark: the topic was deleted and
+    # created again, so the table's offsets name records of a topic that is gone.
+    recreated: dict[int, int] = field(default_factory=dict)
+    # (messages read so far, seconds since the step began), stamped as the workers read and
+    # once at the end: several sizes of the same replay, so its projection is a fixed part
+    # (setup, the last commit) plus a per-message part instead of a line through one point.
+    cost_points: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def unreachable_total(self) -> int:
+        return sum(to - start for start, to in self.unreachable.values())
 
     @property
     def rate_per_s(self) -> float:
@@ -50,6 +65,7 @@ _DONE = object()
 # How often a long step tells the run how far it is: the live view redraws four times a
 # second, so reporting more often would cost work and show nothing more.
 PROGRESS_EVERY_S = 0.2
+MAX_COST_POINTS = 64
 
 
 class ThrottledProgress:
@@ -165,11 +181,19 @@ def _commit_group_offsets(bootstrap: str, topic: str, group: str, offsets: dict[
         consumer.close()
 
 
-def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float = 600.0) -> ReplayResult:
+def replay_kafka(
+    step: ReplayKafka, context: DrillContext, *, timeout_s: float = 600.0, apply: bool = True
+) -> ReplayResult:
+    """Replay Kafka into the table. ``apply=False`` is the measurement mode (``Compare``):
+    the same offsets consumed and decoded by the same workers, with no commit to the table
+    or the sink's group; ``rows`` are those the replay would have written."""
     stack = context.stack
+    began = time.monotonic()
+    points: list[tuple[int, float]] = []
     catalog = stack.catalog()
     table = catalog.load_table(stack.table)
-    offsets, max_ids = sink_state(table) if step.start == "table_offsets" else ({}, {})
+    # The table's event ids apply to either start: what it already holds is dropped.
+    offsets, max_ids = sink_state(table)
     probe = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "datadrill-replay"})
     try:
         metadata = probe.list_topics(stack.topic, timeout=10)
@@ -179,7 +203,14 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
         }
     finally:
         probe.close()
-    starts = {p: max(offsets.get(p, watermarks[p][0]), watermarks[p][0]) for p in partitions}
+    unreachable, recreated = reach(offsets, watermarks)
+    if step.start == "table_offsets":
+        starts = {
+            p: watermarks[p][0] if p in recreated else max(offsets.get(p, watermarks[p][0]), watermarks[p][0])
+            for p in partitions
+        }
+    else:
+        starts = {p: watermarks[p][0] for p in partitions}
     ends = {p: watermarks[p][1] for p in partitions}
     # Progress counts offsets, not rows: the offsets to cover are known before the first
     # read, and duplicates the decoder drops cover offsets without making rows.
@@ -228,22 +259,28 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
                 item = out.get(timeout=PROGRESS_EVERY_S)
             except queue.Empty:
                 progress(read.messages)
+                _stamp(points, read.messages, began)
                 continue
             progress(read.messages)
+            _stamp(points, read.messages, began)
             if item is _DONE:
                 break
             assert isinstance(item, Batch)
             committed_offsets.update(item.offsets)
             committed_ids.update(item.max_ids)
             if item.rows:
-                table.append(
-                    item.arrow(), snapshot_properties=snapshot_properties(committed_offsets, committed_ids)
-                )
+                if apply:
+                    table.append(
+                        item.arrow(), snapshot_properties=snapshot_properties(committed_offsets, committed_ids)
+                    )
+                    commits += 1
                 rows += item.rows
-                commits += 1
         results = [future.result() for future in futures]  # re-raises a worker's failure
-    _commit_group_offsets(stack.bootstrap_servers, stack.topic, stack.config.sink.group_id, committed_offsets)
+    if apply:
+        _commit_group_offsets(stack.bootstrap_servers, stack.topic, stack.config.sink.group_id, committed_offsets)
     elapsed = time.monotonic() - started
+    messages = sum(r[0] for r in results)
+    _stamp(points, messages, began)
     return ReplayResult(
         rows=rows,
         messages=sum(r[0] for r in results),
@@ -252,20 +289,105 @@ def replay_kafka(step: ReplayKafka, context: DrillContext, *, timeout_s: float =
         workers=len(shares),
         elapsed_s=elapsed,
         commits=commits,
+        unreachable=unreachable,
+        recreated=recreated,
+        cost_points=tuple(points),
     )
+
+
+def _stamp(points: list[tuple[int, float]], messages: int, began: float) -> None:
+    """One (size, seconds) point when the size grew since the last one; past
+    :data:`MAX_COST_POINTS` every other point goes (a long replay keeps its shape, and the
+    journal stays small)."""
+    if messages > 0 and (not points or messages > points[-1][0]):
+        points.append((messages, round(time.monotonic() - began, 6)))
+        if len(points) > MAX_COST_POINTS:
+            del points[1:-1:2]
+
+
+def reach(
+    recorded: dict[int, int], watermarks: dict[int, tuple[int, int]]
+) -> tuple[dict[int, tuple[int, int]], dict[int, int]]:
+    """What a replay cannot reach, per partition: the offsets from the table's recorded one
+    up to the low watermark (deleted before the replay), and recorded offsets beyond the
+    high watermark (the topic was recreated: its offsets restarted below them).
+
+    Example::
+
+        reach({0: 100, 1: 900}, {0: (1_334, 2_000), 1: (0, 40)})
+        # ({0: (100, 1334)}, {1: 900})
+    """
+    unreachable: dict[int, tuple[int, int]] = {}
+    recreated: dict[int, int] = {}
+    for partition, (low, high) in sorted(watermarks.items()):
+        offset = recorded.get(partition)
+        if offset is None:
+            continue
+        if offset > high:
+            recreated[partition] = offset
+        elif offset < low:
+            unreachable[partition] = (offset, low)
+    return unreachable, recreated
+
+
+def unreachable_text(result: ReplayResult) -> str:
+    """The report's sentence on what the replay could not reach ("" when it reached all)."""
+    parts = []
+    if result.unreachable:
+        each = "; ".join(
+            f"{to - start:,} offsets of partition {p} ({start:,}..{to - 1:,})"
+            for p, (start, to) in sorted(result.unreachable.items())
+        )
+        parts.append(
+            f"{each} were deleted by retention before the replay: those rows need the source or a reserve"
+        )
+    if result.recreated:
+        which = ", ".join(str(p) for p in sorted(result.recreated))
+        parts.append(
+            f"the table's offsets of partition{'s' if len(result.recreated) > 1 else ''} {which} lie beyond "
+            "the high watermark: the topic was recreated and its earlier records are gone (replayed from "
+            "the low watermark; the rows of the old topic need the source or a reserve)"
+        )
+    return "; ".join(parts)
 
 
 def run_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
     result = replay_kafka(step, context)
+    missed = unreachable_text(result)
     return StepResult(
         f"{result.rows:,} rows replayed from {result.messages:,} messages on {result.partitions} "
         f"partitions with {result.workers} workers ({result.duplicates:,} duplicates dropped, "
-        f"{result.commits} commits)",
+        f"{result.commits} commits)" + (f"; {missed}" if missed else ""),
         rows=result.rows,
         rate_per_s=result.rate_per_s,
         extra={
             "replay_rows": result.rows,
             "replay_rate_per_s": result.rate_per_s,
             "workers": result.workers,
+            "replay_start": step.start,
+            # Per partition (as a string key, JSON's): the offsets retention took first.
+            "unreachable_offsets": {
+                str(p): {"from": start, "to": to, "count": to - start}
+                for p, (start, to) in sorted(result.unreachable.items())
+            },
+            "unreachable_total": result.unreachable_total,
+            "recreated_partitions": {str(p): o for p, o in sorted(result.recreated.items())},
+            # Several sizes of this replay (messages read, seconds): its projection's fit.
+            COST_POINTS_KEY: [list(p) for p in result.cost_points],
+            "partitions": result.partitions,
         },
+    )
+
+
+def measure_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
+    """The replay's measurement mode (``Compare``): consume and decode what it would
+    replay, commit nothing. The Iceberg commits are not in its time."""
+    result = replay_kafka(step, context, apply=False)
+    return StepResult(
+        f"measured, not applied: {result.rows:,} rows decoded from {result.messages:,} messages on "
+        f"{result.partitions} partitions with {result.workers} workers ({result.duplicates:,} duplicates "
+        "dropped); nothing was committed",
+        rows=result.rows,
+        rate_per_s=result.rate_per_s,
+        extra={"replay_rows": result.rows, "replay_rate_per_s": result.rate_per_s, "workers": result.workers},
     )

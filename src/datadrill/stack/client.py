@@ -154,6 +154,15 @@ class _Kafka:
             "/kafka/partitions/leader", {"topic": topic, "partition": partition, "broker_id": broker}
         )
 
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        body = {"before": {str(p): int(o) for p, o in before.items()}}
+        answer = self.control.post(f"/kafka/topics/{topic}/delete-records", body)
+        return {int(p): int(o) for p, o in dict(answer["low_watermarks"]).items()}
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        answer = self.control.post(f"/kafka/topics/{topic}/recreate")
+        return {"partitions": int(answer["partitions"]), "replication_factor": int(answer["replication_factor"])}
+
 
 @dataclass(frozen=True)
 class _Components:

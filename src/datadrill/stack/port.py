@@ -45,6 +45,7 @@ class KafkaCapability(enum.StrEnum):
     LEADER_MOVE = "leader_move"  # move a partition's leader by hand
     REQUEST_ERRORS = "request_errors"  # make the next N requests of an API fail
     DELETE_RECORDS = "delete_records"  # delete a partition's records below an offset
+    TOPIC_RECREATE = "topic_recreate"  # delete a topic and create it again, empty
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,17 @@ class KafkaPort(Protocol):
     def clear_request_errors(self, api_key: int) -> None: ...
 
     def move_leader(self, topic: str, partition: int, broker: int) -> None: ...
+
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        """Delete each partition's records below its offset in ``before`` (``retention.ms``
+        or the admin API's DeleteRecords would); returns each partition's low watermark as
+        the cluster reports it afterwards."""
+        ...
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        """Delete ``topic`` and create it again, empty, with the same partitions; returns
+        ``{"partitions": n, "replication_factor": r}``."""
+        ...
 
 
 class ComponentsPort(Protocol):

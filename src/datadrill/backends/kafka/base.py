@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,6 +60,16 @@ class KafkaCluster(Protocol):
     def clear_request_errors(self, api_key: int) -> None: ...
 
     def move_leader(self, topic: str, partition: int, broker: int) -> None: ...
+
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        """Delete each partition's records below its offset in ``before``; returns the low
+        watermarks afterwards, by partition."""
+        ...
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        """Delete ``topic`` and create it again, empty, with its partitions and replication
+        factor (returned as ``partitions``, ``replication_factor``)."""
+        ...
 
     def leaders(self) -> dict[str, Any]:
         """Partition leaders and brokers down, as the control API returns them."""

@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datadrill.backends.kafka.base import BrokerState, Emit
@@ -22,10 +22,11 @@ from datadrill.backends.kafka.election import LeaderElector
 from datadrill.backends.kafka.mock import MockCluster
 from datadrill.clock import Clock
 from datadrill.config import KafkaConfig
-from datadrill.errors import ControlError
+from datadrill.errors import ControlError, StackError
 from datadrill.stack.port import KafkaCapability
 
-NOT_YET = "not served by the stack process yet"
+# Delete-and-create rounds a topic recreation may take (see _delete_and_create).
+RECREATE_ATTEMPTS = 5
 
 
 class EmbeddedKafka:
@@ -34,6 +35,8 @@ class EmbeddedKafka:
         self.elector = elector
         # Control requests and the election tick both move leaders.
         self._lock = threading.Lock()
+        # Each topic's (partitions, replication factor), so it can be created again alike.
+        self._topics: dict[str, tuple[int, int]] = {}
 
     @classmethod
     def start(cls, config: KafkaConfig, *, clock: Clock) -> EmbeddedKafka:
@@ -55,13 +58,12 @@ class EmbeddedKafka:
         return self.cluster.library.path
 
     def capabilities(self) -> dict[KafkaCapability, str]:
-        reasons = dict.fromkeys(KafkaCapability, "")
-        reasons[KafkaCapability.DELETE_RECORDS] = NOT_YET
-        return reasons
+        return dict.fromkeys(KafkaCapability, "")
 
     def create_topic(self, name: str, *, partitions: int, replication_factor: int) -> None:
         with self._lock:
             self.cluster.create_topic(name, partitions=partitions, replication_factor=replication_factor)
+            self._topics[name] = (partitions, replication_factor)
             # Spread leaders ourselves so we always know who leads what.
             for move in self.elector.add_topic(
                 name, partitions=partitions, replication_factor=replication_factor
@@ -105,6 +107,43 @@ class EmbeddedKafka:
         with self._lock:
             self.cluster.set_partition_leader(topic, partition, broker)
             self.elector.record_leader(topic, partition, broker)
+
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        # The mock does not answer the admin API's DeleteRecords (UNSUPPORTED_FEATURE), so
+        # its own call moves each partition's log start; it moves exactly to the offset.
+        for partition, offset in sorted(before.items()):
+            self.cluster.delete_records(topic, partition, offset)
+        return dict(before)
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        # Nor does it answer DeleteTopics / CreateTopics: its own calls, under the lock the
+        # elector's moves take, then leaders spread again as for a new topic.
+        with self._lock:
+            if topic not in self._topics:
+                known = ", ".join(sorted(self._topics)) or "none"
+                raise ControlError(f"no topic {topic!r} was created on this cluster (topics: {known})")
+            partitions, replication_factor = self._topics[topic]
+            self._delete_and_create(topic, partitions, replication_factor)
+            for move in self.elector.add_topic(
+                topic, partitions=partitions, replication_factor=replication_factor
+            ):
+                self.cluster.set_partition_leader(move.topic, move.partition, move.leader)
+        return {"partitions": partitions, "replication_factor": replication_factor}
+
+    def _delete_and_create(self, topic: str, partitions: int, replication_factor: int) -> None:
+        """A producer asking for the topic's metadata between the delete and the create can
+        make the mock auto-create it (with its default partitions): then it is deleted again.
+        A topic already missing (a revert after a crash mid-fault) is just created."""
+        last: StackError | None = None
+        for _ in range(RECREATE_ATTEMPTS):
+            self.cluster.delete_topic(topic, missing_ok=True)
+            try:
+                self.cluster.create_topic(topic, partitions=partitions, replication_factor=replication_factor)
+            except StackError as exc:
+                last = exc
+                continue
+            return
+        raise StackError(f"topic {topic!r} could not be created again in {RECREATE_ATTEMPTS} attempts: {last}")
 
     def leaders(self) -> dict[str, Any]:
         with self._lock:  # never halfway through an election (see tick)

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,8 @@ from datadrill.errors import ControlError
 from datadrill.stack.port import KafkaCapability
 
 RTT_TOXIC = "datadrill-broker-rtt"
+# How long one admin request (DeleteRecords, DeleteTopics, CreateTopics) may take.
+ADMIN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -73,6 +75,8 @@ class ExternalKafka:
         self._toxiproxy_url = toxiproxy_url
         self._containers = containers
         self._down: set[int] = set()
+        # Topics the stack asked for, with (partitions, replication factor).
+        self._created: dict[str, tuple[int, int]] = {}
 
     @property
     def broker_addresses(self) -> dict[int, str]:
@@ -113,6 +117,7 @@ class ExternalKafka:
         from confluent_kafka.admin import AdminClient
         from confluent_kafka.cimpl import NewTopic
 
+        self._created[name] = (partitions, min(replication_factor, self._brokers))
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         try:
             existing = admin.list_topics(timeout=30).topics
@@ -130,6 +135,81 @@ class ExternalKafka:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ControlError(f"cannot create topic {name}: {exc.args[0].str()}") from None
 
+    def _admin(self) -> Any:
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers})
+
+    def delete_records(self, topic: str, before: Mapping[int, int]) -> dict[int, int]:
+        """The admin API's DeleteRecords (KIP-107): each partition's log start moves to its
+        offset; returns the low watermarks the brokers report."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        if not before:
+            return {}
+        futures = self._admin().delete_records(
+            [TopicPartition(topic, p, o) for p, o in sorted(before.items())],
+            request_timeout=ADMIN_TIMEOUT_S,
+            operation_timeout=ADMIN_TIMEOUT_S,
+        )
+        low: dict[int, int] = {}
+        for tp, future in futures.items():
+            try:
+                low[tp.partition] = int(future.result(timeout=ADMIN_TIMEOUT_S * 2).low_watermark)
+            except KafkaException as exc:
+                raise ControlError(
+                    f"DeleteRecords on {topic}[{tp.partition}] below offset {tp.offset} failed: {exc.args[0].str()}"
+                ) from None
+        return low
+
+    def recreate_topic(self, topic: str) -> dict[str, int]:
+        """DeleteTopics, then CreateTopics with the same partitions and replication factor.
+        Brokers delete asynchronously, so the create is retried while the cluster still
+        answers TOPIC_ALREADY_EXISTS (marked for deletion), for up to ``ADMIN_TIMEOUT_S``."""
+        import time
+
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.cimpl import NewTopic
+
+        admin = self._admin()
+        try:
+            # Every topic's metadata: a request naming the topic could auto-create it.
+            listed = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics.get(topic)
+        except KafkaException as exc:
+            raise ControlError(f"cannot read the cluster's metadata: {exc.args[0].str()}") from None
+        if listed is not None and listed.error is None and listed.partitions:
+            partitions = len(listed.partitions)
+            replication_factor = len(listed.partitions[0].replicas) or 1
+            try:
+                admin.delete_topics([topic], operation_timeout=ADMIN_TIMEOUT_S)[topic].result(
+                    timeout=ADMIN_TIMEOUT_S * 2
+                )
+            except (KafkaException, TimeoutError) as exc:
+                raise ControlError(f"cannot delete topic {topic}: {exc}") from None
+        elif topic in self._created:
+            # Gone already (a run killed between the delete and the create): as it was made.
+            partitions, replication_factor = self._created[topic]
+        else:
+            raise ControlError(f"topic {topic!r} does not exist on the cluster at {self.bootstrap_servers}")
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while True:
+            future = admin.create_topics(
+                [NewTopic(topic, partitions, replication_factor)], operation_timeout=ADMIN_TIMEOUT_S
+            )[topic]
+            try:
+                future.result(timeout=ADMIN_TIMEOUT_S * 2)
+            except TimeoutError:
+                raise ControlError(f"the cluster did not create topic {topic} again in time") from None
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS and time.monotonic() < deadline:
+                    time.sleep(0.5)  # still being deleted
+                    continue
+                raise ControlError(
+                    f"topic {topic} was deleted and cannot be created again: {error.str()}"
+                ) from None
+            return {"partitions": partitions, "replication_factor": replication_factor}
+
     # -- broker faults ---------------------------------------------------------------------
     def capabilities(self) -> dict[KafkaCapability, str]:
         mock_only = (
@@ -145,7 +225,8 @@ class ExternalKafka:
             KafkaCapability.BROKER_RTT: "" if self._toxiproxy_url else no_proxy,
             KafkaCapability.LEADER_MOVE: mock_only,
             KafkaCapability.REQUEST_ERRORS: mock_only,
-            KafkaCapability.DELETE_RECORDS: "not served by the stack process yet",
+            KafkaCapability.DELETE_RECORDS: "",  # the admin API's DeleteRecords
+            KafkaCapability.TOPIC_RECREATE: "",  # DeleteTopics, then CreateTopics
         }
         return reasons
 

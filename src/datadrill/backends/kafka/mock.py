@@ -25,10 +25,12 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from datadrill.errors import KafkaMockUnavailable, StackError
 
 _RD_KAFKA_PRODUCER = 0
+_UNKNOWN_TOPIC_OR_PART = 3  # rd_kafka_resp_err_t RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
 _REQUIRED_SYMBOLS = (
     "rd_kafka_conf_new",
     "rd_kafka_conf_set",
@@ -139,6 +141,14 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.rd_kafka_mock_partition_set_leader.argtypes = [vp, cp, i32, i32]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, i32]
+    # Newer than the rest (librdkafka 2.16 has them): declared when present, and a cluster
+    # without them says so by name when asked (see MockCluster._optional).
+    if hasattr(lib, "rd_kafka_mock_partition_delete_records"):
+        lib.rd_kafka_mock_partition_delete_records.restype = ctypes.c_int
+        lib.rd_kafka_mock_partition_delete_records.argtypes = [vp, cp, i32, ctypes.c_int64]
+    if hasattr(lib, "rd_kafka_mock_topic_delete"):
+        lib.rd_kafka_mock_topic_delete.restype = ctypes.c_int
+        lib.rd_kafka_mock_topic_delete.argtypes = [vp, cp]
 
 
 class MockCluster:
@@ -253,6 +263,32 @@ class MockCluster:
                 self._handle(), topic.encode(), partition, broker_id
             )
         self._check(err, f"moving leader of {topic}[{partition}] to broker {broker_id}")
+
+    def _optional(self, symbol: str) -> Any:
+        if not hasattr(self._lib, symbol):
+            raise StackError(
+                f"{self.library.path} ({self.library.origin}) does not export {symbol}; "
+                "confluent-kafka>=2.16 bundles a librdkafka that does"
+            )
+        return getattr(self._lib, symbol)
+
+    def delete_records(self, topic: str, partition: int, before_offset: int) -> None:
+        """Delete the partition's records below ``before_offset`` (its log start moves
+        there), as retention or the admin API's DeleteRecords would. An offset beyond the
+        high watermark fails with OFFSET_OUT_OF_RANGE."""
+        delete = self._optional("rd_kafka_mock_partition_delete_records")
+        with self._lock:
+            err = delete(self._handle(), topic.encode(), partition, before_offset)
+        self._check(err, f"deleting records of {topic}[{partition}] below offset {before_offset}")
+
+    def delete_topic(self, topic: str, *, missing_ok: bool = False) -> None:
+        """Delete the topic and its records; fetches of it fail with UNKNOWN_TOPIC_OR_PART."""
+        delete = self._optional("rd_kafka_mock_topic_delete")
+        with self._lock:
+            err = delete(self._handle(), topic.encode())
+        if missing_ok and err == _UNKNOWN_TOPIC_OR_PART:
+            return
+        self._check(err, f"deleting topic {topic!r}")
 
     def set_group_initial_rebalance_delay(self, delay_ms: int) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ Routes::
 
     GET    /health /status /components /components/{name} /workload /kafka/leaders
     POST   /kafka/topics /kafka/brokers/{id}/down|up|rtt /kafka/request-errors
-           /kafka/partitions/leader
+           /kafka/partitions/leader /kafka/topics/{topic}/delete-records|recreate
     DELETE /kafka/request-errors/{api_key}
     POST   /components/{name}/signal|pause|resume /components/{name}/crash-point
     POST   /components/{name}/fail      (FAILED until a restart: Kafka Connect's API restarts it)
@@ -108,6 +108,21 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         stack.event("leader_moved", topic=name, partition=partition, leader=broker)
         return {"topic": name, "partition": partition, "leader": broker}
 
+    def delete_records(p: Params, b: Body) -> Body:
+        name = p["topic"]
+        before = {int(k): int(v) for k, v in dict(b["before"]).items()}
+        if any(o < 0 for o in before.values()):
+            raise ControlError(f"offsets in 'before' must be >= 0, got {before}")
+        low = kafka.delete_records(name, before)
+        stack.event("records_deleted", topic=name, before=before, low_watermarks=low)
+        return {"topic": name, "low_watermarks": {str(k): v for k, v in low.items()}}
+
+    def recreate_topic(p: Params, b: Body) -> Body:
+        name = p["topic"]
+        detail = kafka.recreate_topic(name)
+        stack.event("topic_recreated", topic=name, **detail)
+        return {"topic": name, **detail}
+
     def signal_component(p: Params, b: Body) -> Body:
         name = p["name"]
         component(name)
@@ -201,6 +216,7 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
     # Declared components' names too (config.COMPONENT_NAME_PATTERN).
     name = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
     run_id = r"(?P<run_id>[A-Za-z0-9_-]+)"
+    topic_name = r"(?P<topic>[A-Za-z0-9._-]+)"  # Kafka's legal topic characters
     leases = stack.leases
     return [
         ("GET", "/runs/lease", lambda p, b: leases.current()),
@@ -219,6 +235,8 @@ def routes(stack: StackProcess) -> list[tuple[str, str, Handler]]:
         ("DELETE", r"/kafka/request-errors/(?P<api_key>\d+)", clear_errors),
         ("POST", "/kafka/partitions/leader", leader),
         ("GET", "/kafka/leaders", lambda p, b: kafka.leaders()),
+        ("POST", rf"/kafka/topics/{topic_name}/delete-records", delete_records),
+        ("POST", rf"/kafka/topics/{topic_name}/recreate", recreate_topic),
         ("POST", f"/components/{name}/signal", signal_component),
         ("POST", f"/components/{name}/pause", pause),
         ("POST", f"/components/{name}/resume", resume),
