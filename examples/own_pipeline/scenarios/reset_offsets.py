@@ -34,7 +34,9 @@ SCENARIO = Scenario(
     slos=(
         SLO(
             "enricher lag",
-            sli=ConsumerLag(max_messages=1_000, target=ENRICHED),
+            # 100 orders/s and an 8 s hang: the lag climbs to about 900; a threshold at
+            # 1,000 fired on some runs only. Outside the hang it stays under 200.
+            sli=ConsumerLag(max_messages=500, target=ENRICHED),
             objective=0.99,
             alert=ThresholdAlert(for_s=1),
         ),
@@ -42,7 +44,9 @@ SCENARIO = Scenario(
     ),
     steady_state=SteadyState(warmup_s=2, timeout_s=60),
     schedule=(HangComponent(component="enricher", at_s=2, duration_s=8),),
-    # The runbook starts at the alert; the hang is over by the time the reset pauses the enricher.
+    # The runbook starts at the alert, in the hang's last seconds: the reset stops the hung
+    # enricher (SIGTERM, then SIGCONT) and starts it again; the hang's revert then finds a new
+    # process and leaves it alone.
     recovery=Runbook(
         steps=(
             # The group's consumers' session timeout (datadrill.toml): the reset joins the
