@@ -71,6 +71,17 @@ def missing_reason(marker: str) -> str | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No calibration in any test, in process or in the CLI processes tests start (they
+    inherit the environment). A run with a production volume calibrates the projection's
+    cost models first when this machine has none cached (:mod:`datadrill.engine.calibration`,
+    10-30 s of both cores at 1 M rows): on a fresh CI machine that lands inside whichever
+    test runs such a scenario first, and it would cache a loaded test machine's figures in
+    the user's cache. Tests of the calibration pass their own environment, sizes and cache
+    directory, or hand the runner a calibration."""
+    os.environ["DATADRILL_CALIBRATION"] = "off"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reasons = {marker: missing_reason(marker) for marker in ("postgres", "chromium", "prometheus")}
     for item in items:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -74,7 +75,9 @@ def test_broker_loss_moves_leaders_after_the_election_delay(stack: StackClient) 
     assert led_by_2, leaders
     from conftest import events
 
-    seen = len(events(stack))
+    # The stack stamps events with the host's monotonic clock: those of this test are the
+    # ones after now (not "after the n-th line", which trusts every earlier line to be whole).
+    began = time.monotonic()
     stack.control.post(f"/kafka/brokers/{broker}/down")
     try:
         wait_until(
@@ -83,8 +86,10 @@ def test_broker_loss_moves_leaders_after_the_election_delay(stack: StackClient) 
             what="leaders to move off the lost broker",
         )
         # The stack's own clock says when: no election before the configured delay.
-        recorded = events(stack)[seen:]
-        down = next(e for e in recorded if e["event"] == "broker_down" and e["broker"] == broker)
+        recorded = [e for e in events(stack) if float(e.get("mono", 0)) >= began]
+        downs = [e for e in recorded if e["event"] == "broker_down" and e["broker"] == broker]
+        assert len(downs) == 1, recorded[-20:]
+        down = downs[0]
         elections = [e for e in recorded if e["event"] == "leader_elected" and e["partition"] in led_by_2]
         assert {e["partition"] for e in elections} == set(led_by_2)
         delay = stack.config.kafka.election_delay_s

@@ -68,10 +68,15 @@ def test_calibration_measures_within_one_probe_interval(stack: StackClient, tmp_
 
 
 def test_headline_metadata_loss_game_day(stack: StackClient, tmp_path: Path) -> None:
+    from datadrill.engine.calibration import SQLITE_DUCKDB, calibrate
     from datadrill.model.report import RunReport
     from datadrill.reporting import write_reports
 
-    report = _run(stack, "metadata_loss.py", tmp_path)
+    # A real calibration at small sizes (seconds, not the default's 10-30 s), handed to the
+    # run: the projection's reconciliation takes its per-row cost from it.
+    calibration = calibrate(sizes=(100_000, 300_000), engines=(SQLITE_DUCKDB,))
+    scenario = load_scenario(SCENARIOS / "metadata_loss.py")
+    report = Runner(scenario, stack=stack, run_dir=tmp_path, calibration=lambda: calibration).run()
     assert isinstance(report, RunReport)
     assert report.verdict is Verdict.PASSED, report.reasons
     assert report.ttd_s is not None and report.ttd_s <= 10
@@ -90,6 +95,10 @@ def test_headline_metadata_loss_game_day(stack: StackClient, tmp_path: Path) -> 
         "reconcile source against sink and repair",
     ]
     assert report.projection is not None and report.projection.total_s > 0
+    assert report.projection.modelled
+    reconcile = next(row for row in report.projection.rows if row.phase.startswith("reconcile"))
+    assert reconcile.model_source == "calibration", reconcile
+    assert reconcile.per_row_s is not None and reconcile.per_row_s > 0
     queries = next(s for s in report.slos if s.name == "mart queries succeed")
     assert queries.bad_s > 0 and queries.first_alert_s is not None
     written = write_reports(report, tmp_path)
