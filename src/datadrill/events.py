@@ -147,6 +147,8 @@ class ExpectationsInfo(_Model):
 class ProductionInfo(_Model):
     events_per_s: float
     table_rows: int
+    workers: int | None = None  # None: the run's own (journals before production named them)
+    partitions: int | None = None
 
 
 class PolicyInfo(_Model):

@@ -134,6 +134,58 @@ def test_a_step_reporting_its_own_sizes_is_fitted_from_them() -> None:
     assert row.fixed_s + row.per_row_s * 2_000_000 / row.parallelism == pytest.approx(row.projected_s)
 
 
+def test_production_workers_and_partitions_divide_the_per_row_part_there() -> None:
+    points = [[n, FIXED_S + PER_ROW_S * n] for n in (10_000, 20_000, 40_000)]
+    measured = {"cost_points": points, "workers": 4, "partitions": 6}
+    here = projection_row(
+        "replay", measured_s=2.04, rows=40_000, rate_per_s=19_600.0, projected_rows=2_000_000, extra=measured
+    )
+    # 4 workers here; 12 workers over 8 partitions in production: 8 parallel, not 4.
+    there = projection_row(
+        "replay",
+        measured_s=2.04,
+        rows=40_000,
+        rate_per_s=19_600.0,
+        projected_rows=2_000_000,
+        extra=measured,
+        production_workers=12,
+        production_partitions=8,
+    )
+    assert there.parallelism == 8.0 and there.fixed_s == pytest.approx(FIXED_S)
+    assert there.projected_s == pytest.approx(FIXED_S + PER_ROW_S * 2_000_000 * 4 / 8)
+    assert there.projected_s < here.projected_s
+    assert there.note.endswith("; 8 parallel in production (the per-row part divided among them)")
+    # Only the workers named: the run's 6 partitions still bound them.
+    capped = projection_row(
+        "replay",
+        measured_s=2.04,
+        rows=40_000,
+        rate_per_s=19_600.0,
+        projected_rows=2_000_000,
+        extra=measured,
+        production_workers=32,
+    )
+    assert capped.parallelism == 6.0
+    # A linear row divides too: 1 worker here, 3 there.
+    linear = projection_row(
+        "backfill",
+        measured_s=1.0,
+        rows=10_000,
+        rate_per_s=10_000.0,
+        projected_rows=1_000_000,
+        extra={"workers": 1},
+        production_workers=3,
+        production_partitions=2,  # a backfill splits key ranges: the topic's partitions do not bind it
+    )
+    assert linear.model_source == "linear" and linear.parallelism == 3.0
+    assert linear.projected_s == pytest.approx(100.0 / 3)
+    # A step that reports no workers is one worker in production too.
+    single = projection_row(
+        "reconcile", measured_s=1.0, rows=10_000, rate_per_s=10_000.0, projected_rows=1_000_000, production_workers=8
+    )
+    assert single.parallelism == 1.0 and single.projected_s == pytest.approx(100.0)
+
+
 def test_a_step_with_one_size_is_linear_and_says_why() -> None:
     row = projection_row("replay", measured_s=1.7, rows=21_686, rate_per_s=12_985.0, projected_rows=1_084_300)
     assert row.model_source == "linear"
@@ -251,6 +303,22 @@ def test_a_calibration_of_other_engines_leaves_the_step_linear_and_says_why() ->
     reconcile = projection.rows[1]
     assert reconcile.model_source == "linear"
     assert "this run reconciles in postgresql→duckdb" in reconcile.note
+
+
+def test_production_parallelism_is_said_in_the_assumptions() -> None:
+    events = _journal(CALIBRATED)
+    start = events[0]
+    assert isinstance(start, ev.RunStarted) and start.production is not None
+    events[0] = start.model_copy(
+        update={"production": start.production.model_copy(update={"workers": 16, "partitions": 12})}
+    )
+    projection = measure(events).projection
+    assert projection is not None
+    replay = projection.rows[0]
+    assert replay.parallelism == 16.0  # the replay reported 4 workers and no partitions
+    assert replay.projected_s == pytest.approx(replay.projected_rows * 4 / 12_985.0 / 16)
+    assert "with production's 16 workers and 12 partitions" in projection.assumptions
+    assert "with the run's own workers and partitions" in (measure(_journal(CALIBRATED)).projection or projection).assumptions
 
 
 def test_calibration_off_is_said_in_the_assumptions() -> None:

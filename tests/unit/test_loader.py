@@ -67,6 +67,16 @@ def test_a_good_module_loads(tmp_path: Path) -> None:
             "should match pattern",
         ),
         (
+            GOOD.replace(
+                "schedule=(DeleteCatalogEntry(at_s=1),)",
+                "schedule=(DeleteCatalogEntry(at_s=1),),"
+                " production=ProductionVolume(events_per_s=1000, table_rows=10**9, workers=0)",
+            ),
+            "ProductionVolume.workers",
+            "0",
+            "greater than or equal to 1",
+        ),
+        (
             GOOD.replace("schedule=(DeleteCatalogEntry(at_s=1),)", "schedule=(TakeCatalogBackup(at_s=0),)"),
             "Scenario",
             "whole object",

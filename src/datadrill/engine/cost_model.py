@@ -238,6 +238,8 @@ def projection_row(
     extra: Mapping[str, object] | None = None,
     calibrated: CostModel | None = None,
     not_calibrated: str = "",
+    production_workers: int | None = None,
+    production_partitions: int | None = None,
 ) -> ProjectionRow:
     """A step's projection to ``projected_rows``, with the best model its measurements allow:
 
@@ -248,11 +250,22 @@ def projection_row(
     - else the step's own ``cost_points`` of two sizes or more, fitted;
     - else linear from the one size measured (``rows`` at ``rate_per_s``), as the note says.
 
-    The run's parallelism (``workers``/``partitions`` in ``extra``) is kept in production:
-    the per-row part is stated per worker and divided by it again.
+    The per-row part is stated per worker: measured at the run's parallelism
+    (``workers``/``partitions`` in ``extra``), divided in production by production's own
+    ``min(workers, partitions)`` where the scenario's production volume names them (each
+    falls back to the run's), else by the run's again. A step that reports no workers runs
+    in one worker anywhere.
     """
     parallel = step_parallelism(extra)
-    base = ProjectionRow(phase, measured_s, rows, rate_per_s, projected_rows, projected_rows / rate_per_s)
+    in_production = production_parallelism(extra, production_workers, production_partitions)
+    base = ProjectionRow(
+        phase,
+        measured_s,
+        rows,
+        rate_per_s,
+        projected_rows,
+        projected_rows * parallel / rate_per_s / in_production,
+    )
     if calibrated is not None:
         model = calibrated.anchored(CostPoint(rows, measured_s))
         predicted = calibrated.seconds(rows)
@@ -261,12 +274,13 @@ def projection_row(
             f"{calibrated.min_rows:,}–{calibrated.max_rows:,} rows), fixed part {model.fixed_s:.3g} s from "
             f"this run's step (the calibration's line gives {predicted:.3g} s for its {rows:,} rows)"
         )
-        return _modelled(base, model, SOURCE_CALIBRATION, parallel=1.0, note=note)
+        return _modelled(base, model, SOURCE_CALIBRATION, parallel=1.0, in_production=1.0, note=note)
     points = step_points(extra)
     own = fit_or_reason(points)
+    workers_note = _workers_note(parallel, in_production)
     if isinstance(own, CostModel):
-        note = f"fitted from the step's own measurements ({parallel:g} parallel)"
-        return _modelled(base, own, SOURCE_RUN, parallel=parallel, note=note)
+        note = f"fitted from the step's own measurements ({parallel:g} parallel){workers_note}"
+        return _modelled(base, own, SOURCE_RUN, parallel=parallel, in_production=in_production, note=note)
     reason = not_calibrated or (own if points else "the step reports no measurements of other sizes")
     return replace(
         base,
@@ -276,26 +290,53 @@ def projection_row(
         fit_points=1,
         fit_min_rows=rows,
         fit_max_rows=rows,
-        parallelism=parallel,
-        note=f"linear from one size ({rows:,} rows at {rate_per_s:,.0f} rows/s): {reason}",
+        parallelism=in_production,
+        note=f"linear from one size ({rows:,} rows at {rate_per_s:,.0f} rows/s): {reason}{workers_note}",
     )
 
 
-def _modelled(base: ProjectionRow, model: CostModel, source: str, *, parallel: float, note: str) -> ProjectionRow:
-    """``base`` projected with ``model`` measured at ``parallel`` workers, kept in production:
-    the row states the per-row part per worker (so that projected_s = fixed_s + per_row_s ×
-    projected_rows / parallelism holds)."""
+def production_parallelism(
+    extra: Mapping[str, object] | None, workers: int | None = None, partitions: int | None = None
+) -> float:
+    """A step's parallelism in production: ``min(workers, partitions)`` with production's
+    figures where given, the run's (``extra``) where not. A step that reports no workers is
+    not parallel, wherever it runs; one that reports no partitions (a backfill or a
+    re-snapshot splits key ranges) is not bound by the topic's."""
+    extra = extra or {}
+    if not isinstance(extra.get("workers"), int):
+        return step_parallelism(extra)
+    overridden = dict(extra)
+    if workers is not None:
+        overridden["workers"] = workers
+    if partitions is not None and "partitions" in extra:
+        overridden["partitions"] = partitions
+    return step_parallelism(overridden)
+
+
+def _workers_note(parallel: float, in_production: float) -> str:
+    if in_production == parallel:
+        return ""
+    return f"; {in_production:g} parallel in production (the per-row part divided among them)"
+
+
+def _modelled(
+    base: ProjectionRow, model: CostModel, source: str, *, parallel: float, in_production: float, note: str
+) -> ProjectionRow:
+    """``base`` projected with ``model`` measured at ``parallel`` workers, run in production
+    at ``in_production``: the row states the per-row part per worker (so that projected_s =
+    fixed_s + per_row_s × projected_rows / parallelism holds)."""
     assert base.projected_rows is not None
+    per_worker = model.per_row_s * parallel
     return replace(
         base,
-        projected_s=model.seconds(base.projected_rows),
+        projected_s=model.fixed_s + per_worker * base.projected_rows / in_production,
         model_source=source,
         fixed_s=model.fixed_s,
-        per_row_s=model.per_row_s * parallel,
+        per_row_s=per_worker,
         fit_error=model.relative_rms_error,
         fit_points=model.points,
         fit_min_rows=model.min_rows,
         fit_max_rows=model.max_rows,
-        parallelism=parallel,
+        parallelism=in_production,
         note=note,
     )

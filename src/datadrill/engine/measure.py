@@ -38,6 +38,7 @@ from datadrill.events import (
     LeaseExpired,
     PhaseFinished,
     PhaseStarted,
+    ProductionInfo,
     ProjectionCalibrated,
     PrometheusAlert,
     PrometheusWatchStarted,
@@ -250,6 +251,8 @@ def _projection(
                     extra=finished.extra,
                     calibrated=calibrated.get(step),
                     not_calibrated=not_calibrated.get(step, ""),
+                    production_workers=production.workers,
+                    production_partitions=production.partitions,
                 )
             )
         else:
@@ -274,7 +277,7 @@ def _projection(
             )
             + f"reconciled rows scale with the table ({table_rows:,} rows); "
             + (
-                _model_assumptions(rows, calibration)
+                _model_assumptions(rows, calibration, production)
                 if calibration is not None
                 else "measured rates stay constant (no extra workers); "
             )
@@ -309,7 +312,9 @@ def _calibrated_models(calibration: ProjectionCalibrated | None) -> tuple[dict[s
     return models, reasons
 
 
-def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCalibrated) -> str:
+def _model_assumptions(
+    rows: Sequence[ProjectionRow], calibration: ProjectionCalibrated, production: ProductionInfo
+) -> str:
     """The fit behind each modelled row and its error, for the assumptions paragraph."""
     parts = []
     for r in rows:
@@ -339,8 +344,21 @@ def _model_assumptions(rows: Sequence[ProjectionRow], calibration: ProjectionCal
         "each step's time is a fixed part plus a per-row part; "
         + "".join(f"{p}; " for p in parts)
         + "the fixed part is not divided among workers, the per-row part by min(workers, partitions) "
-        f"at an assumed efficiency of {ASSUMED_EFFICIENCY:g}, with the run's own workers and partitions; "
+        f"at an assumed efficiency of {ASSUMED_EFFICIENCY:g}, with {_parallelism_source(production)}; "
     )
+
+
+def _parallelism_source(production: ProductionInfo) -> str:
+    """Whose workers and partitions a parallel step's projection divides by."""
+    named = [
+        f"{count:,} {what}"
+        for count, what in ((production.workers, "workers"), (production.partitions, "partitions"))
+        if count is not None
+    ]
+    if not named:
+        return "the run's own workers and partitions"
+    rest = "" if len(named) == 2 else " (the rest as in the run)"
+    return f"production's {' and '.join(named)}{rest}"
 
 
 def _other_engines(row: ProjectionRow, calibration: ProjectionCalibrated) -> str:

@@ -322,6 +322,8 @@ class Runner:
                     ev.ProductionInfo(
                         events_per_s=scenario.production.events_per_s,
                         table_rows=scenario.production.table_rows,
+                        workers=scenario.production.workers,
+                        partitions=scenario.production.partitions,
                     )
                     if scenario.production
                     else None

@@ -57,10 +57,17 @@ class Expectations:
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
 class ProductionVolume:
-    """The volume to project recovery times to."""
+    """The volume to project recovery times to, and the parallelism production has.
+
+    ``workers`` and ``partitions``: the workers a parallel recovery step (a replay, a
+    backfill, a re-snapshot) would run with in production and the partitions of the topic
+    it reads; a step's per-row part is divided by ``min(workers, partitions)`` there. Either
+    left out is the run's own."""
 
     events_per_s: Annotated[float, Strict(), Field(gt=0)]
     table_rows: Annotated[int, Strict(), Field(gt=0)]
+    workers: Annotated[int | None, Strict(), Field(ge=1, le=4096)] = None
+    partitions: Annotated[int | None, Strict(), Field(ge=1, le=100_000)] = None
 
 
 @dataclass(frozen=True, config=MODEL_CONFIG)
