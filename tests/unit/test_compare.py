@@ -25,6 +25,7 @@ from datadrill.integrity.result import ReconcileResult
 from datadrill.model import (
     SLO,
     Compare,
+    DeleteCatalogEntry,
     Expectations,
     PauseComponent,
     QuerySuccess,
@@ -113,6 +114,36 @@ def test_a_scenario_with_a_bad_compare_fails_to_load_with_one_line(tmp_path: Pat
     message = str(caught.value)
     assert "\n" not in message and "bad_compare.py" in message and "(line " in message
     assert "RestoreCatalogBackup (restore_catalog_backup) has no measurement mode" in message
+
+
+def test_names_inside_a_compares_paths_are_checked_like_the_runbooks(tmp_path: Path) -> None:
+    path = tmp_path / "restore_in_path.py"
+    path.write_text(
+        "from datadrill.model import *\n"
+        "from datadrill.model import Compare, RecoveryPath\n"
+        "SCENARIO = Scenario(name='x', slos=(SLO('q', sli=QuerySuccess(), objective=0.9),),\n"
+        "    schedule=(TakeCatalogBackup(at_s=0, name='nightly'), DeleteCatalogEntry(at_s=1)),\n"
+        "    recovery=Runbook(steps=(Compare(paths=(\n"
+        "        RecoveryPath('restore', steps=(RestoreCatalogBackup(backup='weekly'),)),\n"
+        "        RecoveryPath('cdc', steps=(ResnapshotFromSource(),))), apply='restore'),)))\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(path)
+    assert "recovery restores backup 'weekly' but the schedule takes ['nightly']" in str(caught.value)
+
+    from datadrill.engine.preflight import named_components
+
+    compare = Compare(
+        paths=(CDC, RecoveryPath("restart", steps=(PauseComponent(component="enricher"),))), apply="restart"
+    )
+    scenario = Scenario(
+        name="x",
+        slos=(SLO("q", sli=QuerySuccess(), objective=0.9),),
+        schedule=(DeleteCatalogEntry(at_s=1),),
+        recovery=Runbook(steps=(compare,)),
+    )
+    assert list(named_components(scenario)) == [("recovery.steps[0].paths[1].steps[0].component", "enricher")]
 
 
 # -- measurement modes found by kind -----------------------------------------------------

@@ -39,6 +39,12 @@ def named_components(scenario: Scenario) -> Iterator[tuple[str, str]]:
         name = _component_of(step)
         if name is not None:
             yield f"recovery.steps[{index}].component", name
+        # A Compare's paths hold steps too (each measured or applied like any other).
+        for p, path in enumerate(getattr(step, "paths", ())):
+            for s, inner in enumerate(getattr(path, "steps", ())):
+                name = _component_of(inner)
+                if name is not None:
+                    yield f"recovery.steps[{index}].paths[{p}].steps[{s}].component", name
 
 
 def _component_of(item: object) -> str | None:

@@ -187,7 +187,7 @@ class Scenario:
                         "replay_kafka writes the sink's table: pause the sink before it and resume it after "
                         "(PauseComponent(component='sink'), ..., ReplayKafka(), ResumeComponent(component='sink'))"
                     )
-            for step in self.recovery.steps:
+            for step in _all_steps(self.recovery.steps):
                 if isinstance(step, RestoreCatalogBackup) and step.backup not in backups:
                     raise ValueError(
                         f"recovery restores backup {step.backup!r} but the schedule takes "
