@@ -119,53 +119,68 @@ def _quiet(stack: StackClient, seconds: float) -> tuple[dict[int, tuple[int, int
     raise AssertionError(f"records kept reaching {stack.topic} with the workload stopped")
 
 
+class _WallHeldAt(MonotonicClock):
+    """The real monotonic clock; wall time held at one moment (the retention cut's "now")."""
+
+    def __init__(self, wall: float) -> None:
+        self._wall = wall
+
+    def wall(self) -> float:
+        return self._wall
+
+
 def test_retention_moves_the_low_watermarks_and_a_replay_from_earliest_reports_the_gap(
     stack: StackClient, tmp_path: Path
 ) -> None:
-    context = DrillContext(stack, tmp_path / "run", MonotonicClock())
     _freeze_with_orders_in_kafka_only(stack)  # burst A: in Kafka, not in the table
-    recorded = _table_offsets(stack)
-    after_a, quiet_from = _quiet(stack, QUIET_S)
-    frozen = _missing(stack)
-    orders = _orders(stack)
-    stack.workload.set(rate=RATE)  # burst B: newer than the quiet stretch
-    wait_until(lambda: _orders(stack) > orders + 200, timeout=30, what="new orders")
-    _publish_everything(stack)
-    after_b = _watermarks(stack)
-    assert any(after_b[p][1] > after_a[p][1] for p in after_b)
+    try:
+        recorded = _table_offsets(stack)
+        after_a, quiet_from = _quiet(stack, QUIET_S)
+        frozen = _missing(stack)
+        orders = _orders(stack)
+        stack.workload.set(rate=RATE)  # burst B: newer than the quiet stretch
+        wait_until(lambda: _orders(stack) > orders + 200, timeout=30, what="new orders")
+        _publish_everything(stack)
+        after_b = _watermarks(stack)
+        assert any(after_b[p][1] > after_a[p][1] for p in after_b)
 
-    # The cut falls early in the quiet stretch (burst A before it, burst B after), however
-    # long the conformance check takes to apply it (less than QUIET_S).
-    spec = KafkaRetention(at_s=0, keep_newest_s=time.time() - (quiet_from + 0.2))
-    problems = check_plugin(
-        plugin_for(spec.kind), spec, context, ledger=FaultLedger(tmp_path / "ledger.jsonl")
-    )
-    assert problems == []
-    # Each partition now starts at burst B's first record: burst A is gone from Kafka.
-    assert _watermarks(stack) == {p: (after_a[p][1], after_b[p][1]) for p in after_b}
-    result = run_replay_kafka(ReplayKafka(start="earliest", workers=2), context)
-    expected = {
-        str(p): {"from": recorded[p], "to": after_a[p][1], "count": after_a[p][1] - recorded[p]}
-        for p in sorted(after_a)
-        if p in recorded and recorded[p] < after_a[p][1]
-    }
-    assert result.extra is not None
-    assert result.extra["unreachable_offsets"] == expected
-    assert result.extra["unreachable_total"] == sum(e["count"] for e in expected.values()) > 0
-    assert (
-        "were deleted by retention before the replay: those rows need the source or a reserve"
-        in result.detail
-    )
-    # Burst B came back through the replay; burst A's orders (and only they) stay missing.
-    assert _missing(stack) == frozen
-    with stack.source() as db:
-        engine = stack.query_engine()
-        try:
-            assert check_exactly_once(db, engine, table=stack.table).duplicated_orders == 0
-        finally:
-            engine.close()
-    stack.components.resume("sink")
-    stack.workload.set(rate=RATE)
+        # The cut falls early in the quiet stretch (burst A before it, burst B after), however
+        # long the conformance check takes to apply it: the fault reads "now" from the
+        # context's wall clock, held here at the moment the spec is made.
+        now = time.time()
+        context = DrillContext(stack, tmp_path / "run", _WallHeldAt(now))
+        spec = KafkaRetention(at_s=0, keep_newest_s=now - (quiet_from + 0.2))
+        problems = check_plugin(
+            plugin_for(spec.kind), spec, context, ledger=FaultLedger(tmp_path / "ledger.jsonl")
+        )
+        assert problems == []
+        # Each partition now starts at burst B's first record: burst A is gone from Kafka.
+        assert _watermarks(stack) == {p: (after_a[p][1], after_b[p][1]) for p in after_b}
+        result = run_replay_kafka(ReplayKafka(start="earliest", workers=2), context)
+        expected = {
+            str(p): {"from": recorded[p], "to": after_a[p][1], "count": after_a[p][1] - recorded[p]}
+            for p in sorted(after_a)
+            if p in recorded and recorded[p] < after_a[p][1]
+        }
+        assert result.extra is not None
+        assert result.extra["unreachable_offsets"] == expected
+        assert result.extra["unreachable_total"] == sum(e["count"] for e in expected.values()) > 0
+        assert (
+            "were deleted by retention before the replay: those rows need the source or a reserve"
+            in result.detail
+        )
+        # Burst B came back through the replay; burst A's orders (and only they) stay missing.
+        assert _missing(stack) == frozen
+        with stack.source() as db:
+            engine = stack.query_engine()
+            try:
+                assert check_exactly_once(db, engine, table=stack.table).duplicated_orders == 0
+            finally:
+                engine.close()
+    finally:  # the module's stack goes on to the next test with its sink running
+        if stack.components.get("sink").paused:
+            stack.components.resume("sink")
+        stack.workload.set(rate=RATE)
 
 
 def test_topic_deleted_the_pipeline_carries_new_events_exactly_once(
@@ -183,16 +198,20 @@ def test_topic_deleted_the_pipeline_carries_new_events_exactly_once(
     assert all(high == 0 for _, high in _watermarks(stack).values())
 
     # The sink resumes from the table's offsets, beyond the new topic's high watermarks.
+    # New orders only once it has reset: a new topic that grew past the table's offsets
+    # before the sink fetched would be read from there without an out-of-range error (the
+    # README's "Retention and topic loss" says so); this test is about the reset.
     pid = stack.components.resume("sink")
-    stack.workload.set(rate=RATE)
 
-    def reset_and_committing() -> bool:
+    def reset() -> bool:
         beat = heartbeat(stack, "sink")
-        return (
-            beat.get("pid") == pid and beat.get("offset_resets", 0) > 0 and beat.get("rows_committed", 0) > 0
-        )
+        return beat.get("pid") == pid and beat.get("offset_resets", 0) > 0
 
-    wait_until(reset_and_committing, timeout=60, what="the sink to reset its offsets and commit new rows")
+    wait_until(reset, timeout=60, what="the sink to find its offsets out of range and reset them")
+    stack.workload.set(rate=RATE)
+    wait_until(
+        lambda: heartbeat(stack, "sink").get("rows_committed", 0) > 0, timeout=60, what="the sink to commit new rows"
+    )
     _publish_everything(stack)
     try:
         wait_until(lambda: _missing(stack) == lost, timeout=90, interval=0.2, what="new orders in the table")

@@ -448,6 +448,20 @@ def test_a_failed_measurement_leaves_its_path_unprojected_and_says_so() -> None:
     assert any("'CDC' (measured) could not be projected" in item for item in report.action_items)
 
 
+def test_without_a_production_volume_each_path_is_judged_as_measured() -> None:
+    events = _incident_journal()
+    start = events[0]
+    assert isinstance(start, ev.RunStarted)
+    events[0] = start.model_copy(update={"production": None})
+    report = measure(events)
+    assert report.comparison is not None
+    cdc, kafka = report.comparison.paths
+    assert cdc.projected_s == pytest.approx(2.0) and kafka.projected_s == pytest.approx(3.0)
+    assert cdc.meets_objective is True and kafka.meets_objective is True  # 600 s objective
+    assert not any("could not be projected" in item for item in report.action_items)
+    assert "with no production volume given (projected as measured)" in render_markdown(report)
+
+
 def test_a_report_without_a_compare_has_no_incident_sections() -> None:
     events = [e for e in _incident_journal() if not (isinstance(e, ev.PhaseFinished) and e.step == "compare")]
     report = measure(events)

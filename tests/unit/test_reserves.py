@@ -259,6 +259,17 @@ def test_backfill_loads_what_the_table_lacks_once_and_keeps_the_sink_state(conte
     assert _keys(context) == list(range(1, 231))
 
 
+def test_a_worker_whose_range_falls_between_the_reserves_files_finds_nothing(context: DrillContext) -> None:
+    # Keys 1..10 and 1,001..1,010 in two files: 4 workers split 1..1,010, and the middle
+    # ranges touch no file.
+    _append(context, _orders([*range(1, 11), *range(1_001, 1_011)]), {0: 20}, {0: 1_010})
+    take_reserve(context, "gappy", "dwh.orders", file_rows=10)
+    context.stack.catalog().load_table("dwh.orders").delete(LessThanOrEqual(term="order_id", value=5))
+    result = run_backfill_from_reserve(BackfillFromReserve(reserve="gappy", workers=4), context)
+    assert result.rows == 5 and result.extra is not None and result.extra["examined_rows"] == 20
+    assert _keys(context) == [*range(1, 11), *range(1_001, 1_011)]
+
+
 def test_backfill_after_a_stale_restore_raises_the_sinks_event_ids(context: DrillContext) -> None:
     _append(context, _orders(list(range(1, 51)), partition=0), {0: 50, 1: 0}, {0: 50})
     stale = context.stack.catalog().load_table("dwh.orders").current_snapshot()

@@ -125,7 +125,10 @@ def reserve_rows(reserve: Reserve, lo: int, hi: int) -> pa.Table:
     are opened, and the range filters row groups by their statistics."""
     paths = reserve.paths(lo, hi)
     if not paths:
-        return pa.table({})
+        # A range between two files' key ranges: no rows, but the reserve's columns (the
+        # anti-join reads the key column).
+        schema = reserve_schema(reserve)
+        return schema.empty_table() if schema is not None else pa.table({reserve.key_column: pa.array([], pa.int64())})
     key = ds.field(reserve.key_column)
     dataset = ds.dataset([str(p) for p in paths], format="parquet")
     return dataset.to_table(filter=(key >= lo) & (key <= hi))

@@ -360,23 +360,29 @@ def run_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
         f"{result.commits} commits)" + (f"; {missed}" if missed else ""),
         rows=result.rows,
         rate_per_s=result.rate_per_s,
-        extra={
-            "replay_rows": result.rows,
-            "replay_rate_per_s": result.rate_per_s,
-            "workers": result.workers,
-            "replay_start": step.start,
-            # Per partition (as a string key, JSON's): the offsets retention took first.
-            "unreachable_offsets": {
-                str(p): {"from": start, "to": to, "count": to - start}
-                for p, (start, to) in sorted(result.unreachable.items())
-            },
-            "unreachable_total": result.unreachable_total,
-            "recreated_partitions": {str(p): o for p, o in sorted(result.recreated.items())},
-            # Several sizes of this replay (messages read, seconds): its projection's fit.
-            COST_POINTS_KEY: [list(p) for p in result.cost_points],
-            "partitions": result.partitions,
-        },
+        extra=_extra(step, result),
     )
+
+
+def _extra(step: ReplayKafka, result: ReplayResult) -> dict[str, object]:
+    """What the journal keeps of a replay, applied or measured: a measured one is projected
+    with the same model (its sizes, its partitions) as the one applied."""
+    return {
+        "replay_rows": result.rows,
+        "replay_rate_per_s": result.rate_per_s,
+        "workers": result.workers,
+        "replay_start": step.start,
+        # Per partition (as a string key, JSON's): the offsets retention took first.
+        "unreachable_offsets": {
+            str(p): {"from": start, "to": to, "count": to - start}
+            for p, (start, to) in sorted(result.unreachable.items())
+        },
+        "unreachable_total": result.unreachable_total,
+        "recreated_partitions": {str(p): o for p, o in sorted(result.recreated.items())},
+        # Several sizes of this replay (messages read, seconds): its projection's fit.
+        COST_POINTS_KEY: [list(p) for p in result.cost_points],
+        "partitions": result.partitions,
+    }
 
 
 def measure_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
@@ -389,5 +395,5 @@ def measure_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult
         "dropped); nothing was committed",
         rows=result.rows,
         rate_per_s=result.rate_per_s,
-        extra={"replay_rows": result.rows, "replay_rate_per_s": result.rate_per_s, "workers": result.workers},
+        extra=_extra(step, result),
     )

@@ -201,6 +201,13 @@ class _PartWriter:
         self.files.append(ReserveFile(self._path, self._rows, self._min, self._max))
         self._writer, self._rows, self._min, self._max = None, 0, None, None
 
+    def abandon(self) -> None:
+        """Close the open file, keeping nothing of it (the copy failed)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+
     def close(self) -> list[ReserveFile]:
         self._flush()
         self._close_file()
@@ -230,8 +237,12 @@ def write_parts(
             "an integer column (reserves split by key range)",
         )
     writer = _PartWriter(directory, schema, key, file_rows=file_rows, row_group_rows=row_group_rows)
-    for batch in batches:
-        writer.add(batch.cast(schema) if batch.schema != schema else batch)
+    try:
+        for batch in batches:
+            writer.add(batch.cast(schema) if batch.schema != schema else batch)
+    except BaseException:
+        writer.abandon()  # the open file's handle; the half-written directory goes with it
+        raise
     return writer.close()
 
 

@@ -611,6 +611,7 @@ def _incident_sections(report: RunReport) -> tuple[Section, ...]:
             f"Every path was measured on the same loss; '{comparison.applied}' was applied, the others "
             f"ran their steps' measurement mode (nothing changed). Projected {volume}, against the "
             + (f"{format_duration(objective)} recovery objective." if objective is not None else "no recovery objective set.")
+            + " A path's time is its own steps: detection, the response delay and the checks after it come on top."
         ),
         Table(
             headers=("Path", "Role", "Rows", "Measured", "Rate", "Projected", "Meets the objective"),

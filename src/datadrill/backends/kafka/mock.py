@@ -264,6 +264,15 @@ class MockCluster:
             )
         self._check(err, f"moving leader of {topic}[{partition}] to broker {broker_id}")
 
+    def missing(self, symbol: str) -> str:
+        """Why this cluster cannot call ``symbol`` ("" when its library exports it)."""
+        if hasattr(self._lib, symbol):
+            return ""
+        return (
+            f"{self.library.path} ({self.library.origin}) does not export {symbol}; "
+            "confluent-kafka>=2.16 bundles a librdkafka that does"
+        )
+
     def _optional(self, symbol: str) -> Any:
         if not hasattr(self._lib, symbol):
             raise StackError(
