@@ -671,11 +671,13 @@ def _comparison(
             if finished.extra is None or finished.extra.get(COMPARE_PATH_KEY) != name:
                 continue
             row = projected.get(phase.name)
+            step_rows: int | None
+            step_s: float | None
             if projection is None:  # no production volume: each step as measured, as the report says
-                projected_rows, projected_s = phase.rows, phase.duration_s
+                step_rows, step_s = phase.rows, phase.duration_s
             else:
-                projected_rows = row.projected_rows if row is not None else None
-                projected_s = row.projected_s if row is not None else None
+                step_rows = row.projected_rows if row is not None else None
+                step_s = row.projected_s if row is not None else None
             steps.append(
                 PathStepResult(
                     phase=phase.name,
@@ -685,8 +687,8 @@ def _comparison(
                     measured_s=phase.duration_s,
                     rows=phase.rows,
                     rate_per_s=phase.rate_per_s,
-                    projected_rows=projected_rows,
-                    projected_s=projected_s if phase.ok else None,
+                    projected_rows=step_rows,
+                    projected_s=step_s if phase.ok else None,
                 )
             )
         # A path whose steps did not all run and succeed has no projected duration.
