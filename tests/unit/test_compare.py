@@ -401,7 +401,7 @@ def _incident_journal(measured_ok: bool = True) -> list[ev.Event]:
         ]}}))  # fmt: skip
     phase(32.0, 34.0, "reconcile source against sink and repair", "reconcile", rows=14_000, rate_per_s=7_000.0,
           extra={"compared_rows": 14_000, "duplicates": 0, "omissions": 400, "discrepancies": 0,
-                 "unexpected": 0, "repaired_rows": 400})  # fmt: skip
+                 "unexpected": 0, "repaired_rows": 410, "inserted_rows": 400})  # fmt: skip
     add(40.0, ev.RunFinished(verdict="passed"))
     return events
 
@@ -424,7 +424,7 @@ def test_the_postmortem_says_which_path_meets_the_objective_and_where_rows_came_
         ("restored catalog backup (rows in its snapshot)", 1_000),
         ("Kafka replay", 2_000),
         ("reserve backfill", 3_000),
-        ("repair from the source (rows deleted or inserted)", 400),
+        ("repair from the source (rows inserted)", 400),  # not the 10 it deleted
     ]
     loss = report.stages[0]
     assert (loss.name, loss.start_s, loss.end_s) == ("Loss and detection", 20.0, 24.0)

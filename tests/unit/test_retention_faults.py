@@ -278,3 +278,12 @@ def test_replay_cost_points_grow_and_stay_bounded() -> None:
     assert 2 <= len(points) <= MAX_COST_POINTS
     sizes = [size for size, _ in points]
     assert sizes == sorted(set(sizes)) and sizes[0] == 1 and sizes[-1] == 499
+
+
+def test_a_retention_revert_after_a_failed_apply_does_not_claim_nothing_was_lost(tmp_path: Path) -> None:
+    # The ledger holds only what prepare() returned when apply() raised midway.
+    stack = FakeStack(tmp_path / "state")
+    context = DrillContext(stack=stack, run_dir=tmp_path / "run", clock=MonotonicClock())  # type: ignore[arg-type]
+    note = plugin_for("kafka.retention").revert({"topic": "orders.v1", "keep_newest_s": 5.0}, context)
+    assert "did not complete" in note and "stay deleted" in note
+    assert "no records" not in note

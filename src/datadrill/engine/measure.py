@@ -731,7 +731,13 @@ def _row_sources(phases: Phases) -> tuple[RowSource, ...]:
         if phase.kind != "recovery_step" or not phase.ok:
             continue
         if finished.step == RECONCILE_STEP:
-            repaired = int((finished.extra or {}).get("repaired_rows", 0))
+            extra = finished.extra or {}
+            if "inserted_rows" in extra:  # the rows the repair brought back, not those it deleted
+                inserted = int(extra.get("inserted_rows", 0))
+                if inserted:
+                    out.append(RowSource("repair from the source (rows inserted)", phase.name, inserted))
+                continue
+            repaired = int(extra.get("repaired_rows", 0))  # a journal before inserted_rows
             if repaired:
                 out.append(RowSource("repair from the source (rows deleted or inserted)", phase.name, repaired))
         elif finished.step in _ROW_SOURCES and phase.rows:

@@ -258,8 +258,11 @@ class KafkaRetentionFault:
         }
 
     def revert(self, data: RevertData, context: DrillContext) -> str:
-        if "cut" not in data:
-            return f"nothing to put back: no records of {data['topic']} were deleted"
+        if "cut" not in data:  # the apply did not finish: what it deleted before failing is unknown
+            return (
+                f"nothing to put back on {data['topic']}: the retention fault did not complete, and "
+                "records it deleted before it failed, if any, stay deleted"
+            )
         return (
             f"nothing to put back: {int(data.get('deleted', 0)):,} records of {data['topic']} deleted "
             "by retention stay deleted (a replay cannot reach them; the source or a reserve must)"
@@ -344,7 +347,11 @@ class TopicDeletedFault:
             exists = topic_partitions(consumer, topic, timeout_s=REQUEST_TIMEOUT_S) is not None
         finally:
             consumer.close()
-        lost = f"its {int(data['lost']):,} records stay lost" if "lost" in data else "no record was deleted"
+        lost = (
+            f"its {int(data['lost']):,} records stay lost"
+            if "lost" in data
+            else "the fault did not complete; records deleted before it failed, if any, stay lost"
+        )
         if exists:
             return f"nothing to put back: topic {topic} exists ({lost})"
         context.stack.kafka.recreate_topic(topic)

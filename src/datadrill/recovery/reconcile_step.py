@@ -100,6 +100,7 @@ def reconcile_and_repair(
         "discrepancies": len(result.discrepancies),
         "unexpected": len(result.unexpected),
         "repaired_rows": 0,
+        "inserted_rows": 0,  # of repaired_rows: rows the table lacked, fetched from the source
         "engine": result.engine,
     }
     detail = result.describe()
@@ -116,6 +117,7 @@ def reconcile_and_repair(
         with _sink_held(context), contextlib.closing(stack.source()) as db:
             repaired = repair_table(stack.catalog(), stack.table, result, db)
         extra["repaired_rows"] = repaired.deleted_rows + repaired.inserted_rows
+        extra["inserted_rows"] = repaired.inserted_rows
         detail += f"; repaired: {repaired.deleted_rows:,} rows deleted, {repaired.inserted_rows:,} inserted"
     return StepResult(detail, rows=result.compared_rows, rate_per_s=result.rows_per_s, extra=extra)
 
