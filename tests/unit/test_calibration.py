@@ -46,7 +46,12 @@ def test_calibrate_reconciles_each_size_in_both_engine_pairs() -> None:
     assert [p.rows for p in duck.points] == [2 * n * cal.DUCKDB_SCALE for n in SIZES]
     for step in (sqlite, duck):
         assert all(p.seconds > 0 for p in step.points)
-        assert isinstance(step.fit(), CostModel | str)
+        # At these small sizes noise may hide the per-row part: then the reason says so.
+        fitted = step.fit()
+        if isinstance(fitted, CostModel):
+            assert fitted.per_row_s > 0 and fitted.points == len(SIZES)
+        else:
+            assert fitted.startswith("not fitted"), fitted
     assert found.find(cal.RECONCILE_STEP, "postgresql→duckdb") is None
 
 
