@@ -1,7 +1,7 @@
 """Stack-up time: from `datadrill stack up` until every component is healthy.
 
 Runs the real CLI (a fresh interpreter each time, as a user would) several times in fresh
-directories and prints each run and the median. Goal: under 3 s on 2 cores.
+directories and prints each run and the median. Goal: under 2 s on 2 cores.
 
     python bench/stack_up.py [--runs 5]
 """
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-GOAL_S = 3.0
+GOAL_S = 2.0
 
 
 def main() -> int:
