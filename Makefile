@@ -36,7 +36,7 @@ integration: $(STAMP) system-deps
 	$(BIN)/pytest tests/integration
 
 test: $(STAMP) system-deps lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python bench/stack_up.py
