@@ -4,6 +4,7 @@ the projection a report makes with it (measure's ``_projection``, from journal e
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
 
@@ -137,34 +138,18 @@ def test_a_step_reporting_its_own_sizes_is_fitted_from_them() -> None:
 def test_production_workers_and_partitions_divide_the_per_row_part_there() -> None:
     points = [[n, FIXED_S + PER_ROW_S * n] for n in (10_000, 20_000, 40_000)]
     measured = {"cost_points": points, "workers": 4, "partitions": 6}
-    here = projection_row(
-        "replay", measured_s=2.04, rows=40_000, rate_per_s=19_600.0, projected_rows=2_000_000, extra=measured
+    replay = partial(
+        projection_row, "replay", measured_s=2.04, rows=40_000, rate_per_s=19_600.0, projected_rows=2_000_000
     )
+    here = replay(extra=measured)
     # 4 workers here; 12 workers over 8 partitions in production: 8 parallel, not 4.
-    there = projection_row(
-        "replay",
-        measured_s=2.04,
-        rows=40_000,
-        rate_per_s=19_600.0,
-        projected_rows=2_000_000,
-        extra=measured,
-        production_workers=12,
-        production_partitions=8,
-    )
+    there = replay(extra=measured, production_workers=12, production_partitions=8)
     assert there.parallelism == 8.0 and there.fixed_s == pytest.approx(FIXED_S)
     assert there.projected_s == pytest.approx(FIXED_S + PER_ROW_S * 2_000_000 * 4 / 8)
     assert there.projected_s < here.projected_s
     assert there.note.endswith("; 8 parallel in production (the per-row part divided among them)")
     # Only the workers named: the run's 6 partitions still bound them.
-    capped = projection_row(
-        "replay",
-        measured_s=2.04,
-        rows=40_000,
-        rate_per_s=19_600.0,
-        projected_rows=2_000_000,
-        extra=measured,
-        production_workers=32,
-    )
+    capped = replay(extra=measured, production_workers=32)
     assert capped.parallelism == 6.0
     # A linear row divides too: 1 worker here, 3 there.
     linear = projection_row(

@@ -274,11 +274,9 @@ class MockCluster:
         )
 
     def _optional(self, symbol: str) -> Any:
-        if not hasattr(self._lib, symbol):
-            raise StackError(
-                f"{self.library.path} ({self.library.origin}) does not export {symbol}; "
-                "confluent-kafka>=2.16 bundles a librdkafka that does"
-            )
+        why = self.missing(symbol)
+        if why:
+            raise StackError(why)
         return getattr(self._lib, symbol)
 
     def delete_records(self, topic: str, partition: int, before_offset: int) -> None:
