@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datadrill.errors import DrillError
 from datadrill.platform.contracts import (
@@ -197,3 +199,53 @@ def test_unknown_contract_lists_the_known_ones(name: str, version: int, fmt: str
     assert f"no contract {name} v{version} ({fmt})" in message
     assert "orders v1 (avro)" in message
     assert "orders v1 (json)" in message
+
+
+# --- decoding many payloads at once -------------------------------------------------------
+
+
+def _outcome(contract: Contract, payload: bytes) -> object:
+    try:
+        return contract.decode(payload)
+    except ContractViolation as exc:
+        return ("violation", str(exc))
+
+
+_payload_kinds = st.sampled_from(["valid", "truncated", "padded", "garbage", "empty"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fmt=st.sampled_from(FORMATS),
+    kinds=st.lists(_payload_kinds, min_size=1, max_size=12),
+    order_ids=st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), min_size=12, max_size=12),
+    garbage=st.binary(max_size=20),
+)
+def test_decode_many_gives_what_decode_gives_for_each_payload(
+    fmt: str, kinds: list[str], order_ids: list[int], garbage: bytes
+) -> None:
+    # One buffer for all the payloads: a payload that ends early or late must not shift the
+    # records after it, and each outcome (record or violation) must be decode()'s own.
+    contract = load_contract("orders", 1, fmt)  # type: ignore[arg-type]
+    payloads = []
+    for kind, order_id in zip(kinds, order_ids, strict=False):
+        valid = contract.encode({**EVENT, "order_id": order_id, "status": "ü" * (order_id % 7)})
+        payloads.append(
+            {
+                "valid": valid,
+                "truncated": valid[: len(valid) // 2],
+                "padded": valid + b"\x02\x04",
+                "garbage": garbage,
+                "empty": b"",
+            }[kind]
+        )
+    many = contract.decode_many(payloads)
+    assert len(many) == len(payloads)
+    for payload, got in zip(payloads, many, strict=True):
+        expected = _outcome(contract, payload)
+        if isinstance(got, ContractViolation):
+            assert expected == ("violation", str(got))
+        else:
+            assert got == expected
+    valid_count = sum(kind == "valid" for kind in kinds)
+    assert sum(isinstance(got, dict) for got in many) >= valid_count

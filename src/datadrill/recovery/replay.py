@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from confluent_kafka import Consumer, TopicPartition
 
 from datadrill.engine.cost_model import COST_POINTS_KEY
@@ -143,7 +144,7 @@ def _worker(
     batch = Batch(started=time.monotonic())
     try:
         while remaining and time.monotonic() < deadline:
-            before = messages
+            wanted = []
             for msg in consumer.consume(num_messages=10_000, timeout=0.2):
                 if msg.error():
                     continue
@@ -151,12 +152,14 @@ def _worker(
                 assert partition is not None and offset is not None
                 if partition not in remaining or offset >= ends[partition]:
                     continue
-                messages += 1
-                if decoder.add(batch, msg, high, time.time_ns() // 1000) == "duplicate":
-                    duplicates += 1
+                wanted.append(msg)
                 if offset + 1 >= ends[partition]:
                     remaining.discard(partition)
-            read.add(messages - before)
+            if wanted:
+                outcomes = decoder.add_many(batch, wanted, high, time.time_ns() // 1000)
+                messages += len(wanted)
+                duplicates += outcomes.count("duplicate")
+                read.add(len(wanted))
             if batch.rows >= batch_rows:
                 high.update(batch.max_ids)
                 out.put(batch)
@@ -252,8 +255,11 @@ def replay_kafka(
 
         threading.Thread(target=_watch, daemon=True).start()
         # One writer: Iceberg commits are serialised here, each carrying the offsets and
-        # event ids of the partitions its batch covers.
+        # event ids of the partitions its batches cover. Batches wait until they hold
+        # batch_rows rows or the workers are done: an Iceberg commit costs as much as
+        # decoding tens of thousands of messages, so the workers' batches go in together.
         progress(0, force=True)
+        pending: list[Batch] = []
         while True:
             try:
                 item = out.get(timeout=PROGRESS_EVERY_S)
@@ -263,18 +269,25 @@ def replay_kafka(
                 continue
             progress(read.messages)
             _stamp(points, read.messages, began)
-            if item is _DONE:
-                break
-            assert isinstance(item, Batch)
-            committed_offsets.update(item.offsets)
-            committed_ids.update(item.max_ids)
-            if item.rows:
+            batches, done = _waiting_batches(item, out)
+            pending.extend(batches)
+            if not done and sum(b.rows for b in pending) < step.batch_rows:
+                continue
+            for batch in pending:
+                committed_offsets.update(batch.offsets)
+                committed_ids.update(batch.max_ids)
+            arrows = [batch.arrow() for batch in pending if batch.rows]
+            pending = []
+            if arrows:
                 if apply:
                     table.append(
-                        item.arrow(), snapshot_properties=snapshot_properties(committed_offsets, committed_ids)
+                        pa.concat_tables(arrows),
+                        snapshot_properties=snapshot_properties(committed_offsets, committed_ids),
                     )
                     commits += 1
-                rows += item.rows
+                rows += sum(len(a) for a in arrows)
+            if done:
+                break
         results = [future.result() for future in futures]  # re-raises a worker's failure
     if apply:
         _commit_group_offsets(stack.bootstrap_servers, stack.topic, stack.config.sink.group_id, committed_offsets)
@@ -293,6 +306,22 @@ def replay_kafka(
         recreated=recreated,
         cost_points=tuple(points),
     )
+
+
+def _waiting_batches(first: object, out: queue.Queue[object]) -> tuple[list[Batch], bool]:
+    """``first`` and every batch already waiting behind it, and whether the workers are done
+    (``_DONE`` comes after every batch, so nothing is left behind it)."""
+    batches: list[Batch] = []
+    item = first
+    while True:
+        if item is _DONE:
+            return batches, True
+        assert isinstance(item, Batch)
+        batches.append(item)
+        try:
+            item = out.get_nowait()
+        except queue.Empty:
+            return batches, False
 
 
 def _stamp(points: list[tuple[int, float]], messages: int, began: float) -> None:
