@@ -481,12 +481,13 @@ class StackConfig(_Section):
 
     @model_validator(mode="after")
     def _catalog_host_allowed(self) -> StackConfig:
-        from sqlalchemy.engine import make_url
-
         from datadrill.safety import check_host, check_servers
 
         allowed = self.safety.allow_hosts
         if self.catalog.uri.startswith("postgresql"):
+            # Imported here: every configuration is validated, few name a PostgreSQL catalog.
+            from sqlalchemy.engine import make_url
+
             host = make_url(self.catalog.uri).host or "localhost"
             check_host(host, allow_hosts=allowed, what="catalog.uri")
         if self.source.uri:
@@ -508,6 +509,8 @@ class StackConfig(_Section):
             check_host(host, allow_hosts=allowed, what="connect.url")
         if self.external is not None:
             from urllib.parse import urlsplit
+
+            from sqlalchemy.engine import make_url
 
             external = self.external
             check_servers(external.bootstrap_servers, allow_hosts=allowed, what="external.bootstrap_servers")

@@ -21,6 +21,9 @@ def check_table_is_ours(paths: StatePaths, config: StackConfig) -> None:
     database. A table written from another source is ahead of this one: every new event
     would look like a duplicate and be dropped, silently.
     """
+    embedded_sqlite = config.catalog.is_sql and not config.catalog.uri and config.external is None
+    if embedded_sqlite and not paths.catalog_db.exists():
+        return  # a fresh state directory: no table yet (and no catalog client to import)
     import contextlib
 
     from pyiceberg.exceptions import NoSuchTableError

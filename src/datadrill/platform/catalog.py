@@ -41,6 +41,15 @@ from pyiceberg.types import (
 from datadrill.config import PY_CATALOG_IMPL, StackConfig
 from datadrill.errors import ConfigError
 from datadrill.paths import StatePaths
+from datadrill.platform.catalog_uris import (
+    catalog_uri,
+    check_catalog_reachable,
+    describe_uri,
+    is_database_uri,
+    network_address,
+    via_address,
+    warehouse_location,
+)
 
 CATALOG_NAME = "datadrill"
 # Snapshot summary keys where the sink keeps its exactly-once state.
@@ -97,95 +106,6 @@ CATALOG_LABELS = {
 }
 
 
-def catalog_uri(config: StackConfig, paths: StatePaths) -> str:
-    """The SQLAlchemy URI of the catalog database, as the harness reaches it (on an
-    external cluster: directly, not through the platform's proxy). For a catalog that is
-    not SQL: its ``[catalog] uri`` as configured (a REST or Thrift URL, or empty)."""
-    if not config.catalog.is_sql:
-        return config.catalog.uri
-    if config.external is not None:
-        return config.external.harness_catalog_uri
-    uri = config.catalog.uri
-    if not uri:
-        return f"sqlite:///{paths.catalog_db.resolve()}"
-    if uri.startswith("postgresql://"):
-        return "postgresql+psycopg2://" + uri.removeprefix("postgresql://")
-    return uri
-
-
-def _is_database_uri(uri: str) -> bool:
-    return uri.startswith(("sqlite:", "postgresql:", "postgresql+"))
-
-
-def describe_uri(uri: str) -> str:
-    """The URI with any password hidden, for status output and errors."""
-    if not _is_database_uri(uri):
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(uri)
-        if parts.password is None:
-            return uri
-        return uri.replace(f":{parts.password}@", ":***@", 1)
-    from sqlalchemy.engine import make_url
-
-    return make_url(uri).render_as_string(hide_password=True)
-
-
-def network_address(uri: str) -> str | None:
-    """``host:port`` of a networked catalog database, None for SQLite (a file, no network)
-    and for a catalog that is no database (REST, Hive: not proxied by the stack)."""
-    if not _is_database_uri(uri):
-        return None
-    from sqlalchemy.engine import make_url
-
-    url = make_url(uri)
-    if url.get_backend_name() != "postgresql":
-        return None
-    return f"{url.host or '127.0.0.1'}:{url.port or 5432}"
-
-
-def via_address(uri: str, address: str) -> str:
-    """The same database reached through ``address`` (``host:port``, e.g. a fault proxy)."""
-    from sqlalchemy.engine import make_url
-
-    host, _, port = address.rpartition(":")
-    return make_url(uri).set(host=host, port=int(port)).render_as_string(hide_password=False)
-
-
-def check_catalog_reachable(uri: str, *, source: str, timeout_s: int = 3) -> None:
-    """Fail with a :class:`ConfigError` when a PostgreSQL catalog cannot be reached."""
-    if not uri.startswith("postgresql"):
-        return
-    import sqlalchemy
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": timeout_s})
-    try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ConfigError(
-            source,
-            "catalog.uri",
-            describe_uri(uri),
-            f"cannot connect to PostgreSQL ({reason}); check the DSN and that the server runs",
-        ) from None
-    finally:
-        engine.dispose()
-
-
-def warehouse_location(config: StackConfig, paths: StatePaths) -> str:
-    """Where table files go: an external cluster's s3:// bucket, ``[catalog] warehouse``
-    when it is a location (a REST catalog's warehouse may be a name instead), or the
-    state directory."""
-    if config.external is not None and config.external.warehouse:
-        return config.external.warehouse
-    if config.catalog.warehouse.startswith(("file:///", "s3://")):
-        return config.catalog.warehouse
-    return f"file://{paths.warehouse.resolve()}"
-
-
 def file_io_properties(config: StackConfig) -> dict[str, str]:
     """pyiceberg FileIO properties (``s3.*``) for the table files: an external cluster's
     and those among ``[catalog] properties`` (which win)."""
@@ -234,7 +154,7 @@ def describe_stack_catalog(config: StackConfig, paths: StatePaths) -> str:
 def describe_sql_catalog(uri: str) -> str:
     """A SQL catalog's database for a person: "SQLite catalog at .datadrill/catalog.db"
     (relative to the working directory when under it), or the DSN with its password hidden."""
-    if not _is_database_uri(uri):
+    if not is_database_uri(uri):
         return f"catalog at {describe_uri(uri)}" if uri else "the configured catalog"
     from sqlalchemy.engine import make_url
 
@@ -325,9 +245,13 @@ __all__ = [
     "check_catalog_reachable",
     "describe_sql_catalog",
     "describe_stack_catalog",
+    "describe_uri",
     "ensure_orders_table",
     "file_io_properties",
+    "network_address",
     "open_catalog",
     "open_stack_catalog",
     "sink_state",
+    "via_address",
+    "warehouse_location",
 ]

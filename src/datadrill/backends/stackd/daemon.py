@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from datadrill.backends.kafka.base import KafkaCluster
+from datadrill.backends.stackd import EXIT_ALREADY_RUNNING
 from datadrill.backends.stackd.process import StackProcess
 from datadrill.backends.stackd.routes import routes
 from datadrill.clock import Clock, MonotonicClock
@@ -25,9 +26,6 @@ from datadrill.config import StackConfig, read_running_config
 from datadrill.paths import StatePaths
 
 log = logging.getLogger("datadrill.stack")
-
-# Exit code when another stack process already holds this state directory.
-EXIT_ALREADY_RUNNING = 3
 
 
 def kafka_for(config: StackConfig, clock: Clock) -> tuple[KafkaCluster, str]:

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from datadrill.backends.kafka.base import KafkaCluster
@@ -41,10 +41,12 @@ from datadrill.paths import StatePaths
 from datadrill.platform import source_db
 from datadrill.platform.component import write_json_atomic
 from datadrill.platform.declared import Endpoints, StartupWatch, launch, ready_probe
-from datadrill.platform.query_service import QueryService
 from datadrill.platform.source_conn import describe_source, is_postgres
 from datadrill.platform.supervisor import EventLog, Supervisor, log_tail
 from datadrill.safety import is_loopback
+
+if TYPE_CHECKING:
+    from datadrill.platform.query_service import QueryService
 
 log = logging.getLogger("datadrill.stack")
 
@@ -120,7 +122,7 @@ class StackProcess:
         if not self.paths.workload_file.exists():
             write_json_atomic(self.paths.workload_file, self.config.workload.model_dump())
 
-        from datadrill.platform.catalog import catalog_uri, network_address
+        from datadrill.platform.catalog_uris import catalog_uri, network_address
 
         # The harness's own path to the catalog (reverts, checks); the platform's path may
         # go through a proxy (catalog_via), so that network faults hit the platform only.
@@ -160,7 +162,7 @@ class StackProcess:
         """datadrill's own fault proxy (Toxiproxy's API) on the stack's network paths, so
         network faults hit the platform the way a bad link would. A SQLite catalog is a
         file and has no network path; a PostgreSQL one is reached through "catalog"."""
-        from datadrill.platform.catalog import network_address
+        from datadrill.platform.catalog_uris import network_address
 
         self.fault_proxy = FaultProxyServer(allow_hosts=self.config.safety.allow_hosts)
         admin = ToxiproxyAdmin(self.fault_proxy.start())
@@ -353,6 +355,10 @@ class StackProcess:
         """Dashboards' queries: Trino on a cluster that has one; otherwise the DuckDB query
         service, reached only through the "query" proxy of our fault proxy."""
         from datadrill.platform.catalog import open_stack_catalog, via_address, warehouse_location
+
+        # Imported here, not with this module: DuckDB and pyiceberg take the stack process
+        # ~0.6 s to import, time the platform's processes use to import theirs.
+        from datadrill.platform.query_service import QueryService
 
         external = self.config.external
         if external is not None and external.trino_url:
