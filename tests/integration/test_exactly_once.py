@@ -10,8 +10,9 @@ import pytest
 
 from conftest import drain, events, heartbeat, wait_for_event
 from datadrill.engine.wait import wait_until
+from datadrill.platform.catalog import sink_state
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
-from datadrill.platform.sink import CRASH_BEFORE_COMMIT
+from datadrill.platform.sink import CRASH_BEFORE_COMMIT, EXPIRY_SLACK
 from datadrill.stack.client import StackClient
 
 pytestmark = pytest.mark.integration
@@ -93,3 +94,26 @@ def _try_kill(stack: StackClient, component: str) -> int:
 def _settles(stack: StackClient) -> bool:
     wait_until(lambda: stack.status().healthy, timeout=30, what="the stack to be healthy again")
     return True
+
+
+def test_the_sink_keeps_its_tables_snapshots_bounded(stack: StackClient) -> None:
+    # Every commit deep-copies the table's metadata, so the sink expires old snapshots once
+    # it holds EXPIRY_SLACK more than snapshots_to_keep: the history stays short however
+    # long the stack runs, and sink_state still finds the newest offsets.
+    keep = stack.config.sink.snapshots_to_keep
+    catalog = stack.catalog()
+
+    def sequence() -> int:  # one per commit, kept in the table: it survives a sink restart
+        return int(catalog.load_table(stack.table).metadata.last_sequence_number)
+
+    start = sequence()
+    wait_until(
+        lambda: sequence() >= start + keep + EXPIRY_SLACK + 5,
+        timeout=180,
+        interval=0.5,
+        what="the sink to commit past its snapshot limit",
+    )
+    table = catalog.load_table(stack.table)
+    assert keep <= len(table.snapshots()) <= keep + EXPIRY_SLACK + 1, len(table.snapshots())
+    offsets, _ = sink_state(table)
+    assert offsets and all(o > 0 for o in offsets.values())

@@ -169,6 +169,8 @@ def test_retention_moves_the_low_watermarks_and_a_replay_from_earliest_reports_t
             "were deleted by retention before the replay: those rows need the source or a reserve"
             in result.detail
         )
+        # Both workers' batches went into the table as one commit (fewer than batch_rows rows).
+        assert result.rows > 0 and ", 1 commit)" in result.detail, result.detail
         # Burst B came back through the replay; burst A's orders (and only they) stay missing.
         assert _missing(stack) == frozen
         with stack.source() as db:

@@ -386,7 +386,7 @@ def run_replay_kafka(step: ReplayKafka, context: DrillContext) -> StepResult:
     return StepResult(
         f"{result.rows:,} rows replayed from {result.messages:,} messages on {result.partitions} "
         f"partitions with {result.workers} workers ({result.duplicates:,} duplicates dropped, "
-        f"{result.commits} commits)" + (f"; {missed}" if missed else ""),
+        f"{result.commits} commit{'' if result.commits == 1 else 's'})" + (f"; {missed}" if missed else ""),
         rows=result.rows,
         rate_per_s=result.rate_per_s,
         extra=_extra(step, result),
