@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import fastavro
 import jsonschema
 from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate as _validate
+
+_T = TypeVar("_T")
 
 from datadrill.errors import DrillError
 
@@ -203,13 +205,20 @@ class _JsonCodec:
         return record
 
     def decode_many(self, payloads: Sequence[bytes]) -> list[dict[str, Any] | ContractViolation]:
-        out: list[dict[str, Any] | ContractViolation] = []
-        for payload in payloads:
-            try:
-                out.append(self.decode(payload))
-            except ContractViolation as exc:
-                out.append(exc)
-        return out
+        return decode_each(self.decode, payloads)
+
+
+def decode_each(
+    decode: Callable[[_T], dict[str, Any]], items: Sequence[_T]
+) -> list[dict[str, Any] | ContractViolation]:
+    """``decode`` of each item, or the :class:`ContractViolation` it raised."""
+    out: list[dict[str, Any] | ContractViolation] = []
+    for item in items:
+        try:
+            out.append(decode(item))
+        except ContractViolation as exc:
+            out.append(exc)
+    return out
 
 
 _AVRO_READ_ERRORS = (ValueError, EOFError, StopIteration, IndexError)

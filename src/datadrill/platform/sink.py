@@ -42,7 +42,7 @@ from datadrill.platform.catalog import (
 )
 from datadrill.platform.component import Component
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
-from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers
+from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers, decode_each
 from datadrill.platform.registry import SchemaIds, schema_ids
 
 log = logging.getLogger("datadrill.sink")
@@ -134,13 +134,7 @@ class EventDecoder:
         """Each message decoded as :meth:`add` would, or the violation it would raise; the
         messages of each contract are decoded together (``Contract.decode_many``)."""
         if self._ids is not None and self._ids.framed:
-            out: list[dict[str, Any] | ContractViolation] = []
-            for msg in msgs:
-                try:
-                    out.append(self._decode(msg))
-                except ContractViolation as exc:
-                    out.append(exc)
-            return out
+            return decode_each(self._decode, msgs)
         by_contract: dict[Contract, list[int]] = {}
         for index, msg in enumerate(msgs):
             by_contract.setdefault(self._contract(msg), []).append(index)
