@@ -30,9 +30,9 @@ import jsonschema
 from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate as _validate
 
-_T = TypeVar("_T")
-
 from datadrill.errors import DrillError
+
+_T = TypeVar("_T")
 
 Format = Literal["avro", "json"]
 
