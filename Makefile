@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/canary_latency.py
 	$(BIN)/python bench/headline.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/relay_drain.py
+	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/all_scenarios.py
 
 # Regenerate the pinned set after changing dependency ranges in pyproject.toml.
