@@ -401,7 +401,11 @@ class Sink:
                 # A lag-spike fault throttles the sink: consume at most `limit` messages/s.
                 want = max(1, min(want, int(limit * 0.1)))
             began = time.monotonic()
-            messages = self.consumer.consume(num_messages=want, timeout=0.05)
+            # Wait for messages no longer than until the batch is due: at a steady rate a
+            # poll returns only after its timeout, which would delay each commit by up to
+            # that much (the canary's latency).
+            timeout = 0.05 if not batch.messages else min(0.05, max(0.001, batch.started + wait_s - began))
+            messages = self.consumer.consume(num_messages=want, timeout=timeout)
             ingested_us = time.time_ns() // 1000
             out_of_range: dict[int, int] = {}
             consumed: list[Message] = []
