@@ -269,10 +269,12 @@ def replay_kafka(
                 continue
             progress(read.messages)
             _stamp(points, read.messages, began)
-            batches, done = _waiting_batches(item, out)
-            pending.extend(batches)
-            if not done and sum(b.rows for b in pending) < step.batch_rows:
-                continue
+            done = item is _DONE
+            if not done:
+                assert isinstance(item, Batch)
+                pending.append(item)
+                if sum(b.rows for b in pending) < step.batch_rows:
+                    continue
             for batch in pending:
                 committed_offsets.update(batch.offsets)
                 committed_ids.update(batch.max_ids)
@@ -306,22 +308,6 @@ def replay_kafka(
         recreated=recreated,
         cost_points=tuple(points),
     )
-
-
-def _waiting_batches(first: object, out: queue.Queue[object]) -> tuple[list[Batch], bool]:
-    """``first`` and every batch already waiting behind it, and whether the workers are done
-    (``_DONE`` comes after every batch, so nothing is left behind it)."""
-    batches: list[Batch] = []
-    item = first
-    while True:
-        if item is _DONE:
-            return batches, True
-        assert isinstance(item, Batch)
-        batches.append(item)
-        try:
-            item = out.get_nowait()
-        except queue.Empty:
-            return batches, False
 
 
 def _stamp(points: list[tuple[int, float]], messages: int, began: float) -> None:
