@@ -228,6 +228,15 @@ class SinkConfig(_Section):
     batch_max_records: int = Field(100_000, ge=1, le=5_000_000)
     batch_max_wait_ms: int = Field(200, ge=1, le=600_000)
     snapshots_to_keep: int = Field(20, ge=1, le=100_000)
+    compact_min_files: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="rewrite the table's small data files into one once it holds this many (0: never)",
+    )
+    compact_file_rows: int = Field(
+        10_000, ge=1, le=100_000_000, description="a data file with fewer rows is small (compaction)"
+    )
     guarantee: Literal["exactly_once", "offsets_first"] = Field(
         "exactly_once",
         description="offsets_first: a deliberately weakened sink that commits Kafka offsets before "

@@ -11,6 +11,7 @@ import pytest
 from conftest import drain, events, heartbeat, wait_for_event
 from datadrill.engine.wait import wait_until
 from datadrill.platform.catalog import sink_state
+from datadrill.platform.compaction import COMPACTED_FILES_PROPERTY, plan
 from datadrill.platform.relay import CRASH_AFTER_PUBLISH
 from datadrill.platform.sink import CRASH_BEFORE_COMMIT, EXPIRY_SLACK
 from datadrill.stack.client import StackClient
@@ -117,3 +118,30 @@ def test_the_sink_keeps_its_tables_snapshots_bounded(stack: StackClient) -> None
     assert keep <= len(table.snapshots()) <= keep + EXPIRY_SLACK + 1, len(table.snapshots())
     offsets, _ = sink_state(table)
     assert offsets and all(o > 0 for o in offsets.values())
+
+
+def test_the_sink_compacts_its_small_files_and_keeps_every_row_once(stack: StackClient) -> None:
+    # One file per commit would leave thousands on a long-lived stack (every probe and
+    # reconciliation opens them all): the sink rewrites its small files into one once it
+    # holds compact_min_files of them, in overwrite commits that keep its offsets.
+    sink = stack.config.sink
+    before = heartbeat(stack, "sink").get("compactions", 0)
+    wait_until(
+        lambda: heartbeat(stack, "sink").get("compactions", 0) > before,
+        timeout=180,
+        interval=0.5,
+        what="the sink to compact its small files",
+    )
+    table = stack.catalog().load_table(stack.table)
+    files = plan(table, file_rows=sink.compact_file_rows)
+    assert files.small is not None
+    # The small files are those committed since the last compaction (and during it).
+    assert len(files.small) < sink.compact_min_files + 20, (len(files.small), files.large)
+    compactions = [
+        s for s in table.snapshots() if s.summary and COMPACTED_FILES_PROPERTY in s.summary.additional_properties
+    ]
+    assert compactions and all(s.summary.operation.value == "overwrite" for s in compactions if s.summary)
+    offsets, _ = sink_state(table)
+    assert offsets and all(o > 0 for o in offsets.values())
+    result = drain(stack)
+    assert result.exact, result.describe()

@@ -90,8 +90,10 @@ TABLE_PROPERTIES = {
     # Every commit writes a metadata file; keep the directory from growing without bound.
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
-    # Merge small manifests so planning a scan stays cheap on long runs.
+    # Merge small manifests so planning a scan stays cheap on long runs: every 16 (not
+    # pyiceberg's 100) so a compaction's commit, which reads every manifest, stays short.
     "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "16",
 }
 
 

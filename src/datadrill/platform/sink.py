@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from datadrill.platform.catalog import (
     sink_state,
     via_address,
 )
+from datadrill.platform.compaction import commit, plan, rewrite
 from datadrill.platform.component import Component
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
 from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers, decode_each
@@ -205,6 +207,8 @@ class _Stats:
     rejected: int = 0
     commit_errors: int = 0
     offset_resets: int = 0
+    compactions: int = 0
+    files_compacted: int = 0
     last_error: str = ""
     last_commit_mono: float = 0.0
     snapshot_id: int | None = None
@@ -247,6 +251,12 @@ class Sink:
         self.max_ids: dict[int, int] = {}
         self.decoder = EventDecoder(schema_ids(config))
         self.table: Table | None = None
+        # Data files of compaction's size or more in the table (None: not planned since the
+        # table was loaded); compaction plans again once min_files more were committed.
+        self._large_files: int | None = None
+        # Held by each commit to the table: the sink's appends and the compaction thread's.
+        self._commit_lock = threading.Lock()
+        self._compactor: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------------
     def _load_table(self) -> Table:
@@ -264,7 +274,10 @@ class Sink:
 
     def _resume(self) -> None:
         """(Re)load the table and seek every partition to the offsets it recorded."""
-        self.table = self._load_table()
+        table = self._load_table()
+        with self._commit_lock:
+            self.table = table
+        self._large_files = None
         self.offsets, self.max_ids = sink_state(self.table)
         metadata = self.consumer.list_topics(self.topic, timeout=10)
         partitions = sorted(metadata.topics[self.topic].partitions)
@@ -307,11 +320,12 @@ class Sink:
             arrow = batch.arrow()
             properties = snapshot_properties(offsets, max_ids)
             try:
-                tx = self.table.transaction()
-                tx.append(arrow, snapshot_properties=properties)
-                # Data files are written; the catalog does not point at them yet.
-                self.component.crash_point(CRASH_BEFORE_COMMIT)
-                tx.commit_transaction()
+                with self._commit_lock:
+                    tx = self.table.transaction()
+                    tx.append(arrow, snapshot_properties=properties)
+                    # Data files are written; the catalog does not point at them yet.
+                    self.component.crash_point(CRASH_BEFORE_COMMIT)
+                    tx.commit_transaction()
             except (CommitFailedException, NoSuchTableError, OSError, SQLAlchemyError) as exc:
                 # Someone else changed the table (a repair, a restore) or it is gone:
                 # drop the batch and resume from whatever the table now records.
@@ -325,6 +339,7 @@ class Sink:
             self.stats.last_commit_mono = time.monotonic()
             snapshot = self.table.current_snapshot()
             self.stats.snapshot_id = snapshot.snapshot_id if snapshot else None
+            self._maybe_compact()
             if len(self.table.metadata.snapshots) > self.config.sink.snapshots_to_keep + EXPIRY_SLACK:
                 self._expire_snapshots()
         self.offsets, self.max_ids = offsets, max_ids
@@ -370,6 +385,66 @@ class Sink:
         # A partition in the offset-reset error state cannot be seeked: assign again.
         self.consumer.assign(starts)
 
+    def _maybe_compact(self) -> None:
+        """Start a compaction once ``compact_min_files`` small files may be held (see
+        :mod:`datadrill.platform.compaction`). It plans, reads and writes in a thread from the
+        table as this commit left it, and commits under the sink's commit lock: it never
+        races the sink's appends, and holds up the next one only for its own commit."""
+        min_files = self.config.sink.compact_min_files
+        if not min_files or (self._compactor is not None and self._compactor.is_alive()):
+            return
+        assert self.table is not None
+        snapshot = self.table.current_snapshot()
+        summary = snapshot.summary if snapshot is not None else None
+        total = int(summary.additional_properties.get("total-data-files", 0)) if summary is not None else 0
+        if self._large_files is not None and total - self._large_files < min_files:
+            return
+        # The table as of this commit: pyiceberg replaces a table's metadata on commit, it
+        # does not change it, so this view stays what it was while the sink goes on.
+        view = Table(
+            self.table.name(),
+            self.table.metadata,
+            self.table.metadata_location,
+            self.table.io,
+            self.table.catalog,
+        )
+        self._compactor = threading.Thread(
+            target=self._compact, args=(view, total), name="datadrill-compaction", daemon=True
+        )
+        self._compactor.start()
+
+    def _compact(self, view: Table, total: int) -> None:
+        min_files, file_rows = self.config.sink.compact_min_files, self.config.sink.compact_file_rows
+        try:
+            files = plan(view, file_rows=file_rows)
+            self._large_files = files.large if files.small is not None else total
+            if files.small is None or len(files.small) < min_files:
+                return
+            prepared = rewrite(view, files.small)
+            with self._commit_lock:
+                table = self.table
+                if table is None or table.metadata.table_uuid != view.metadata.table_uuid:
+                    return  # the table was replaced while the files were rewritten
+                done = commit(table, prepared, properties=snapshot_properties(*sink_state(table)))
+        except Exception as exc:  # noqa: BLE001 - maintenance: a failure must not stop the sink
+            # Mostly another writer that committed first (nothing landed) or a table that is
+            # gone; the sink's next append meets the same and resumes from the table.
+            log.warning("compaction skipped: %r", exc)
+            self._large_files = None
+            return
+        self.stats.compactions += 1
+        self.stats.files_compacted += done.files_in
+        if done.rows >= file_rows:
+            self._large_files = (self._large_files or 0) + done.files_out
+        log.info(
+            "compacted %d small files (%d rows) into %d in %.0f ms (%.0f ms of it committing)",
+            done.files_in,
+            done.rows,
+            done.files_out,
+            done.seconds * 1000,
+            (done.seconds - prepared.seconds) * 1000,
+        )
+
     def _expire_snapshots(self) -> None:
         assert self.table is not None
         keep = self.config.sink.snapshots_to_keep
@@ -378,7 +453,8 @@ class Sink:
         if not old:
             return
         try:
-            self.table.maintenance.expire_snapshots().by_ids(old).commit()
+            with self._commit_lock:
+                self.table.maintenance.expire_snapshots().by_ids(old).commit()
         except (CommitFailedException, ValueError, OSError) as exc:
             self._error(f"snapshot expiry skipped: {exc!r}")
 
@@ -434,6 +510,8 @@ class Sink:
             self.component.heartbeat(self._heartbeat())
             if limit is not None and messages:
                 time.sleep(max(0.0, len(messages) / limit - (time.monotonic() - began)))
+        if self._compactor is not None:
+            self._compactor.join(timeout=30)  # a commit under way lands or fails whole
         self.consumer.close()
 
 
