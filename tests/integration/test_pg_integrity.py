@@ -145,6 +145,9 @@ EDGE_STRINGS = [
     "abcdefghijklmnopqrstuvwxyz" * 40,
     "trailing space ",
     'it\'s 100% \\ "quoted" ?',
+    # Noncharacters: SQLite's unicode() reads them as U+FFFD (the dialect corrects it).
+    "\ufffe",
+    "x\uffffy\ufffd" + "z" * 30 + "\ufffe",
 ]
 EDGE_INTEGERS = [
     0,

@@ -149,11 +149,25 @@ class SqliteDialect(Dialect):
 
     def text_value(self, plan: HashPlan, index: int, expr: str) -> str:
         length_coefficient, *chars = plan.text_coefficients[index]
-        terms = [self._length_term(expr, length_coefficient)]
-        for position, coefficient in zip(CHAR_POSITIONS, chars, strict=True):
-            # SQLite's unicode('') is NULL where DuckDB's is -1: coalesce both to -1.
-            terms.append(f"(coalesce(unicode(substr({expr}, {position}, 1)), -1) + 2) * {coefficient}")
-        return "(" + " + ".join(terms) + f") % {MODULUS}"
+
+        def value(codepoint: str) -> str:
+            terms = [self._length_term(expr, length_coefficient)]
+            for position, coefficient in zip(CHAR_POSITIONS, chars, strict=True):
+                char = f"substr({expr}, {position}, 1)"
+                terms.append(f"({codepoint.format(char=char)} + 2) * {coefficient}")
+            return "(" + " + ".join(terms) + f") % {MODULUS}"
+
+        # SQLite's unicode('') is NULL where DuckDB's is -1: coalesce both to -1.
+        plain = "coalesce(unicode({char}), -1)"
+        # SQLite's UTF-8 decoder reads the noncharacters U+FFFE and U+FFFF as U+FFFD
+        # (sqlite3Utf8Read): a string holding one (found by its UTF-8 bytes) takes each
+        # character's bytes to tell them apart; every other string the plain way.
+        exact = "CASE hex({char}) WHEN 'EFBFBE' THEN 65534 WHEN 'EFBFBF' THEN 65535 ELSE " + plain + " END"
+        utf8 = f"CAST({expr} AS BLOB)"
+        return (
+            f"(CASE WHEN instr({utf8}, X'EFBFBE') + instr({utf8}, X'EFBFBF') > 0 "
+            f"THEN {value(exact)} ELSE {value(plain)} END)"
+        )
 
 
 class DuckDBDialect(Dialect):
