@@ -21,9 +21,9 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import fastavro
 import jsonschema
@@ -31,6 +31,12 @@ from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate as _validate
 
 from datadrill.errors import DrillError
+
+if TYPE_CHECKING:
+    # Imported where used: the relay and the workload encode only, and start faster without.
+    import pyarrow as pa
+
+    from datadrill.platform.avro_columns import Lanes
 
 _T = TypeVar("_T")
 
@@ -93,6 +99,23 @@ class Contract:
         """Each payload decoded as :meth:`decode` would, or the violation it would raise."""
         return _codec(self).decode_many(payloads)
 
+    @property
+    def flat_fields(self) -> tuple[tuple[str, str], ...] | None:
+        """(name, Avro type) of each field when this is an Avro contract of a flat record
+        that :meth:`decode_columns` can read; ``None`` otherwise."""
+        codec = _codec(self)
+        return codec.flat_fields if isinstance(codec, _AvroCodec) else None
+
+    def decode_columns(self, payloads: Sequence[bytes]) -> tuple[pa.Table, Lanes]:
+        """The payloads as one Arrow table and the mask of those read exactly (see
+        :mod:`datadrill.platform.avro_columns`); only for a contract with :attr:`flat_fields`."""
+        from datadrill.platform.avro_columns import decode_columns
+
+        fields = self.flat_fields
+        if fields is None:
+            raise ValueError(f"{self.name} v{self.version} ({self.format}) is not a flat Avro record")
+        return decode_columns(fields, payloads)
+
 
 def _without_logical_types(schema: dict[str, Any]) -> dict[str, Any]:
     """The same binary layout with logical types dropped: timestamps stay int micros.
@@ -114,6 +137,12 @@ class _AvroCodec:
         fastavro.parse_schema(schema)  # the contract as written must be valid Avro
         self._schema = _without_logical_types(schema)
         self._parsed = fastavro.parse_schema(self._schema)
+
+    @cached_property
+    def flat_fields(self) -> tuple[tuple[str, str], ...] | None:
+        from datadrill.platform.avro_columns import flat_fields
+
+        return flat_fields(self._schema)
 
     def encode(self, record: dict[str, Any], *, validate: bool = True) -> bytes:
         buf = io.BytesIO()
