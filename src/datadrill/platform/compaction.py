@@ -27,6 +27,8 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
+from datadrill.platform.transactions import transaction
+
 COMPACTED_FILES_PROPERTY = "datadrill.compaction.files"
 """In a compaction's snapshot summary: how many files it rewrote (other tools tell a
 rewrite from new data by it, as by Iceberg's ``replace`` operation)."""
@@ -100,8 +102,8 @@ def commit(table: Table, done: Rewrite, *, properties: Mapping[str, str]) -> Com
     summary = {**properties, COMPACTED_FILES_PROPERTY: str(len(done.replaced))}
     try:
         with (
-            table.transaction() as transaction,
-            transaction.update_snapshot(snapshot_properties=summary).overwrite(done.commit_uuid) as overwrite,
+            transaction(table) as tx,
+            tx.update_snapshot(snapshot_properties=summary).overwrite(done.commit_uuid) as overwrite,
         ):
             for task in done.replaced:
                 overwrite.delete_data_file(task.file)

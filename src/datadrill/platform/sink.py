@@ -46,6 +46,7 @@ from datadrill.platform.component import Component
 from datadrill.platform.contracts import HEADER_SCHEMA_ID as _SCHEMA_HEADER
 from datadrill.platform.contracts import Contract, ContractViolation, contract_for_headers, decode_each
 from datadrill.platform.registry import SchemaIds, schema_ids
+from datadrill.platform.transactions import expire_snapshots, transaction
 
 log = logging.getLogger("datadrill.sink")
 
@@ -427,7 +428,7 @@ class Sink:
             properties = snapshot_properties(offsets, max_ids)
             try:
                 with self._commit_lock:
-                    tx = self.table.transaction()
+                    tx = transaction(self.table)
                     tx.append(arrow, snapshot_properties=properties)
                     # Data files are written; the catalog does not point at them yet.
                     self.component.crash_point(CRASH_BEFORE_COMMIT)
@@ -560,7 +561,7 @@ class Sink:
             return
         try:
             with self._commit_lock:
-                self.table.maintenance.expire_snapshots().by_ids(old).commit()
+                expire_snapshots(self.table).by_ids(old).commit()
         except (CommitFailedException, ValueError, OSError) as exc:
             self._error(f"snapshot expiry skipped: {exc!r}")
 

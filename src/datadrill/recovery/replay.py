@@ -29,6 +29,7 @@ from datadrill.model.recovery import ReplayKafka
 from datadrill.platform.catalog import sink_state
 from datadrill.platform.registry import SchemaIds, schema_ids
 from datadrill.platform.sink import Batch, EventDecoder, snapshot_properties
+from datadrill.platform.transactions import transaction
 from datadrill.recovery.result import StepResult
 
 
@@ -282,10 +283,11 @@ def replay_kafka(
             pending = []
             if arrows:
                 if apply:
-                    table.append(
-                        pa.concat_tables(arrows),
-                        snapshot_properties=snapshot_properties(committed_offsets, committed_ids),
-                    )
+                    with transaction(table) as tx:
+                        tx.append(
+                            pa.concat_tables(arrows),
+                            snapshot_properties=snapshot_properties(committed_offsets, committed_ids),
+                        )
                     commits += 1
                 rows += sum(len(a) for a in arrows)
             if done:
