@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from datadrill.platform.avro_columns import decode_columns, flat_fields
+from datadrill.platform.avro_columns import decode_columns, encode_columns, flat_fields
 from datadrill.platform.contracts import (
     HEADER_SCHEMA_ID,
     Contract,
@@ -201,3 +202,39 @@ def test_rows_added_both_ways_keep_their_order() -> None:
     assert isinstance(table, pa.Table)
     assert table.column("event_id").to_pylist() == list(range(1, 101))
     assert len(batch.chunks) >= 3 and batch.rows == 100
+
+
+# -- encoding (the relay) -------------------------------------------------------------------
+
+
+@given(st.lists(RECORDS, min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_columns_encode_to_the_bytes_fastavro_writes(records: list[dict[str, Any]]) -> None:
+    assert FIELDS is not None
+    columns = {name: [r[name] for r in records] for name, _ in FIELDS}
+    payloads = encode_columns(FIELDS, columns)
+    assert payloads == [V1.encode(r) for r in records]
+    table, ok = decode_columns(FIELDS, payloads)
+    assert ok.all() and table.to_pylist() == records
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event_id", 2**63),  # beyond a long
+        ("event_id", True),  # a bool is not a long here (fastavro's strict check says so too)
+        ("amount_cents", 1.5),
+        ("amount_cents", None),
+        ("currency", b"EUR"),
+        ("status", None),
+        ("is_canary", 1),
+    ],
+)
+def test_a_value_its_field_does_not_take_exactly_leaves_the_batch_to_fastavro(field: str, value: object) -> None:
+    assert FIELDS is not None
+    record = {"event_id": 1, "order_id": 2, "customer_id": 3, "amount_cents": 4, "currency": "EUR",
+              "status": "created", "created_at": 5, "is_canary": False}
+    columns = {name: [record[name]] * 3 for name, _ in FIELDS}
+    columns[field] = [record[field], value, record[field]]
+    assert encode_columns(FIELDS, columns) is None
+    assert encode_columns(FIELDS, {name: [record[name]] for name, _ in FIELDS}) == [V1.encode(record)]

@@ -21,7 +21,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -137,3 +137,91 @@ def _strings(buf: npt.NDArray[np.uint8], pos: Positions, ends: Positions, ok: La
             values.append(text)
         return pa.array(values, type=pa.string())
     return strings
+
+
+def encode_columns(fields: Sequence[tuple[str, str]], columns: Mapping[str, Sequence[Any]]) -> list[bytes] | None:
+    """The inverse of :func:`decode_columns`: each row of ``columns`` (one list per field,
+    all of one length) as the schemaless Avro record fastavro would write, or ``None`` when
+    a value is not what its field takes exactly (``int`` in range for ``long``/``int``,
+    ``str`` for ``string``, ``bool`` for ``boolean``): the caller encodes those rows with
+    fastavro, whose verdict stands."""
+    n = len(columns[fields[0][0]]) if fields else 0
+    if n == 0:
+        return []
+    parts: list[tuple[str, Any, Any]] = []  # (kind, values or varints, string data)
+    sizes = np.zeros(n, dtype=np.int64)
+    for name, kind in fields:
+        values = columns[name]
+        if kind == "boolean":
+            if set(map(type, values)) != {bool}:
+                return None
+            parts.append((kind, np.fromiter(values, dtype=np.uint8, count=n), None))
+            sizes += 1
+            continue
+        if kind == "string":
+            if set(map(type, values)) != {str}:
+                return None
+            strings = pa.array(values, type=pa.string())
+            offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=n + 1, offset=strings.offset * 4)
+            lengths = np.diff(offsets).astype(np.int64)
+            data_buffer = strings.buffers()[2]
+            data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+            varint = _zigzag_encode(lengths)
+            parts.append((kind, varint, (data, offsets, lengths)))
+            sizes += _varint_sizes(varint) + lengths
+            continue
+        if set(map(type, values)) != {int}:
+            return None
+        try:
+            ints = np.array(values, dtype=np.int64)
+        except OverflowError:
+            return None
+        if kind == "int" and ((ints < _INT32[0]) | (ints > _INT32[1])).any():
+            return None
+        varint = _zigzag_encode(ints)
+        parts.append((kind, varint, None))
+        sizes += _varint_sizes(varint)
+    ends = np.cumsum(sizes)
+    pos = ends - sizes
+    out = np.zeros(int(ends[-1]), dtype=np.uint8)
+    for kind, values, strings in parts:
+        if kind == "boolean":
+            out[pos] = values
+            pos += 1
+            continue
+        _write_varints(out, pos, values)
+        if strings is not None:
+            data, offsets, lengths = strings
+            total = int(lengths.sum())
+            within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1].astype(np.int64) - offsets[0], lengths)
+            out[np.repeat(pos, lengths) + within] = data[offsets[0] : offsets[0] + total]
+            pos += lengths
+    raw = out.tobytes()
+    starts = (ends - sizes).tolist()
+    return [raw[start:end] for start, end in zip(starts, ends.tolist(), strict=True)]
+
+
+def _zigzag_encode(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
+    return ((values << np.int64(1)) ^ (values >> np.int64(63))).view(np.uint64)
+
+
+def _varint_sizes(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    sizes = np.ones(len(values), dtype=np.int64)
+    for k in range(1, 10):
+        sizes += values >= np.uint64(1 << (7 * k))
+    return sizes
+
+
+def _write_varints(out: npt.NDArray[np.uint8], pos: Positions, values: npt.NDArray[np.uint64]) -> None:
+    """Write each value as a varint at its lane's position, advancing the position."""
+    active = np.ones(len(values), dtype=np.bool_)
+    rest = values.copy()
+    for _ in range(10):
+        if not active.any():
+            break
+        more = rest >= np.uint64(0x80)
+        byte = (rest & np.uint64(0x7F)) | np.where(more, np.uint64(0x80), np.uint64(0))
+        out[pos[active]] = byte[active].astype(np.uint8)
+        pos += active
+        active &= more
+        rest >>= np.uint64(7)

@@ -56,6 +56,22 @@ def event_record(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
+# The contract's fields and the outbox event's attribute each is read from (event_record).
+_EVENT_FIELDS = {
+    "event_id": "event_id",
+    "order_id": "order_id",
+    "customer_id": "customer_id",
+    "amount_cents": "amount_cents",
+    "currency": "currency",
+    "status": "status",
+    "created_at": "created_at_us",
+    "is_canary": "is_canary",
+}
+# Below this many events a batch is encoded one record at a time: the columnar encode's
+# fixed cost (numpy and Arrow set-up) is worth it from a few dozen records on.
+_COLUMNAR_MIN = 32
+
+
 class _Delivery:
     """Counts delivery failures of the batch in flight (one callback for all messages)."""
 
@@ -146,12 +162,35 @@ class Publisher:
             return None
         return WriterChoice(drift, enforce, writer)
 
+    def _encode_columns(self, events: Sequence[OutboxEvent]) -> list[bytes] | None:
+        """The events encoded a column at a time (``avro_columns.encode_columns``: the bytes
+        fastavro writes, a fifth of its time), or ``None`` when the batch is small, the
+        contract is not a flat Avro record of the event's fields, or a value is not exactly
+        what its field takes: then :meth:`publish` encodes one record at a time, which
+        checks each and dead-letters what breaks the contract."""
+        fields = self.contract.flat_fields
+        if len(events) < _COLUMNAR_MIN or fields is None or {name for name, _ in fields} != set(_EVENT_FIELDS):
+            return None
+        from datadrill.platform.avro_columns import encode_columns
+
+        by_attribute = dict(zip(OutboxEvent._fields, zip(*events, strict=True), strict=True))
+        columns = {name: list(by_attribute[attribute]) for name, attribute in _EVENT_FIELDS.items()}
+        columns["is_canary"] = [bool(v) for v in columns["is_canary"]]
+        return encode_columns(fields, columns)
+
     def publish(self, events: Sequence[OutboxEvent], choice: WriterChoice) -> _Delivery:
         """Produce every event (not waiting for acknowledgements: see :func:`wait_acknowledged`);
         the returned counter holds the deliveries that failed."""
         delivery = _Delivery()
         drift, enforce, writer = choice.drift, choice.enforce, choice.writer
         contract, topic, headers = self.contract, self.topic, self.contract.headers
+        payloads = self._encode_columns(events) if drift is None else None
+        if payloads is not None:
+            frame, producer = self.ids.frame, self.producer
+            for event, payload in zip(events, payloads, strict=True):
+                _produce(producer, topic, frame(contract, payload), str(event.order_id).encode(), headers, delivery)
+            self.stats.published += len(events)
+            return delivery
         for index, event in enumerate(events):
             record = event_record(event)
             if drift is not None:
