@@ -5,6 +5,7 @@ server (the embedded query service is exercised in test_query_service and test_t
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -121,3 +122,45 @@ def test_freshness_reads_the_newest_timestamp_with_its_zone(tmp_path: Any) -> No
     ((statement, _),) = connection.cursor_obj.executed
     # Plain SQL that Trino and the embedded engine both run.
     assert statement == "SELECT max(created_at) FROM iceberg.dwh.orders"
+
+
+def test_a_query_ends_at_its_deadline_without_retrying_past_it() -> None:
+    """A server that answers after the deadline: the query fails as "no answer within",
+    after one request — the trino client's retries (0.2 s, then 0.4 s of back-off before
+    attempts that could only fail) used to stretch a 1 s probe to ~2 s."""
+    import http.server
+    import threading
+
+    from datadrill.interfaces import trino_client
+
+    stop = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            stop.wait(5)  # longer than the query's deadline; released when the test ends
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    requests_made = 0
+    original = trino_client._DeadlineSession.request
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal requests_made
+        requests_made += 1
+        return original(self, *args, **kwargs)
+
+    try:
+        engine = trino_client.TrinoQueryEngine(host="127.0.0.1", port=server.server_address[1], timeout_s=0.5)
+        with (
+            mock.patch.object(trino_client._DeadlineSession, "request", counted),
+            pytest.raises(QueryFailed, match=r"no answer from .* within 0\.5 s"),
+        ):
+            engine.rows("SELECT 1")
+        assert requests_made == 1
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()

@@ -43,10 +43,22 @@ def qualify(sql: str, tables: Sequence[str], catalog: str = TRINO_CATALOG) -> st
     return sql
 
 
+_DEADLINE_SLACK_S = 0.05
+
+
+class DeadlinePassed(Exception):
+    """A query's deadline passed. Not one of the trino client's retried exceptions
+    (``requests``' connection errors and timeouts): its retries back off 0.2 s, then 0.4 s,
+    before attempts that could only fail, so a probe with a 1 s timeout answered after
+    ~2 s under a slow link — too late for its round (an alert "bad for 2 s" missed a 4 s
+    fault by 0.01 s). This ends the query at its deadline."""
+
+
 class _DeadlineSession(requests.Session):
     """Every request of one query shares one deadline: each waits at most what is left, and
     a body is read as it arrives, so an answer trickling over a slow link (each read well
-    within the socket timeout) still ends at the deadline."""
+    within the socket timeout) still ends at the deadline, and nothing is retried past it
+    (:class:`DeadlinePassed`)."""
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
@@ -56,14 +68,21 @@ class _DeadlineSession(requests.Session):
     def _remaining(self) -> float:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise requests.Timeout(f"no answer within {self.timeout_s:g} s")
+            raise DeadlinePassed(f"no answer within {self.timeout_s:g} s")
         return remaining
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["timeout"] = self._remaining()
         kwargs["stream"] = True
         verb = method if isinstance(method, str) else method.decode()
-        response = super().request(verb, url, *args, **kwargs)
+        try:
+            response = super().request(verb, url, *args, **kwargs)
+        except requests.Timeout as exc:
+            # The socket's timeout was what was left: this timeout is the deadline's (a
+            # socket may wake a few milliseconds early, hence the slack).
+            if self.deadline - time.monotonic() < _DEADLINE_SLACK_S:
+                raise DeadlinePassed(f"no answer within {self.timeout_s:g} s") from exc
+            raise
         chunks: list[bytes] = []
         try:
             while chunk := response.raw.read1(65536, decode_content=True):
@@ -92,7 +111,7 @@ def _failure(exc: Exception, url: str, timeout_s: float) -> QueryFailed:
         )
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    if isinstance(exc, requests.Timeout) or "timed out" in first.lower() or "within" in first:
+    if isinstance(exc, (requests.Timeout, DeadlinePassed)) or "timed out" in first.lower() or "within" in first:
         return QueryFailed(f"query path: no answer from {url} within {timeout_s:g} s ({first[:200]})")
     return QueryFailed(f"query path: {url}: {type(exc).__name__}: {first[:300]}")
 
