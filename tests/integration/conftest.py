@@ -88,6 +88,28 @@ def drain(stack: StackClient, *, timeout: float = 90.0) -> ExactlyOnceResult:
     return last[-1]
 
 
+def duplicate_rows(stack: StackClient, limit: int = 20) -> list[tuple[Any, ...]]:
+    """The sink's rows of orders it holds more than once: what a duplicate's cause shows in
+    (one event written twice, or one order published under two event ids)."""
+    engine = stack.query_engine()
+    try:
+        return [
+            tuple(row)
+            for row in engine.rows(
+                f"""
+                SELECT order_id, event_id, kafka_partition, kafka_offset, ingested_at
+                FROM {stack.table}
+                WHERE order_id IN (
+                  SELECT order_id FROM {stack.table} GROUP BY order_id HAVING count(*) > 1
+                  ORDER BY order_id LIMIT {int(limit)})
+                ORDER BY order_id, ingested_at
+                """
+            )
+        ]
+    finally:
+        engine.close()
+
+
 def events(stack: StackClient) -> list[dict[str, Any]]:
     return EventLog(stack.paths.events_file).read()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import drain, run_cli, start_stack, stop_stack
+from conftest import drain, duplicate_rows, run_cli, start_stack, stop_stack
 from datadrill.clock import MonotonicClock
 from datadrill.engine.loader import load_scenario
 from datadrill.engine.runner import Runner
@@ -127,7 +127,7 @@ def test_data_is_exact_after_the_conformance_runs(stack: StackClient, tmp_path: 
     # The schema-drift check may have dead-lettered a batch: it flows again once reprocessed.
     reprocess_dead_letters(DrillContext(stack, tmp_path, MonotonicClock()))
     result = drain(stack)
-    assert result.exact, result.describe()
+    assert result.exact, (result.describe(), duplicate_rows(stack))
 
 
 def test_cleanup_reverts_what_a_killed_run_left(stack: StackClient, tmp_path: Path) -> None:

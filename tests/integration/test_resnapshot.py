@@ -6,6 +6,7 @@ parallel chunks and a concurrent writer hand out event ids in commit order."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import threading
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyiceberg.expressions import In
 
 from conftest import drain, new_database, start_stack, stop_stack
 from datadrill.clock import MonotonicClock
@@ -189,3 +191,94 @@ def test_event_ids_follow_commit_order_on_postgresql(postgres_dsn: str) -> None:
         written = db.execute("SELECT count(*) FROM outbox WHERE order_id > 100000").fetchone()[0]
     # The reader watched while the chunks were written, and the writer wrote between them.
     assert resnapshotted == 20_000 and seen[0] > 1_000 and written > 0
+
+
+def test_a_repair_waits_for_reemitted_orders_in_flight(stack: StackClient, tmp_path: Path) -> None:
+    """Orders re-emitted through the outbox keep their old keys (reprocessed dead letters
+    do this): the table's newest key says nothing about them. Here they are missing from the
+    table and on their way behind a paused sink. The reconciliation must wait for them, not
+    repair them: a repair would insert them and the sink would then write them again."""
+    drained = drain(stack)
+    assert drained.exact, drained.describe()
+    before = stack.workload.get()
+    # No canaries either: the source's newest key stays one the table holds.
+    stack.workload.set(rate=0, canary_interval_s=3600)
+
+    def newest_landed() -> bool:
+        with stack.source() as db:
+            newest = db.execute("SELECT max(order_id) FROM orders").fetchone()[0]
+        engine = stack.query_engine()
+        try:
+            return bool(engine.rows(f"SELECT max(order_id) FROM {stack.table}")[0][0] == newest)
+        finally:
+            engine.close()
+
+    wait_until(newest_landed, timeout=60, interval=0.2, what="the table to hold the newest order")
+    stack.components.pause("sink")
+    resumer = threading.Timer(8.0, stack.components.resume, args=("sink",))
+    try:
+        with stack.source() as db:
+            keys = [int(r[0]) for r in db.execute("SELECT order_id FROM orders ORDER BY order_id LIMIT 50")]
+        stack.catalog().load_table(stack.table).delete(In("order_id", keys))
+        with stack.source() as db, db.transaction():
+            marks = ",".join("?" * len(keys))
+            db.execute(
+                "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                " is_canary) SELECT order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
+                keys,
+            )
+
+        def published() -> bool:
+            with stack.source() as db:
+                return source_db.outbox_depth(db) == 0
+
+        wait_until(published, timeout=60, interval=0.1, what="the relay to publish the re-emitted orders")
+        # Resumed well after a reconciliation and its re-checks would have ended without
+        # waiting (~5 s here), well before the step stops waiting (CATCH_UP_S).
+        resumer.start()
+        result = run_step(Reconcile(repair=True), _context(stack, tmp_path))
+    finally:
+        resumer.cancel()
+        if resumer.is_alive():
+            resumer.join()
+        if stack.components.get("sink").paused:
+            stack.components.resume("sink")
+        stack.workload.set(rate=before.rate, canary_interval_s=before.canary_interval_s)
+    assert result.ok, result.detail
+    extra = result.extra or {}
+    assert extra["omissions"] == 0 and extra["repaired_rows"] == 0, result.detail
+    drained = drain(stack)
+    assert drained.exact, drained.describe()
+
+
+def test_a_dead_lettered_order_that_reached_the_table_is_not_reemitted(
+    stack: StackClient, tmp_path: Path
+) -> None:
+    """A relay that dead-lettered a batch and crashed before marking it publishes the batch
+    again; once the drifted writer is rolled back, those orders reach the table. Their dead
+    letters must not bring them a second time."""
+    from confluent_kafka import Producer
+
+    from datadrill.platform.relay import dead_letter_topic
+    from datadrill.recovery.dead_letters import reprocess_dead_letters
+
+    drained = drain(stack)
+    assert drained.exact, drained.describe()
+    with stack.source() as db:
+        held, lost = (int(r[0]) for r in db.execute("SELECT order_id FROM orders ORDER BY order_id LIMIT 2"))
+    # `lost` never reached the table (the drifted batch's order); `held` did, republished.
+    stack.components.pause("sink")  # its appends, several a second, would race the delete
+    try:
+        stack.catalog().load_table(stack.table).delete(In("order_id", [lost]))
+    finally:
+        stack.components.resume("sink")
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for order_id in (held, lost):
+        letter = {"order_id": order_id, "event_id": 0, "writer": "rename", "error": "drifted", "record": {}}
+        producer.produce(dead_letter_topic(stack.topic), json.dumps(letter).encode(), partition=0)
+    assert producer.flush(30) == 0
+    count, _ = reprocess_dead_letters(_context(stack, tmp_path))
+    assert count == 1
+    drained = drain(stack)
+    assert drained.exact, drained.describe()

@@ -44,6 +44,10 @@ class ReconcileResult:
     table: str = ""
     """The table compared with the source, when a caller knows it: the description names
     it instead of "sink" (a scenario's Target may be a team's own table)."""
+    behind: str = ""
+    """Set when the comparison ran before the pipeline had carried the source's changes into
+    the table (:mod:`datadrill.recovery.catch_up`): what was still on its way. A missing
+    row may then be in flight, not lost."""
 
     @property
     def rows_per_s(self) -> float:
@@ -80,6 +84,7 @@ class ReconcileResult:
             + f"; {self.compared_rows:,} rows compared in {self.elapsed_s:.2f} s "
             f"({self.rows_per_s:,.0f} rows/s), {self.queries} queries, {self.ranges_examined} ranges"
             + (f"; {self.engine}" if self.engine else "")
+            + (f"; compared before the pipeline caught up: {self.behind}" if self.behind else "")
         )
 
 

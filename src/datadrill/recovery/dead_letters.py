@@ -5,23 +5,36 @@ from ``orders`` and written to the outbox again with a new event id (the sink dr
 whose ids do not grow within a partition, so replaying the old ids would lose them).
 The dead-letter consumer group's committed offsets record what was reprocessed. While it
 reads, the step reports how many of the dead letters to reprocess it has read.
+
+An order the table already holds is not re-emitted: a relay that dead-lettered a batch and
+crashed (or lost a delivery) before marking it publishes the batch again, and once the
+drifted writer is rolled back that batch reaches the table. The step first waits for the
+pipeline to carry what it holds into the table (:mod:`datadrill.recovery.catch_up`), so
+such an order is found there rather than written twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from datadrill.faults.base import DrillContext
+from datadrill.integrity.targets import open_sink
 from datadrill.model.recovery import ReprocessDeadLetters
 from datadrill.platform.relay import dead_letter_topic
+from datadrill.recovery.catch_up import wait_caught_up
+from datadrill.recovery.reconcile_step import CATCH_UP_S
 from datadrill.recovery.replay import ThrottledProgress
+from datadrill.recovery.resnapshot import keys_present
 from datadrill.recovery.result import StepResult
 
 GROUP = "datadrill-dead-letters"
+
+log = logging.getLogger("datadrill.dead_letters")
 
 
 def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -> tuple[int, float]:
@@ -54,6 +67,8 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
             raise TimeoutError(f"read {position - start} of {high - start} dead letters in {timeout_s:g} s")
         # A relay that crashed between publishing and marking dead-lettered some orders twice.
         order_ids = sorted(set(order_ids))
+        if order_ids:
+            order_ids = _not_in_table(context, order_ids)
         # One transaction (BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL): all re-emitted or none.
         with contextlib.closing(stack.source()) as db, db.transaction():
             for chunk in range(0, len(order_ids), 500):
@@ -69,6 +84,26 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
     finally:
         consumer.close()
     return len(order_ids), time.monotonic() - started
+
+
+def _not_in_table(context: DrillContext, order_ids: list[int]) -> list[int]:
+    """``order_ids`` without those the table holds once the pipeline has caught up."""
+    stack = context.stack
+    newest = order_ids[-1]
+    with contextlib.closing(stack.source()) as db, open_sink(stack) as sink:
+        waited = wait_caught_up(
+            stack,
+            db,
+            lambda: sink.max_key(stack.table, "order_id") >= newest,
+            cutoff=newest,
+            timeout_s=CATCH_UP_S,
+        )
+        if not waited.caught_up:
+            log.warning("re-emitting dead letters though the pipeline has not caught up: %s", waited.detail)
+        held = keys_present(sink, stack.table, order_ids)
+    if held:
+        log.info("%d dead-lettered orders reached the table since; not re-emitted", len(held))
+    return [k for k in order_ids if k not in held]
 
 
 def run_reprocess_dead_letters(step: ReprocessDeadLetters, context: DrillContext) -> StepResult:

@@ -7,8 +7,10 @@ sink's counts and hashes run where the table lives: Trino on a stack whose queri
 Trino, DuckDB in this process on the embedded stack; the result says which.
 
 Rows still in flight must not count as omissions: the comparison covers keys up to the
-source's newest key when the step starts, after the sink has had time to catch up to it.
-Omissions that persist across a re-check are real.
+source's newest key when the step starts, after the pipeline has carried every change up
+to it into the table (:mod:`datadrill.recovery.catch_up`: the outbox published, the table's
+offsets at Kafka's high watermarks; at most ``CATCH_UP_S``). Omissions that persist across
+a re-check are real.
 
 While it works, the step reports the rows compared so far, both sides and every re-check
 together (``DrillContext.report_progress``): the count moves as each side's scan ends.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 
@@ -27,7 +30,10 @@ from datadrill.integrity.reconcile import ReconcileResult, reconcile
 from datadrill.integrity.targets import is_reference, open_sink, source_max_key, target_sides
 from datadrill.model.recovery import Reconcile
 from datadrill.model.slo import Target
+from datadrill.recovery.catch_up import wait_caught_up
 from datadrill.recovery.result import StepResult
+
+log = logging.getLogger("datadrill.reconcile")
 
 CATCH_UP_S = 30.0
 RECHECKS = 3
@@ -49,11 +55,20 @@ def live_reconcile(
 
     with contextlib.closing(stack.source()) as db, open_sink(stack) as sink:
         cutoff = source_max_key(db, target)
-        deadline = time.monotonic() + CATCH_UP_S
-        while time.monotonic() < deadline:
-            if sink.max_key(table, target.key_column) >= cutoff:
-                break
-            time.sleep(0.2)
+        waited = wait_caught_up(
+            stack,
+            db,
+            lambda: sink.max_key(table, target.key_column) >= cutoff,
+            cutoff=cutoff,
+            timeout_s=CATCH_UP_S,
+            reference=is_reference(target),
+        )
+        if not waited.caught_up:
+            log.warning(
+                "reconciling after %.0f s though the pipeline has not caught up: %s",
+                waited.waited_s,
+                waited.detail,
+            )
 
         def once() -> ReconcileResult:
             source, sink_side = target_sides(target, db, sink, table=table)
@@ -66,7 +81,8 @@ def live_reconcile(
             time.sleep(1.0)  # late rows of the last batches, not lost ones
             earlier += result.compared_rows
             result = once()
-        return dataclasses.replace(result, engine=sink.where, table=table)
+        behind = "" if waited.caught_up else f"after {waited.waited_s:.0f} s, {waited.detail}"
+        return dataclasses.replace(result, engine=sink.where, table=table, behind=behind)
 
 
 @contextlib.contextmanager

@@ -220,7 +220,7 @@ class _Written:
             return len(self.keys)
 
 
-def _present(sink: SinkEngine, table: str, keys: Sequence[int]) -> set[int]:
+def keys_present(sink: SinkEngine, table: str, keys: Sequence[int]) -> set[int]:
     """Which of ``keys`` the table holds, asked through the stack's query engine."""
     found: set[int] = set()
     for predicate in key_predicates(KEY, keys):
@@ -290,7 +290,7 @@ def resnapshot(
     landed = ThrottledProgress(context, total=len(keys), unit="rows in the table")
     with open_sink(stack) as sink:
         while True:
-            missing -= _present(sink, table, sorted(missing))
+            missing -= keys_present(sink, table, sorted(missing))
             landed(len(keys) - len(missing))
             if not missing:
                 break
