@@ -44,11 +44,13 @@ POLL_S = 0.2
 @dataclass(frozen=True)
 class CatchUp:
     """How a wait for the pipeline ended: ``detail`` says what was still on its way when it
-    timed out (empty when caught up)."""
+    timed out (empty when caught up). ``settled``: caught up by the outbox and the table's
+    offsets, so a row missing now is not on its way (by the newest key alone it may be)."""
 
     caught_up: bool
     waited_s: float
     detail: str = ""
+    settled: bool = False
 
 
 def has_outbox(db: SourceConnection) -> bool:
@@ -155,7 +157,7 @@ def wait_caught_up(
                     else:
                         late = behind(offsets, marks)
                         if not late:
-                            return CatchUp(True, time.monotonic() - started)
+                            return CatchUp(True, time.monotonic() - started, settled=True)
                         detail = _describe_behind(late, stack.topic) + " (is the sink running?)"
             except Exception as exc:  # noqa: BLE001 - source, Kafka or catalog unreachable: wait on, say why
                 detail = f"cannot tell: {type(exc).__name__}: {exc}"

@@ -9,8 +9,9 @@ Trino, DuckDB in this process on the embedded stack; the result says which.
 Rows still in flight must not count as omissions: the comparison covers keys up to the
 source's newest key when the step starts, after the pipeline has carried every change up
 to it into the table (:mod:`datadrill.recovery.catch_up`: the outbox published, the table's
-offsets at Kafka's high watermarks; at most ``CATCH_UP_S``). Omissions that persist across
-a re-check are real.
+offsets at Kafka's high watermarks; at most ``CATCH_UP_S``). Omissions found then are real;
+when the wait fell back on the table's newest key or timed out, omissions are re-checked
+and those that persist are real.
 
 While it works, the step reports the rows compared so far, both sides and every re-check
 together (``DrillContext.report_progress``): the count moves as each side's scan ends.
@@ -75,7 +76,9 @@ def live_reconcile(
             return reconcile(source, sink_side, key_range=(0, cutoff), buckets=buckets, progress=compared)
 
         result = once()
-        for _ in range(RECHECKS):
+        # Re-checked only when the pipeline may still carry what is missing: after a wait
+        # that settled (outbox published, table at the high watermarks) it is lost.
+        for _ in range(0 if waited.settled else RECHECKS):
             if not result.omissions:
                 break
             time.sleep(1.0)  # late rows of the last batches, not lost ones
