@@ -220,14 +220,8 @@ def test_a_repair_waits_for_reemitted_orders_in_flight(stack: StackClient, tmp_p
         with stack.source() as db:
             keys = [int(r[0]) for r in db.execute("SELECT order_id FROM orders ORDER BY order_id LIMIT 50")]
         stack.catalog().load_table(stack.table).delete(In("order_id", keys))
-        with stack.source() as db, db.transaction():
-            marks = ",".join("?" * len(keys))
-            db.execute(
-                "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
-                " is_canary) SELECT order_id, customer_id, amount_cents, currency, status, created_at_us,"
-                f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
-                keys,
-            )
+        with stack.source() as db:
+            write_chunk(db, keys)  # re-emitted through the outbox, as a reprocess does
 
         def published() -> bool:
             with stack.source() as db:

@@ -20,12 +20,14 @@ writes it) falls back on its newest key, as does any target other than the refer
 Example::
 
     waited = wait_caught_up(stack, db, lambda: sink.max_key(table, "order_id") >= cutoff,
-                            cutoff=cutoff, timeout_s=30)
-    waited.caught_up, waited.detail   # False, "partition 1: the table holds up to offset ..."
+                            cutoff=cutoff)
+    waited.caught_up, waited.detail
+    # False, "the table holds fewer messages than were published: orders.v1[1] at 7 of 9 ..."
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +36,14 @@ from typing import TYPE_CHECKING
 from datadrill.platform.source_conn import SourceConnection
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer
-
     from datadrill.stack.port import Stack
 
+log = logging.getLogger("datadrill.catch_up")
+
+# How long a reconciliation waits for the pipeline before it compares anyway.
+CATCH_UP_S = 30.0
 POLL_S = 0.2
+KAFKA_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,22 +72,6 @@ def outbox_waiting(db: SourceConnection, cutoff: int) -> bool:
     return db.execute("SELECT 1 FROM outbox WHERE order_id <= ? LIMIT 1", (cutoff,)).fetchone() is not None
 
 
-def high_watermarks(consumer: Consumer, topic: str, *, timeout_s: float = 5.0) -> dict[int, int]:
-    """Each partition's high watermark (the offset the next message will get)."""
-    from confluent_kafka import TopicPartition
-
-    described = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if described is None or described.error is not None:
-        return {}
-    marks: dict[int, int] = {}
-    for partition in sorted(described.partitions):
-        _, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout_s, cached=False
-        )
-        marks[partition] = high
-    return marks
-
-
 def behind(table_offsets: dict[int, int], marks: dict[int, int]) -> dict[int, tuple[int, int]]:
     """Partitions whose messages up to ``marks`` the table does not all hold:
     partition → (the table's next offset, the mark). A partition the table has no offset
@@ -105,14 +94,31 @@ def wait_caught_up(
     newest_key_reached: Callable[[], bool],
     *,
     cutoff: int,
-    timeout_s: float,
+    timeout_s: float = CATCH_UP_S,
     reference: bool = True,
 ) -> CatchUp:
     """Wait (at most ``timeout_s``) until the pipeline has carried the source's changes up
     to key ``cutoff`` into the table, as the module docstring says; ``newest_key_reached``
-    is the fallback test (the table's newest key has reached ``cutoff``)."""
+    is the fallback test (the table's newest key has reached ``cutoff``). A wait that
+    times out is logged with what was behind."""
+    waited = _wait(stack, db, newest_key_reached, cutoff=cutoff, timeout_s=timeout_s, reference=reference)
+    if not waited.caught_up:
+        log.warning("the pipeline has not caught up after %.0f s: %s", waited.waited_s, waited.detail)
+    return waited
+
+
+def _wait(
+    stack: Stack,
+    db: SourceConnection,
+    newest_key_reached: Callable[[], bool],
+    *,
+    cutoff: int,
+    timeout_s: float,
+    reference: bool,
+) -> CatchUp:
     from confluent_kafka import Consumer
 
+    from datadrill.faults.retention import topic_partitions, watermarks
     from datadrill.platform.catalog import sink_state
 
     started = time.monotonic()
@@ -146,7 +152,9 @@ def wait_caught_up(
                             f"the outbox still holds events of keys up to {cutoff:,} (is the relay running?)"
                         )
                     else:
-                        marks = high_watermarks(consumer, stack.topic)
+                        partitions = topic_partitions(consumer, stack.topic, timeout_s=KAFKA_TIMEOUT_S)
+                        found = watermarks(consumer, stack.topic, partitions or [], timeout_s=KAFKA_TIMEOUT_S)
+                        marks = {p: high for p, (_, high) in found.items()}
                 if marks is not None:
                     catalog = catalog or stack.catalog()
                     offsets, _ = sink_state(catalog.load_table(stack.table))
@@ -168,4 +176,4 @@ def wait_caught_up(
         consumer.close()
 
 
-__all__ = ["CatchUp", "behind", "has_outbox", "high_watermarks", "outbox_waiting", "wait_caught_up"]
+__all__ = ["CATCH_UP_S", "CatchUp", "behind", "has_outbox", "outbox_waiting", "wait_caught_up"]

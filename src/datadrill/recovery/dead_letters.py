@@ -27,7 +27,6 @@ from datadrill.integrity.targets import open_sink
 from datadrill.model.recovery import ReprocessDeadLetters
 from datadrill.platform.relay import dead_letter_topic
 from datadrill.recovery.catch_up import wait_caught_up
-from datadrill.recovery.reconcile_step import CATCH_UP_S
 from datadrill.recovery.replay import ThrottledProgress
 from datadrill.recovery.resnapshot import keys_present
 from datadrill.recovery.result import StepResult
@@ -91,15 +90,7 @@ def _not_in_table(context: DrillContext, order_ids: list[int]) -> list[int]:
     stack = context.stack
     newest = order_ids[-1]
     with contextlib.closing(stack.source()) as db, open_sink(stack) as sink:
-        waited = wait_caught_up(
-            stack,
-            db,
-            lambda: sink.max_key(stack.table, "order_id") >= newest,
-            cutoff=newest,
-            timeout_s=CATCH_UP_S,
-        )
-        if not waited.caught_up:
-            log.warning("re-emitting dead letters though the pipeline has not caught up: %s", waited.detail)
+        wait_caught_up(stack, db, lambda: sink.max_key(stack.table, "order_id") >= newest, cutoff=newest)
         held = keys_present(sink, stack.table, order_ids)
     if held:
         log.info("%d dead-lettered orders reached the table since; not re-emitted", len(held))

@@ -8,10 +8,10 @@ Trino, DuckDB in this process on the embedded stack; the result says which.
 
 Rows still in flight must not count as omissions: the comparison covers keys up to the
 source's newest key when the step starts, after the pipeline has carried every change up
-to it into the table (:mod:`datadrill.recovery.catch_up`: the outbox published, the table's
-offsets at Kafka's high watermarks; at most ``CATCH_UP_S``). Omissions found then are real;
-when the wait fell back on the table's newest key or timed out, omissions are re-checked
-and those that persist are real.
+to it into the table (:mod:`datadrill.recovery.catch_up`: the outbox published, the
+table's offsets at Kafka's high watermarks; at most ``catch_up.CATCH_UP_S``). Omissions
+found then are real; when the wait fell back on the table's newest key or timed out,
+omissions are re-checked and those that persist are real.
 
 While it works, the step reports the rows compared so far, both sides and every re-check
 together (``DrillContext.report_progress``): the count moves as each side's scan ends.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import Iterator
 
@@ -34,9 +33,6 @@ from datadrill.model.slo import Target
 from datadrill.recovery.catch_up import wait_caught_up
 from datadrill.recovery.result import StepResult
 
-log = logging.getLogger("datadrill.reconcile")
-
-CATCH_UP_S = 30.0
 RECHECKS = 3
 
 
@@ -61,15 +57,8 @@ def live_reconcile(
             db,
             lambda: sink.max_key(table, target.key_column) >= cutoff,
             cutoff=cutoff,
-            timeout_s=CATCH_UP_S,
             reference=is_reference(target),
         )
-        if not waited.caught_up:
-            log.warning(
-                "reconciling after %.0f s though the pipeline has not caught up: %s",
-                waited.waited_s,
-                waited.detail,
-            )
 
         def once() -> ReconcileResult:
             source, sink_side = target_sides(target, db, sink, table=table)
