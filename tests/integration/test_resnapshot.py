@@ -24,6 +24,7 @@ from datadrill.model import Reconcile, ResnapshotFromSource
 from datadrill.platform import source_db
 from datadrill.platform.source_conn import open_source
 from datadrill.recovery import run_step
+from datadrill.recovery.dead_letters import reemit
 from datadrill.recovery.resnapshot import chunks_of, write_chunk
 from datadrill.stack.client import StackClient
 
@@ -191,6 +192,60 @@ def test_event_ids_follow_commit_order_on_postgresql(postgres_dsn: str) -> None:
         written = db.execute("SELECT count(*) FROM outbox WHERE order_id > 100000").fetchone()[0]
     # The reader watched while the chunks were written, and the writer wrote between them.
     assert resnapshotted == 20_000 and seen[0] > 1_000 and written > 0
+
+
+@pytest.mark.postgres
+def test_reemitted_dead_letters_wait_for_the_insert_in_flight_on_postgresql(postgres_dsn: str) -> None:
+    """The workload's insert holds event ids it has not committed yet. Re-emitting dead
+    letters meanwhile must wait for it: ids handed out after that insert's but committed
+    before them would let the relay publish past the insert's events (and delete them by
+    id) and the sink drop them as below its high-water id."""
+    uri = new_database(postgres_dsn, "reemit_order")
+    with source_db.connect(uri) as db:
+        rows = [
+            source_db.OrderRow(i, 1, i, "EUR", "created", 1_700_000_000_000_000 + i, False)
+            for i in range(1, 11)
+        ]
+        source_db.insert_orders(db, rows)
+        db.execute("DELETE FROM outbox")
+    in_flight = open_source(uri)
+    reemitted: list[BaseException | None] = []
+
+    def reemit_all() -> None:
+        try:
+            with contextlib.closing(open_source(uri)) as db:
+                reemit(db, list(range(1, 11)))
+            reemitted.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            reemitted.append(exc)
+
+    with contextlib.closing(in_flight), contextlib.closing(open_source(uri)) as watcher:
+        in_flight.execute("BEGIN")
+        in_flight.execute(
+            "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
+            " is_canary) VALUES (11, 1, 11, 'EUR', 'created', 1, 0)"
+        )
+        thread = threading.Thread(target=reemit_all)
+        thread.start()
+        try:
+
+            def waiting_on_the_outbox() -> bool:
+                waits = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'LOCK TABLE outbox%'"
+                ).fetchone()[0]
+                return bool(waits) or not thread.is_alive()
+
+            wait_until(waiting_on_the_outbox, timeout=30, what="the re-emission to reach the outbox")
+            assert thread.is_alive() and not reemitted, (
+                f"re-emitted beside an uncommitted insert: {reemitted}"
+            )
+        finally:
+            in_flight.execute("COMMIT")
+            thread.join(timeout=60)
+        assert reemitted == [None]
+        ids = watcher.execute("SELECT order_id, event_id FROM outbox ORDER BY event_id").fetchall()
+    assert [order for order, _ in ids] == [11, *range(1, 11)]
 
 
 def test_a_repair_waits_for_reemitted_orders_in_flight(stack: StackClient, tmp_path: Path) -> None:

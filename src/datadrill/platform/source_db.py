@@ -155,6 +155,19 @@ def insert_orders(
         db.executemany("INSERT INTO canaries VALUES (?, ?, ?)", canaries)
 
 
+def hold_event_order(db: SourceConnection) -> None:
+    """Make the outbox events this transaction inserts follow commit order, beside the
+    workload's inserts: the sink drops an event whose id is not above its partition's
+    high-water id, and the relay deletes what it published by id, so an id handed out
+    before another but committed after it would be lost. On PostgreSQL this takes ``LOCK
+    TABLE outbox IN SHARE ROW EXCLUSIVE MODE``, which conflicts with the ROW EXCLUSIVE lock
+    every INSERT takes: it waits for the insert in flight to commit and holds the next one
+    back until this transaction commits. SQLite's ``BEGIN IMMEDIATE`` already did the same
+    (:meth:`SourceConnection.transaction`). Call it inside the transaction, before inserting."""
+    if db.is_postgres:
+        db.execute("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE")
+
+
 def pending_events(db: SourceConnection | sqlite3.Connection, *, limit: int) -> list[OutboxEvent]:
     """The oldest unpublished outbox events, in event-id order."""
     cursor = db.execute(

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -26,6 +27,8 @@ from datadrill.faults.base import DrillContext
 from datadrill.integrity.targets import open_sink
 from datadrill.model.recovery import ReprocessDeadLetters
 from datadrill.platform.relay import dead_letter_topic
+from datadrill.platform.source_conn import SourceConnection
+from datadrill.platform.source_db import hold_event_order
 from datadrill.recovery.catch_up import wait_caught_up
 from datadrill.recovery.replay import ThrottledProgress
 from datadrill.recovery.resnapshot import keys_present
@@ -68,21 +71,29 @@ def reprocess_dead_letters(context: DrillContext, *, timeout_s: float = 120.0) -
         order_ids = sorted(set(order_ids))
         if order_ids:
             order_ids = _not_in_table(context, order_ids)
-        # One transaction (BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL): all re-emitted or none.
-        with contextlib.closing(stack.source()) as db, db.transaction():
-            for chunk in range(0, len(order_ids), 500):
-                ids = order_ids[chunk : chunk + 500]
-                marks = ",".join("?" * len(ids))
-                db.execute(
-                    "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
-                    f" is_canary) SELECT order_id, customer_id, amount_cents, currency, status, created_at_us,"
-                    f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
-                    ids,
-                )
+        with contextlib.closing(stack.source()) as db:
+            reemit(db, order_ids)
         consumer.commit(offsets=[TopicPartition(topic, 0, position)], asynchronous=False)
     finally:
         consumer.close()
     return len(order_ids), time.monotonic() - started
+
+
+def reemit(db: SourceConnection, order_ids: Sequence[int]) -> None:
+    """Write the orders ``order_ids`` into the outbox again, with new event ids, in one
+    transaction (all re-emitted or none), their ids in commit order beside the workload's
+    (:func:`~datadrill.platform.source_db.hold_event_order`)."""
+    with db.transaction():
+        hold_event_order(db)
+        for chunk in range(0, len(order_ids), 500):
+            ids = list(order_ids[chunk : chunk + 500])
+            marks = ",".join("?" * len(ids))
+            db.execute(
+                "INSERT INTO outbox (order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                f" is_canary) SELECT order_id, customer_id, amount_cents, currency, status, created_at_us,"
+                f" is_canary FROM orders WHERE order_id IN ({marks}) ORDER BY order_id",
+                ids,
+            )
 
 
 def _not_in_table(context: DrillContext, order_ids: list[int]) -> list[int]:

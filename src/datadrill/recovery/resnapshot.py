@@ -60,6 +60,7 @@ from datadrill.integrity.dialects import quote_table
 from datadrill.integrity.targets import SinkEngine, open_sink
 from datadrill.model.recovery import ResnapshotFromSource
 from datadrill.platform.source_conn import SOURCE_ERRORS, SourceConnection, as_source
+from datadrill.platform.source_db import hold_event_order
 from datadrill.recovery.reconcile_step import live_reconcile
 from datadrill.recovery.replay import ThrottledProgress
 from datadrill.recovery.result import StepResult
@@ -142,10 +143,7 @@ def write_chunk(db: SourceConnection, keys: Sequence[int]) -> list[int]:
             # docstring); other workers read theirs at the same time.
             lock = " FOR SHARE" if db.is_postgres else ""
             found.extend(int(r[0]) for r in db.execute(f"SELECT {KEY} FROM orders WHERE {predicate}{lock}"))
-        if db.is_postgres:
-            # Event ids must follow commit order: wait for the insert in flight, hold the
-            # next one back until this chunk commits. SQLite's BEGIN IMMEDIATE did this.
-            db.execute("LOCK TABLE outbox IN SHARE ROW EXCLUSIVE MODE")
+        hold_event_order(db)
         for predicate in predicates:
             db.execute(
                 f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_COLUMNS} FROM orders "
