@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from pyiceberg.exceptions import NoSuchTableError
+
 from datadrill.integrity.result import ReconcileResult
 from datadrill.platform.source_conn import SourceConnection, open_source
 from datadrill.platform.source_db import connect, insert_orders
@@ -54,6 +56,30 @@ def test_another_target_waits_for_the_newest_key_and_says_when_it_gave_up(tmp_pa
     never = wait_caught_up(_NoStack(), _no_db(), lambda: False, cutoff=10, timeout_s=0.3, reference=False)
     assert not never.caught_up and never.waited_s >= 0.3
     assert never.detail == "the table's newest key is below the source's"
+
+
+def test_a_table_missing_from_the_catalog_is_not_waited_for() -> None:
+    """The sink waits for a lost table and never makes one: the wait ends at once, naming
+    it, without asking Kafka or the source anything (the fake fails on any other use)."""
+    loads: list[str] = []
+
+    class _Catalog:
+        def load_table(self, identifier: str) -> Any:
+            loads.append(identifier)
+            raise NoSuchTableError(f"Table does not exist: {identifier}")
+
+    class _LostTable(_NoStack):
+        table = "dwh.orders"
+
+        def catalog(self) -> _Catalog:
+            return _Catalog()
+
+    waited = wait_caught_up(_LostTable(), _no_db(), lambda: False, cutoff=10, timeout_s=30)
+    assert not waited.caught_up and not waited.settled
+    assert waited.detail == (
+        "cannot tell: the table dwh.orders is not in the catalog (Table does not exist: dwh.orders)"
+    )
+    assert loads == ["dwh.orders"]
 
 
 def test_a_comparison_made_before_the_pipeline_caught_up_says_so() -> None:

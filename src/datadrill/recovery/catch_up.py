@@ -117,6 +117,7 @@ def _wait(
     reference: bool,
 ) -> CatchUp:
     from confluent_kafka import Consumer
+    from pyiceberg.exceptions import NoSuchTableError
 
     from datadrill.faults.retention import topic_partitions, watermarks
     from datadrill.platform.catalog import sink_state
@@ -130,6 +131,14 @@ def _wait(
                 return CatchUp(False, time.monotonic() - started, detail)
             time.sleep(POLL_S)
         return CatchUp(True, time.monotonic() - started)
+    catalog = None
+    try:
+        catalog = stack.catalog()
+        catalog.load_table(stack.table)
+    except NoSuchTableError as exc:
+        return _no_table(stack, exc, started)
+    except Exception as exc:  # noqa: BLE001 - unreachable for now: the wait below retries and says why
+        log.debug("the catalog does not answer yet: %s", exc)
     consumer = Consumer(
         {
             "bootstrap.servers": stack.bootstrap_servers,
@@ -141,7 +150,6 @@ def _wait(
     )
     marks: dict[int, int] | None = None
     outbox: bool | None = None
-    catalog = None
     try:
         while True:
             try:
@@ -167,6 +175,8 @@ def _wait(
                         if not late:
                             return CatchUp(True, time.monotonic() - started, settled=True)
                         detail = _describe_behind(late, stack.topic) + " (is the sink running?)"
+            except NoSuchTableError as exc:
+                return _no_table(stack, exc, started)
             except Exception as exc:  # noqa: BLE001 - source, Kafka or catalog unreachable: wait on, say why
                 detail = f"cannot tell: {type(exc).__name__}: {exc}"
             if time.monotonic() >= deadline:
@@ -174,6 +184,16 @@ def _wait(
             time.sleep(POLL_S)
     finally:
         consumer.close()
+
+
+def _no_table(stack: Stack, exc: Exception, started: float) -> CatchUp:
+    # The sink waits for a lost table and never makes one: nothing the pipeline does brings
+    # it back, so waiting out the timeout would only delay the comparison's own error.
+    return CatchUp(
+        False,
+        time.monotonic() - started,
+        f"cannot tell: the table {stack.table} is not in the catalog ({exc})",
+    )
 
 
 __all__ = ["CATCH_UP_S", "CatchUp", "behind", "has_outbox", "outbox_waiting", "wait_caught_up"]
