@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from datadrill.config import DEFAULT_STATE_DIR
-from datadrill.engine.loader import discover, load_scenario
 from datadrill.errors import ConfigError, RunLeaseHeld
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from datadrill.stack.port import Stack
 
 from datadrill.cli.app import app, err, out, report_dir_checked, state_dir_checked
-from datadrill.cli.live import initial_state, print_summary, render_live
 
 DEFAULT_REPORTS = Path("reports")
 
@@ -74,6 +72,8 @@ def list_cmd(
         raise ConfigError(
             str(directory), "(directory)", str(directory), f"a directory of scenario modules ({found})"
         )
+    from datadrill.engine.loader import discover, load_scenario
+
     paths = discover(directory)
     if not paths:
         err.print(f"no scenario modules in {directory}")
@@ -98,6 +98,8 @@ def validate_cmd(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario modules.")],
 ) -> None:
     """Load and validate scenario modules; exit 2 on the first invalid one."""
+    from datadrill.engine.loader import load_scenario
+
     for path in scenarios:
         scenario = load_scenario(path)
         out.print(
@@ -184,7 +186,9 @@ def run_cmd(
 ) -> None:
     """Run scenarios on a stack and write their reports. Exit 0 only if every one passed."""
     from datadrill.backends.registry import backend_for
+    from datadrill.cli.live import initial_state, print_summary, render_live
     from datadrill.cli.stack_commands import source_overrides
+    from datadrill.engine.loader import load_scenario
     from datadrill.engine.runner import Runner
     from datadrill.model.report import Verdict
     from datadrill.reporting import write_reports

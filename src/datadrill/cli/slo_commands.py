@@ -16,9 +16,8 @@ from typing import Annotated
 import typer
 
 from datadrill.cli.app import app, err
-from datadrill.engine.loader import load_scenario
 from datadrill.errors import ConfigError
-from datadrill.reporting.prom_rules import DEFAULT_MIN_WINDOW_S, rules_yaml
+from datadrill.slo_windows import DEFAULT_MIN_WINDOW_S
 
 slo_app = typer.Typer(
     help="Service level objectives: Prometheus rules from scenarios' SLOs.", no_args_is_help=True
@@ -46,6 +45,10 @@ def rules_cmd(
         raise ConfigError("slo rules", "--min-window", min_window, "a positive number of seconds")
     if output is not None and output.is_dir():
         raise ConfigError("slo rules", "--output", str(output), "a file to write (it is a directory)")
+    # Imported here: the scenario models cost every other command ~0.3 s at start.
+    from datadrill.engine.loader import load_scenario
+    from datadrill.reporting.prom_rules import rules_yaml
+
     loaded = [load_scenario(path) for path in scenarios]
     text = rules_yaml(loaded, min_window_s=min_window)
     if output is None:

@@ -47,10 +47,10 @@ import yaml
 
 from datadrill.model.scenario import Scenario
 from datadrill.model.slo import SLO, BurnRateAlert, ThresholdAlert
+from datadrill.slo_windows import DEFAULT_MIN_WINDOW_S
 
 HOUR_S = 3600.0
 WORKBOOK_PERIOD_S = 30 * 24 * HOUR_S
-DEFAULT_MIN_WINDOW_S = 4.0
 # A window every scenario's group records, for dashboards (one minute of the drill).
 DASHBOARD_WINDOW_S = 60.0
 RATIO_RECORD = "slo:datadrill_sli_errors:ratio_rate{window}"
