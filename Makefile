@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/relay_drain.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/all_scenarios.py
 
 # Regenerate the pinned set after changing dependency ranges in pyproject.toml.

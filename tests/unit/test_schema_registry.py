@@ -12,6 +12,8 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datadrill.backends.compose.readiness import schema_registry_readiness
 from datadrill.platform.contracts import ContractViolation, drift_record, load_contract, load_drifted_writer
@@ -137,3 +139,70 @@ def test_registry_readiness() -> None:
     assert "HTTP 503" in schema_registry_readiness(503, None).reason
     ready = schema_registry_readiness(200, ["orders.v1-value"])
     assert ready.ready and ready.reason == "1 subjects"
+
+
+class _Framed(_Message):
+    def __init__(self, value: bytes, partition: int, offset: int) -> None:
+        super().__init__(value, [], offset)
+        self._partition = partition
+
+    def partition(self) -> int:
+        return self._partition
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=300), st.integers(min_value=0, max_value=2)),
+        min_size=32,
+        max_size=90,
+    ),
+    st.dictionaries(st.integers(min_value=0, max_value=2), st.integers(min_value=-1, max_value=300)),
+    st.sampled_from(["none", "unframed", "garbage", "drifted", "unknown id"]),
+)
+@settings(max_examples=40, deadline=None)
+def test_framed_messages_are_added_a_column_at_a_time_as_one_at_a_time(
+    events: list[tuple[int, int]], high_ids: dict[int, int], odd: str
+) -> None:
+    """Values in the registry's wire format go the columnar way too: the same outcomes,
+    rows, offsets and max ids as message by message. A value without the frame, a payload
+    that does not read, a drifted writer's id or an id the registry does not know sends
+    the whole call one message at a time (whose outcome for that message says why)."""
+    client = _registry()
+    relay = RegistryIds("mock://r", "orders.v1", client=client)
+    v1 = relay.writer(load_contract("orders", 1, "avro"))
+    offsets: dict[int, int] = {}
+    msgs = []
+    for event_id, partition in events:
+        offset = offsets.get(partition, 10)
+        offsets[partition] = offset + 1
+        record = {**RECORD, "event_id": event_id, "order_id": event_id}
+        msgs.append(_Framed(relay.frame(v1, v1.encode(record)), partition, offset))
+    oddities = {
+        "unframed": lambda: v1.encode(RECORD),
+        "garbage": lambda: relay.frame(v1, b"\x00\x01"),
+        "drifted": lambda: relay.frame(
+            relay.writer(load_drifted_writer("rename")),
+            load_drifted_writer("rename").encode(drift_record({**RECORD, "event_id": 999}, "rename")),
+        ),
+        "unknown id": lambda: struct.pack(">bI", 0, 4242) + v1.encode(RECORD),
+    }
+    if odd in oddities:
+        msgs.insert(len(msgs) // 2, _Framed(oddities[odd](), 1, 5_000))
+    columnar, single = Batch(), Batch()
+    got = EventDecoder(RegistryIds("mock://r", "orders.v1", client=client)).add_many(
+        columnar,
+        msgs,
+        dict(high_ids),
+        1_700_000_000_000_000,  # type: ignore[arg-type]
+    )
+    reference = EventDecoder(RegistryIds("mock://r", "orders.v1", client=client))
+    want = [reference.add(single, m, dict(high_ids), 1_700_000_000_000_000) for m in msgs]  # type: ignore[arg-type]
+    assert got == want
+    assert columnar.arrow().combine_chunks().equals(single.arrow().combine_chunks())
+    assert (columnar.offsets, columnar.max_ids, columnar.rows) == (
+        single.offsets,
+        single.max_ids,
+        single.rows,
+    )
+    # The clean calls took the columnar way (it appends Arrow chunks; one at a time does not).
+    assert bool(columnar.chunks) == (odd == "none" and "row" in got)

@@ -27,6 +27,7 @@ import json
 import struct
 import threading
 import warnings
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from datadrill.config import StackConfig
@@ -55,6 +56,11 @@ class SchemaIds(Protocol):
 
     def unframe(self, value: bytes, *, header_id: bytes | None) -> tuple[Contract, bytes]: ...
 
+    def unframe_all(self, values: Sequence[bytes]) -> tuple[Contract, list[bytes]] | None:
+        """The one contract whose id frames every value, and their payloads; ``None`` when
+        the ids are not in the values or not all the same (then :meth:`unframe` each)."""
+        ...
+
 
 class BuiltinIds:
     """Fixed ids in message headers; values are bare payloads."""
@@ -72,6 +78,9 @@ class BuiltinIds:
 
     def unframe(self, value: bytes, *, header_id: bytes | None) -> tuple[Contract, bytes]:
         return contract_for_headers([("datadrill.schema.id", header_id or b"")]), value
+
+    def unframe_all(self, values: Sequence[bytes]) -> tuple[Contract, list[bytes]] | None:
+        return None  # the ids are in the headers
 
 
 def registry_client(url: str) -> Any:
@@ -168,6 +177,19 @@ class RegistryIds:
             )
         _, schema_id = _HEADER.unpack_from(value)
         return self.resolve(schema_id), value[_HEADER.size :]
+
+    def unframe_all(self, values: Sequence[bytes]) -> tuple[Contract, list[bytes]] | None:
+        # A poll's messages share one frame but for a drift: compare the five bytes, and
+        # resolve the id (under the lock) once, not per message.
+        size = _HEADER.size
+        head = values[0][:size] if values else b""
+        if len(head) < size or head[0] != MAGIC or any(value[:size] != head for value in values):
+            return None
+        try:
+            contract = self.resolve(_HEADER.unpack(head)[1])
+        except ContractViolation:
+            return None
+        return contract, [value[size:] for value in values]
 
 
 def schema_ids(config: StackConfig) -> SchemaIds:

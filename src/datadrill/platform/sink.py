@@ -231,13 +231,23 @@ class EventDecoder:
         """:meth:`add_many` a column at a time (``Contract.decode_columns``), when every message
         is of one flat Avro contract holding the order's fields with their types and every
         payload reads exactly; ``None`` (nothing added) otherwise, and the messages go one
-        at a time. The outcomes are :meth:`add`'s, message by message."""
-        if len(msgs) < _COLUMNAR_MIN or (self._ids is not None and self._ids.framed):
+        at a time. The outcomes are :meth:`add`'s, message by message. With a Schema
+        Registry the contract is the one the frames' id names, when they all name one."""
+        if len(msgs) < _COLUMNAR_MIN:
             return None
-        contract = self._contract(msgs[0])
-        if not _columnar(contract) or any(self._contract(m) is not contract for m in msgs):
-            return None
-        decoded, ok = contract.decode_columns([m.value() or b"" for m in msgs])
+        if self._ids is not None and self._ids.framed:
+            unframed = self._ids.unframe_all([m.value() or b"" for m in msgs])
+            if unframed is None:
+                return None  # not all framed with one known id: each message's outcome says why
+            contract, payloads = unframed
+            if not _columnar(contract):
+                return None
+        else:
+            contract = self._contract(msgs[0])
+            if not _columnar(contract) or any(self._contract(m) is not contract for m in msgs):
+                return None
+            payloads = [m.value() or b"" for m in msgs]
+        decoded, ok = contract.decode_columns(payloads)
         if not ok.all():
             return None  # a payload fastavro must judge (a poison message, say)
         outcomes: list[str] = []
